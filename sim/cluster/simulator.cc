@@ -1,0 +1,591 @@
+#include "sim/cluster/simulator.h"
+
+#include <algorithm>
+#include <cmath>
+#include <deque>
+
+#include "sim/core/error.h"
+#include "sim/core/event_queue.h"
+
+namespace pdsim {
+
+std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool) {
+  const std::string where = scenario.file + ": " + pool.json_path + ".gpu";
+  PDSIM_CHECK(scenario.cost_model == "roofline", "unknown cost model " + scenario.cost_model);
+  return std::make_unique<RooflineCostModel>(pool.gpu, scenario.model.weight_bytes, where);
+}
+
+namespace {
+
+std::int64_t blocks_for(std::int64_t tokens, std::int64_t block_tokens) {
+  return (tokens + block_tokens - 1) / block_tokens;
+}
+
+// Egress link of one prefill instance, shared equally by its active flows.
+class SharedLink {
+ public:
+  SharedLink(EventQueue& q, double bytes_per_s, SimTime latency_ns, std::function<void(int)> on_done)
+      : q_(q), bytes_per_ns_(bytes_per_s * 1e-9), latency_ns_(latency_ns), on_done_(std::move(on_done)) {}
+
+  void start(int request, double bytes) {
+    advance();
+    flows_.push_back({request, bytes});
+    reschedule();
+  }
+
+ private:
+  struct Flow {
+    int request;
+    double remaining_bytes;
+  };
+
+  void advance() {
+    const SimTime now = q_.now();
+    if (!flows_.empty() && now > last_update_) {
+      const double each = bytes_per_ns_ * static_cast<double>(now - last_update_) / static_cast<double>(flows_.size());
+      for (auto& f : flows_) f.remaining_bytes -= each;
+    }
+    last_update_ = now;
+  }
+
+  void reschedule() {
+    const std::uint64_t version = ++version_;
+    if (flows_.empty()) return;
+    double least = flows_.front().remaining_bytes;
+    for (const auto& f : flows_) least = std::min(least, f.remaining_bytes);
+    const double ns = std::max(0.0, least) * static_cast<double>(flows_.size()) / bytes_per_ns_;
+    q_.schedule_after(static_cast<SimTime>(std::ceil(ns)), [this, version] { on_event(version); });
+  }
+
+  void on_event(std::uint64_t version) {
+    if (version != version_) return;  // superseded by a later start()
+    advance();
+    std::vector<int> done;
+    // Half a byte of residue is floating-point rounding, not data.
+    auto finished = [](const Flow& f) { return f.remaining_bytes <= 0.5; };
+    for (const auto& f : flows_)
+      if (finished(f)) done.push_back(f.request);
+    flows_.erase(std::remove_if(flows_.begin(), flows_.end(), finished), flows_.end());
+    reschedule();
+    for (int r : done) q_.schedule_after(latency_ns_, [this, r] { on_done_(r); });
+  }
+
+  EventQueue& q_;
+  double bytes_per_ns_;
+  SimTime latency_ns_;
+  std::function<void(int)> on_done_;
+  std::vector<Flow> flows_;
+  SimTime last_update_ = 0;
+  std::uint64_t version_ = 0;
+};
+
+enum class Role { kPrefill, kDecode, kColocated };
+
+struct Instance {
+  Role role = Role::kPrefill;
+  int index = 0;
+  const PoolConfig* pool = nullptr;
+  const CostModel* cost = nullptr;
+  std::int64_t capacity_blocks = 0;
+  std::int64_t used_blocks = 0;
+  bool busy = false;
+  std::int64_t load_tokens = 0;  // router's "outstanding tokens"
+
+  std::deque<int> waiting;            // prefill queue (prefill/colocated)
+  std::deque<int> pending_transfer;   // decode: prefilled, waiting for KV blocks
+  std::deque<int> ready;              // decode: KV arrived, waiting to join the batch
+  std::vector<int> running;           // decoding requests
+  std::vector<int> prefilling;        // chunked: admitted, prompt not finished
+  double running_kv_tokens = 0;       // sum over running of (input + generated)
+
+  // The batch in flight.
+  std::vector<int> batch_prefill;
+  std::vector<std::int64_t> batch_chunk;  // prompt tokens per batch_prefill entry
+  std::vector<int> batch_decode;
+
+  // Statistics.
+  SimTime busy_ns = 0;
+  std::int64_t batches = 0, batch_requests = 0, batch_tokens = 0;
+  std::int64_t peak_blocks = 0;
+  double block_ns = 0;
+  SimTime last_kv_change = 0;
+};
+
+struct ReqState {
+  std::int64_t generated = 0;      // output tokens emitted
+  std::int64_t prefilled = 0;      // prompt tokens computed (chunked)
+  SimTime last_token = -1;
+  std::int64_t prefill_blocks = 0;  // held on the prefill instance
+  std::int64_t decode_blocks = 0;   // reserved on the decode/colocated instance
+  double transfer_bytes = 0;
+};
+
+class Engine {
+ public:
+  Engine(const Scenario& s, const std::vector<RequestSpec>& reqs, const SimOptions& opt)
+      : s_(s), specs_(reqs), opt_(opt), state_(reqs.size()) {
+    result_.records.resize(reqs.size());
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      auto& r = result_.records[i];
+      r.id = static_cast<std::int64_t>(i);
+      r.input_tokens = reqs[i].input_tokens;
+      r.output_tokens = reqs[i].output_tokens;
+    }
+    if (s.mode == Mode::kDisaggregated) {
+      prefill_cost_ = make_cost_model(s, s.prefill);
+      decode_cost_ = make_cost_model(s, s.decode);
+      add_pool(Role::kPrefill, s.prefill, prefill_cost_.get(), prefill_);
+      add_pool(Role::kDecode, s.decode, decode_cost_.get(), decode_);
+      const double bytes_per_s = s.kv_transfer.bandwidth_gbps * 1e9 / 8;
+      for (std::size_t i = 0; i < prefill_.size(); ++i)
+        links_.emplace_back(std::make_unique<SharedLink>(q_, bytes_per_s, seconds_to_ns(s.kv_transfer.latency_us * 1e-6),
+                                                         [this](int r) { on_transfer_done(r); }));
+    } else {
+      colocated_cost_ = make_cost_model(s, s.colocated);
+      add_pool(Role::kColocated, s.colocated, colocated_cost_.get(), colocated_);
+    }
+    check_requests_fit();
+  }
+
+  SimResult run() {
+    const auto n = specs_.size();
+    if (n > 0) {
+      const auto& a = s_.workload.arrival;
+      if (a && a->process == ArrivalConfig::Process::kClosedLoop) {
+        closed_loop_ = true;
+        const std::size_t first = std::min<std::size_t>(n, static_cast<std::size_t>(a->concurrency));
+        for (std::size_t i = 0; i < first; ++i) q_.schedule_at(0, [this, i] { arrive(static_cast<int>(i)); });
+        next_closed_ = first;
+      } else {
+        q_.schedule_at(specs_[0].arrival_ns, [this] { arrive_open(0); });
+      }
+    }
+    while (q_.step()) {
+      if (opt_.progress && (q_.events_run() & 0xFFFF) == 0)
+        opt_.progress(static_cast<double>(finished_) / static_cast<double>(n));
+    }
+    PDSIM_CHECK(finished_ == n, "simulation ended with " + std::to_string(n - finished_) + " unfinished requests");
+    result_.end_time = q_.now();
+    result_.events = q_.events_run();
+    result_.prefill = pool_stats(prefill_);
+    result_.decode = pool_stats(decode_);
+    result_.colocated = pool_stats(colocated_);
+    return std::move(result_);
+  }
+
+ private:
+  void add_pool(Role role, const PoolConfig& pool, const CostModel* cost, std::vector<Instance>& out) {
+    const std::int64_t capacity_tokens = kv_capacity_tokens(s_.model, pool, s_.file);
+    for (int i = 0; i < pool.instances; ++i) {
+      Instance inst;
+      inst.role = role;
+      inst.index = i;
+      inst.pool = &pool;
+      inst.cost = cost;
+      inst.capacity_blocks = capacity_tokens / pool.block_tokens;
+      out.push_back(std::move(inst));
+    }
+  }
+
+  // A request that can never fit would stall the pool forever: reject it up front.
+  void check_requests_fit() {
+    const std::string where = s_.file + ": $.workload";
+    auto need_tokens = [&](std::size_t i) {
+      return static_cast<std::int64_t>(specs_[i].input_tokens) + specs_[i].output_tokens;
+    };
+    for (std::size_t i = 0; i < specs_.size(); ++i) {
+      if (need_tokens(i) > s_.model.max_context)
+        throw InputError(where, "request " + std::to_string(i) + " needs " + std::to_string(need_tokens(i)) +
+                                    " tokens of context but " + s_.model.name + " allows " +
+                                    std::to_string(s_.model.max_context));
+      auto check = [&](const std::vector<Instance>& pool, std::int64_t tokens, const char* what) {
+        if (pool.empty()) return;
+        const auto& p = *pool.front().pool;
+        if (blocks_for(tokens, p.block_tokens) > pool.front().capacity_blocks)
+          throw InputError(where, "request " + std::to_string(i) + " needs KV for " + std::to_string(tokens) +
+                                      " tokens but a " + what + " instance holds " +
+                                      std::to_string(pool.front().capacity_blocks * p.block_tokens) +
+                                      " (raise tp/pp or memory_utilization at " + p.json_path + ")");
+      };
+      check(prefill_, specs_[i].input_tokens, "prefill");
+      check(decode_, need_tokens(i), "decode");
+      check(colocated_, need_tokens(i), "colocated");
+    }
+  }
+
+  // ---- KV accounting -------------------------------------------------------
+  void change_blocks(Instance& inst, std::int64_t delta) {
+    const SimTime now = q_.now();
+    inst.block_ns += static_cast<double>(inst.used_blocks) * static_cast<double>(now - inst.last_kv_change);
+    inst.last_kv_change = now;
+    inst.used_blocks += delta;
+    PDSIM_CHECK(inst.used_blocks >= 0, "KV blocks went negative");
+    PDSIM_CHECK(inst.used_blocks <= inst.capacity_blocks, "KV use exceeds capacity");
+    inst.peak_blocks = std::max(inst.peak_blocks, inst.used_blocks);
+  }
+  bool has_blocks(const Instance& inst, std::int64_t blocks) const {
+    return inst.used_blocks + blocks <= inst.capacity_blocks;
+  }
+
+  // ---- Routing -------------------------------------------------------------
+  Instance& route(std::vector<Instance>& pool, std::size_t& rr_counter) {
+    if (s_.router == RouterKind::kRoundRobin) return pool[rr_counter++ % pool.size()];
+    std::size_t best = 0;  // ties go to the lowest index: deterministic
+    for (std::size_t i = 1; i < pool.size(); ++i)
+      if (pool[i].load_tokens < pool[best].load_tokens) best = i;
+    return pool[best];
+  }
+
+  // ---- Arrivals ------------------------------------------------------------
+  void arrive_open(std::size_t i) {
+    if (i + 1 < specs_.size())
+      q_.schedule_at(specs_[i + 1].arrival_ns, [this, i] { arrive_open(i + 1); });
+    arrive(static_cast<int>(i));
+  }
+
+  void arrive(int r) {
+    auto& rec = result_.records[r];
+    rec.arrival = q_.now();
+    const auto& spec = specs_[r];
+    if (s_.mode == Mode::kDisaggregated) {
+      Instance& inst = route(prefill_, rr_prefill_);
+      rec.prefill_instance = inst.index;
+      inst.load_tokens += spec.input_tokens;
+      inst.waiting.push_back(r);
+      try_start_prefill(inst);
+    } else {
+      Instance& inst = route(colocated_, rr_prefill_);
+      rec.prefill_instance = rec.decode_instance = inst.index;
+      inst.load_tokens += spec.input_tokens + spec.output_tokens;
+      inst.waiting.push_back(r);
+      if (!inst.busy) start_colocated_step(inst);
+    }
+  }
+
+  void finish(int r) {
+    auto& rec = result_.records[r];
+    PDSIM_CHECK(rec.finish < 0, "request finished twice");
+    rec.finish = q_.now();
+    ++finished_;
+    if (closed_loop_ && next_closed_ < specs_.size()) {
+      const std::size_t next = next_closed_++;
+      arrive(static_cast<int>(next));
+    }
+  }
+
+  // First token: at the end of the prompt's prefill.
+  void emit_first_token(int r) {
+    auto& st = state_[r];
+    auto& rec = result_.records[r];
+    rec.prefill_end = rec.first_token = q_.now();
+    st.generated = 1;
+    st.last_token = q_.now();
+  }
+
+  // ---- Prefill pool (disaggregated) -----------------------------------------
+  void try_start_prefill(Instance& inst) {
+    if (inst.busy || inst.waiting.empty()) return;
+    const PoolConfig& p = *inst.pool;
+    std::int64_t tokens = 0;
+    inst.batch_prefill.clear();
+    BatchStats stats;
+    while (!inst.waiting.empty() && static_cast<std::int64_t>(inst.batch_prefill.size()) < p.max_batch_requests) {
+      const int r = inst.waiting.front();
+      const std::int64_t in = specs_[r].input_tokens;
+      // The first prompt is always taken, even above max_batch_tokens (it could never run otherwise).
+      if (!inst.batch_prefill.empty() && tokens + in > p.max_batch_tokens) break;
+      const std::int64_t blocks = blocks_for(in, p.block_tokens);
+      if (!has_blocks(inst, blocks)) break;  // memory held by un-transferred KV: stop admitting
+      inst.waiting.pop_front();
+      change_blocks(inst, blocks);
+      state_[r].prefill_blocks = blocks;
+      tokens += in;
+      inst.batch_prefill.push_back(r);
+      stats.add({in, 0});
+      result_.records[r].prefill_start = q_.now();
+    }
+    if (inst.batch_prefill.empty()) return;
+    const SimTime duration = batch_time(inst, stats);
+    begin_batch(inst, duration, static_cast<std::int64_t>(inst.batch_prefill.size()), tokens);
+    q_.schedule_after(duration, [this, &inst, duration] { on_prefill_done(inst, duration); });
+  }
+
+  // The instance stays busy while results are handed on, so a request that
+  // arrives meanwhile (closed loop) cannot start a batch in the middle of this.
+  void on_prefill_done(Instance& inst, SimTime duration) {
+    const std::vector<int> batch = inst.batch_prefill;
+    for (int r : batch) {
+      emit_first_token(r);
+      inst.load_tokens -= specs_[r].input_tokens;
+      if (specs_[r].output_tokens == 1) {
+        change_blocks(inst, -state_[r].prefill_blocks);
+        state_[r].prefill_blocks = 0;
+        finish(r);
+        continue;
+      }
+      double bytes = s_.model.kv_bytes_per_token() * specs_[r].input_tokens;
+      if (s_.kv_transfer.layerwise) {
+        const double share = s_.kv_transfer.bandwidth_gbps * 1e9 / 8 / static_cast<double>(batch.size());
+        bytes = std::max(bytes / s_.model.layers, bytes - share * ns_to_seconds(duration));
+      }
+      state_[r].transfer_bytes = bytes;
+      Instance& dec = route(decode_, rr_decode_);
+      result_.records[r].decode_instance = dec.index;
+      dec.load_tokens += specs_[r].input_tokens + specs_[r].output_tokens - 1;
+      dec.pending_transfer.push_back(r);
+      try_admit_transfers(dec);
+    }
+    end_batch(inst);
+    try_start_prefill(inst);
+  }
+
+  // ---- KV transfer ----------------------------------------------------------
+  void try_admit_transfers(Instance& dec) {
+    while (!dec.pending_transfer.empty()) {
+      const int r = dec.pending_transfer.front();
+      const std::int64_t blocks =
+          blocks_for(static_cast<std::int64_t>(specs_[r].input_tokens) + specs_[r].output_tokens, dec.pool->block_tokens);
+      if (!has_blocks(dec, blocks)) return;  // FCFS: later requests wait behind the head
+      dec.pending_transfer.pop_front();
+      change_blocks(dec, blocks);
+      state_[r].decode_blocks = blocks;
+      result_.records[r].transfer_start = q_.now();
+      result_.kv_bytes_moved += state_[r].transfer_bytes;
+      links_[result_.records[r].prefill_instance]->start(r, state_[r].transfer_bytes);
+    }
+  }
+
+  void on_transfer_done(int r) {
+    auto& rec = result_.records[r];
+    rec.transfer_end = q_.now();
+    Instance& pre = prefill_[rec.prefill_instance];
+    change_blocks(pre, -state_[r].prefill_blocks);
+    state_[r].prefill_blocks = 0;
+    try_start_prefill(pre);
+    Instance& dec = decode_[rec.decode_instance];
+    dec.ready.push_back(r);
+    if (!dec.busy) start_decode_iteration(dec);
+  }
+
+  // ---- Decode (disaggregated) -----------------------------------------------
+  void join_running(Instance& inst, int r) {
+    result_.records[r].decode_start = q_.now();
+    inst.running.push_back(r);
+    inst.running_kv_tokens += static_cast<double>(specs_[r].input_tokens + state_[r].generated);
+  }
+
+  void start_decode_iteration(Instance& inst) {
+    while (!inst.ready.empty() && static_cast<std::int64_t>(inst.running.size()) < inst.pool->max_batch_size) {
+      join_running(inst, inst.ready.front());
+      inst.ready.pop_front();
+    }
+    if (inst.running.empty()) return;
+    BatchStats stats = decode_stats(inst);
+    inst.batch_decode = inst.running;
+    const SimTime duration = batch_time(inst, stats);
+    begin_batch(inst, duration, static_cast<std::int64_t>(inst.running.size()), stats.new_tokens);
+    q_.schedule_after(duration, [this, &inst] {
+      advance_decodes(inst);
+      try_admit_transfers(inst);
+      end_batch(inst);
+      start_decode_iteration(inst);
+    });
+  }
+
+  BatchStats decode_stats(const Instance& inst) const {
+    BatchStats stats;
+    const auto n = static_cast<std::int64_t>(inst.running.size());
+    stats.new_tokens = n;
+    stats.logit_rows = n;
+    stats.decode_seqs = n;
+    stats.decode_kv_tokens = inst.running_kv_tokens;
+    return stats;
+  }
+
+  // Every request of the finished iteration emits one token.
+  void advance_decodes(Instance& inst) {
+    const SimTime now = q_.now();
+    for (int r : inst.batch_decode) {
+      auto& st = state_[r];
+      auto& rec = result_.records[r];
+      const SimTime gap = now - st.last_token;
+      result_.tbt.add(gap);
+      rec.max_tbt = std::max(rec.max_tbt, gap);
+      st.last_token = now;
+      ++st.generated;
+      inst.running_kv_tokens += 1;
+      inst.load_tokens -= 1;
+    }
+    auto done = [&](int r) { return state_[r].generated >= specs_[r].output_tokens; };
+    for (int r : inst.batch_decode) {
+      if (!done(r)) continue;
+      inst.running_kv_tokens -= static_cast<double>(specs_[r].input_tokens + state_[r].generated);
+      inst.load_tokens -= specs_[r].input_tokens;
+      change_blocks(inst, -state_[r].decode_blocks);
+      state_[r].decode_blocks = 0;
+    }
+    inst.running.erase(std::remove_if(inst.running.begin(), inst.running.end(), done), inst.running.end());
+    for (int r : inst.batch_decode)
+      if (done(r)) finish(r);
+    inst.batch_decode.clear();
+  }
+
+  // ---- Colocated ------------------------------------------------------------
+  // Admits the head of the waiting queue if memory and the running cap allow.
+  bool admit_colocated(Instance& inst) {
+    const PoolConfig& p = *inst.pool;
+    if (inst.waiting.empty()) return false;
+    const auto active = static_cast<std::int64_t>(inst.running.size() + inst.prefilling.size());
+    if (active >= p.max_batch_size) return false;
+    const int r = inst.waiting.front();
+    const std::int64_t blocks =
+        blocks_for(static_cast<std::int64_t>(specs_[r].input_tokens) + specs_[r].output_tokens, p.block_tokens);
+    if (!has_blocks(inst, blocks)) return false;
+    inst.waiting.pop_front();
+    change_blocks(inst, blocks);
+    state_[r].decode_blocks = blocks;
+    inst.prefilling.push_back(r);
+    return true;
+  }
+
+  void start_colocated_step(Instance& inst) {
+    const PoolConfig& p = *inst.pool;
+    inst.batch_prefill.clear();
+    inst.batch_chunk.clear();
+    inst.batch_decode.clear();
+    BatchStats stats;
+    std::int64_t prompt_tokens = 0;
+    if (p.policy == ColocatedPolicy::kPrefillPriority) {
+      // Waiting prompts run first, as a prefill-only batch; decodes stall meanwhile.
+      while (static_cast<std::int64_t>(inst.prefilling.size()) < p.max_batch_requests && !inst.waiting.empty()) {
+        const std::int64_t in = specs_[inst.waiting.front()].input_tokens;
+        if (!inst.prefilling.empty() && prompt_tokens + in > p.max_batch_tokens) break;
+        if (!admit_colocated(inst)) break;
+        prompt_tokens += in;
+      }
+      for (int r : inst.prefilling) {
+        inst.batch_prefill.push_back(r);
+        inst.batch_chunk.push_back(specs_[r].input_tokens);
+        stats.add({specs_[r].input_tokens, 0});
+      }
+      if (inst.batch_prefill.empty()) {
+        for (int r : inst.running) inst.batch_decode.push_back(r);
+        stats = decode_stats(inst);
+      }
+    } else {
+      // Sarathi-style: every running request decodes one token; the rest of
+      // the token budget goes to prompt chunks, oldest first.
+      for (int r : inst.running) inst.batch_decode.push_back(r);
+      stats = decode_stats(inst);
+      std::int64_t budget = p.chunk_tokens - static_cast<std::int64_t>(inst.running.size());
+      std::size_t k = 0;
+      while (budget > 0) {
+        if (k == inst.prefilling.size() && !admit_colocated(inst)) break;
+        const int r = inst.prefilling[k++];
+        const std::int64_t left = specs_[r].input_tokens - state_[r].prefilled;
+        const std::int64_t chunk = std::min(left, budget);
+        inst.batch_prefill.push_back(r);
+        inst.batch_chunk.push_back(chunk);
+        stats.add({chunk, state_[r].prefilled}, chunk == left);
+        budget -= chunk;
+        prompt_tokens += chunk;
+      }
+    }
+    if (inst.batch_prefill.empty() && inst.batch_decode.empty()) return;  // idle
+    for (int r : inst.batch_prefill)
+      if (result_.records[r].prefill_start < 0) result_.records[r].prefill_start = q_.now();
+    const SimTime duration = batch_time(inst, stats);
+    begin_batch(inst, duration, static_cast<std::int64_t>(inst.batch_prefill.size() + inst.batch_decode.size()),
+                stats.new_tokens);
+    q_.schedule_after(duration, [this, &inst] { on_colocated_step_done(inst); });
+  }
+
+  void on_colocated_step_done(Instance& inst) {
+    advance_decodes(inst);
+    std::vector<int> completed;
+    for (std::size_t i = 0; i < inst.batch_prefill.size(); ++i) {
+      const int r = inst.batch_prefill[i];
+      state_[r].prefilled += inst.batch_chunk[i];
+      inst.load_tokens -= inst.batch_chunk[i];
+      if (state_[r].prefilled == specs_[r].input_tokens) completed.push_back(r);
+    }
+    for (int r : completed) {
+      inst.prefilling.erase(std::find(inst.prefilling.begin(), inst.prefilling.end(), r));
+      emit_first_token(r);
+      if (specs_[r].output_tokens == 1) {
+        inst.load_tokens -= 1;
+        change_blocks(inst, -state_[r].decode_blocks);
+        state_[r].decode_blocks = 0;
+        finish(r);
+      } else {
+        inst.load_tokens -= 1;
+        inst.load_tokens += specs_[r].input_tokens;  // advance_decodes subtracts it at the end
+        join_running(inst, r);
+      }
+    }
+    end_batch(inst);
+    start_colocated_step(inst);
+  }
+
+  // ---- Batches --------------------------------------------------------------
+  SimTime batch_time(const Instance& inst, const BatchStats& stats) {
+    build_ops(s_.model, inst.pool->par, stats, ops_);
+    const SimTime t = seconds_to_ns(inst.cost->total_s(ops_));
+    return std::max<SimTime>(t, 1);  // time must advance
+  }
+  void begin_batch(Instance& inst, SimTime duration, std::int64_t requests, std::int64_t tokens) {
+    inst.busy = true;
+    inst.busy_ns += duration;
+    ++inst.batches;
+    inst.batch_requests += requests;
+    inst.batch_tokens += tokens;
+  }
+  void end_batch(Instance& inst) { inst.busy = false; }
+
+  PoolStats pool_stats(std::vector<Instance>& pool) {
+    PoolStats st;
+    if (pool.empty()) return st;
+    const PoolConfig& p = *pool.front().pool;
+    st.instances = static_cast<int>(pool.size());
+    st.gpus = p.gpus();
+    st.kv_capacity_tokens = pool.front().capacity_blocks * p.block_tokens;
+    const SimTime end = q_.now();
+    for (auto& inst : pool) {
+      change_blocks(inst, 0);  // closes the time integral at the end time
+      PDSIM_CHECK(inst.used_blocks == 0, "KV blocks not returned at the end of the run");
+      PDSIM_CHECK(inst.load_tokens == 0, "router load not returned to zero at the end of the run");
+      st.busy_s += ns_to_seconds(inst.busy_ns);
+      st.batches += inst.batches;
+      st.batch_requests += inst.batch_requests;
+      st.batch_tokens += inst.batch_tokens;
+      const double cap = static_cast<double>(inst.capacity_blocks);
+      st.kv_peak_fraction = std::max(st.kv_peak_fraction, static_cast<double>(inst.peak_blocks) / cap);
+      if (end > 0) st.kv_mean_fraction += inst.block_ns / (cap * static_cast<double>(end)) / static_cast<double>(pool.size());
+    }
+    return st;
+  }
+
+  const Scenario& s_;
+  const std::vector<RequestSpec>& specs_;
+  const SimOptions& opt_;
+  EventQueue q_;
+  std::vector<ReqState> state_;
+  SimResult result_;
+  std::unique_ptr<CostModel> prefill_cost_, decode_cost_, colocated_cost_;
+  std::vector<Instance> prefill_, decode_, colocated_;
+  std::vector<std::unique_ptr<SharedLink>> links_;
+  std::vector<Op> ops_;
+  std::size_t rr_prefill_ = 0, rr_decode_ = 0;
+  std::size_t finished_ = 0;
+  bool closed_loop_ = false;
+  std::size_t next_closed_ = 0;
+};
+
+}  // namespace
+
+SimResult simulate(const Scenario& scenario, const std::vector<RequestSpec>& requests, const SimOptions& options) {
+  Engine engine(scenario, requests, options);
+  return engine.run();
+}
+
+}  // namespace pdsim

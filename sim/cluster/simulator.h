@@ -1,0 +1,66 @@
+// The event-driven cluster simulator: request arrival, prefill batching, KV
+// transfer, decode continuous batching (disaggregated), or both phases on one
+// pool (colocated, prefill-priority or chunked).
+//
+// Memory model: KV blocks of `block_tokens`. A decode (or colocated) instance
+// reserves blocks for prompt + all output tokens when it admits a request, so
+// it never has to preempt; a request that does not fit waits (FCFS) holding
+// its prefill instance's blocks, and a prefill instance whose blocks are all
+// held stops admitting (DistServe's pull model).
+//
+// KV transfer: each prefill instance has one egress link of `bandwidth_gbps`;
+// concurrent transfers share it equally (processor sharing) and each pays
+// `latency_us` once. With `layerwise`, the KV is streamed while the prefill
+// computes; what remains at prefill end is max(1/L of the bytes, bytes -
+// per-request bandwidth share x prefill time).
+//
+// One Simulator is one run; it owns its event queue, RNG-free state and
+// metrics, so independent runs can proceed in parallel threads.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "sim/config/scenario.h"
+#include "sim/cost/cost_model.h"
+#include "sim/metrics/metrics.h"
+#include "sim/workload/workload.h"
+
+namespace pdsim {
+
+struct PoolStats {
+  int instances = 0;
+  int gpus = 0;
+  std::int64_t kv_capacity_tokens = 0;  // per instance
+  double busy_s = 0;                    // summed over instances
+  std::int64_t batches = 0;             // prefill batches or iterations
+  std::int64_t batch_requests = 0;      // summed batch sizes (requests)
+  std::int64_t batch_tokens = 0;        // summed new tokens per batch
+  double kv_peak_fraction = 0;          // max over instances of used/capacity
+  double kv_mean_fraction = 0;          // time-weighted, averaged over instances
+};
+
+struct SimResult {
+  std::vector<RequestRecord> records;  // index = request id
+  GapHistogram tbt;
+  PoolStats prefill, decode, colocated;  // only the mode's pools are filled
+  double kv_bytes_moved = 0;
+  SimTime end_time = 0;  // last event
+  std::uint64_t events = 0;
+};
+
+struct SimOptions {
+  // Called now and then with the fraction of requests finished (for progress bars).
+  std::function<void(double)> progress;
+};
+
+// Builds the cost model named by scenario.cost_model for one pool.
+std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool);
+
+// Runs the scenario to completion. Throws InputError if a request can never
+// fit (e.g. longer than the KV capacity), InternalError on a broken invariant.
+SimResult simulate(const Scenario& scenario, const std::vector<RequestSpec>& requests,
+                   const SimOptions& options = {});
+
+}  // namespace pdsim

@@ -1,0 +1,66 @@
+// CostModel: prices the ops of one batch on one instance's GPU type.
+// Every implementation (roofline now; profiled and real-kernel later) returns
+// a per-op breakdown so any time pdsim prints can be explained.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "sim/hw/gpu_spec.h"
+#include "sim/model/ops.h"
+
+namespace pdsim {
+
+struct OpPrice {
+  double time_s = 0;        // for all `count` instances of the op
+  const char* bound = "";   // "compute" | "memory" | "link" | "overhead"
+  const char* source = "";  // "roofline" | "measured" | "interpolated" | "roofline-fallback" | "real"
+};
+
+struct PricedOp {
+  Op op;
+  OpPrice price;
+};
+
+struct CostBreakdown {
+  std::vector<PricedOp> ops;
+  double total_s = 0;
+};
+
+class CostModel {
+ public:
+  virtual ~CostModel() = default;
+  virtual std::string name() const = 0;
+  virtual OpPrice price(const Op& op) const = 0;
+
+  // Sum of op prices: the batch's latency on the instance.
+  double total_s(const std::vector<Op>& ops) const {
+    double t = 0;
+    for (const auto& op : ops) t += price(op).time_s;
+    return t;
+  }
+  CostBreakdown breakdown(const std::vector<Op>& ops) const {
+    CostBreakdown out;
+    for (const auto& op : ops) {
+      out.ops.push_back({op, price(op)});
+      out.total_s += out.ops.back().price.time_s;
+    }
+    return out;
+  }
+};
+
+// Roofline: time = max(FLOPs / (peak x eff), bytes / (HBM x eff)) + launches x
+// overhead; collectives use the ring all-reduce volume over the intra-node link.
+class RooflineCostModel : public CostModel {
+ public:
+  // compute_bytes selects the peak (2: bf16, 1: fp8); `where` names the config for errors.
+  RooflineCostModel(const GpuSpec& gpu, int compute_bytes, const std::string& where);
+  std::string name() const override { return "roofline"; }
+  OpPrice price(const Op& op) const override;
+
+ private:
+  GpuSpec gpu_;
+  double peak_flops_;
+  double fp32_flops_;
+};
+
+}  // namespace pdsim

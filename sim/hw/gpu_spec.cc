@@ -1,0 +1,75 @@
+#include "sim/hw/gpu_spec.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "sim/config/json_object.h"
+#include "sim/core/error.h"
+
+namespace pdsim {
+
+double GpuSpec::peak_flops(int element_bytes, const std::string& where) const {
+  const char* dtype = element_bytes == 1 ? "fp8" : element_bytes == 2 ? "bf16" : "fp32";
+  const auto it = dense_tflops.find(dtype);
+  if (it == dense_tflops.end())
+    throw InputError(where, "GPU " + name + " has no " + dtype + " throughput in its profile");
+  return it->second * 1e12;
+}
+
+GpuSpec load_gpu_file(const std::string& path, const std::string& name) {
+  const nlohmann::json root = parse_json_file(path);
+  JsonObject top(root, path);
+  GpuSpec g;
+  g.name = top.string("name");
+  if (g.name != name) top.fail("name", "is \"" + g.name + "\" but the file is for \"" + name + "\"");
+  g.device = top.string("device");
+  JsonObject tf = top.object("dense_tflops");
+  for (const char* dtype : {"fp32", "tf32", "bf16", "fp16", "fp8"})
+    if (tf.has(dtype)) g.dense_tflops[dtype] = tf.positive(dtype);
+  tf.finish();
+  if (!g.dense_tflops.count("bf16")) tf.fail_here("needs at least \"bf16\"");
+  g.hbm_gbytes_per_s = top.positive("hbm_gbytes_per_s");
+  g.memory_gib = top.positive("memory_gib");
+  JsonObject link = top.object("intra_node_link");
+  g.link_kind = link.string("kind");
+  g.link_gbytes_per_s = link.positive("gbytes_per_s_per_direction");
+  link.finish();
+  g.nic_gbits_per_s = top.positive("nic_gbits_per_s");
+  g.price_usd_per_hour = top.number("price_usd_per_gpu_hour");
+  if (g.price_usd_per_hour < 0) top.fail("price_usd_per_gpu_hour", "must be >= 0");
+  JsonObject eff = top.object("efficiency");
+  auto fraction = [&](const char* key) {
+    const double v = eff.positive(key);
+    if (v > 1) eff.fail(key, "is a fraction of peak and must be <= 1, got " + std::to_string(v));
+    return v;
+  };
+  g.eff_gemm = fraction("gemm");
+  g.eff_attention = fraction("attention");
+  g.eff_memory = fraction("memory");
+  g.eff_link = fraction("link");
+  eff.finish();
+  g.kernel_overhead_us = top.number("kernel_overhead_us");
+  if (g.kernel_overhead_us < 0) top.fail("kernel_overhead_us", "must be >= 0");
+  top.object("sources");  // required: provenance of every number; content is free text
+  top.finish();
+  return g;
+}
+
+const GpuSpec& GpuCatalog::get(const std::string& name, const std::string& where) {
+  const auto it = cache_.find(name);
+  if (it != cache_.end()) return it->second;
+  const std::string path = dir_ + "/" + name + ".json";
+  if (!std::filesystem::exists(path)) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_, ec))
+      if (entry.path().extension() == ".json") names.push_back(entry.path().stem().string());
+    std::string msg = "unknown GPU \"" + name + "\" (no " + path + ")";
+    const std::string near = nearest(name, names);
+    if (!near.empty()) msg += "; did you mean \"" + near + "\"?";
+    throw InputError(where, msg);
+  }
+  return cache_.emplace(name, load_gpu_file(path, name)).first->second;
+}
+
+}  // namespace pdsim

@@ -1,0 +1,43 @@
+// One GPU type's ceilings and prices, loaded from profiles/gpus/<name>.json.
+// Every field there carries a citation in its "sources" object.
+#pragma once
+#include <map>
+#include <string>
+
+namespace pdsim {
+
+struct GpuSpec {
+  std::string name;
+  std::string device;
+  std::map<std::string, double> dense_tflops;  // dtype -> dense TFLOP/s
+  double hbm_gbytes_per_s = 0;
+  double memory_gib = 0;
+  std::string link_kind;
+  double link_gbytes_per_s = 0;  // intra-node, per direction
+  double nic_gbits_per_s = 0;
+  double price_usd_per_hour = 0;
+  // Attainable fraction of the datasheet peak, per op class.
+  double eff_gemm = 1, eff_attention = 1, eff_memory = 1, eff_link = 1;
+  double kernel_overhead_us = 0;
+
+  double memory_bytes() const { return memory_gib * 1073741824.0; }
+  // Peak FLOP/s for an element size in bytes (2 -> bf16, 1 -> fp8, 4 -> fp32).
+  // Throws InputError naming `where` when the GPU lacks that dtype.
+  double peak_flops(int element_bytes, const std::string& where) const;
+};
+
+GpuSpec load_gpu_file(const std::string& path, const std::string& name);
+
+// Resolves GPU names to profiles/gpus/<name>.json under a data directory and
+// caches them.
+class GpuCatalog {
+ public:
+  explicit GpuCatalog(std::string gpu_dir) : dir_(std::move(gpu_dir)) {}
+  const GpuSpec& get(const std::string& name, const std::string& where);
+
+ private:
+  std::string dir_;
+  std::map<std::string, GpuSpec> cache_;
+};
+
+}  // namespace pdsim

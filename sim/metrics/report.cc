@@ -1,0 +1,188 @@
+#include "sim/metrics/report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <sstream>
+
+namespace pdsim {
+
+namespace {
+
+nlohmann::ordered_json dist_json(const Distribution& d) {
+  return {{"mean", d.mean}, {"p50", d.p50}, {"p90", d.p90}, {"p99", d.p99}, {"max", d.max}};
+}
+
+nlohmann::ordered_json pool_json(const PoolStats& p, double duration_s) {
+  nlohmann::ordered_json j;
+  j["instances"] = p.instances;
+  j["gpus"] = p.gpus;
+  j["utilization"] = duration_s > 0 ? p.busy_s / (p.instances * duration_s) : 0.0;
+  j["batches"] = p.batches;
+  j["mean_batch_requests"] = p.batches ? static_cast<double>(p.batch_requests) / p.batches : 0.0;
+  j["mean_batch_tokens"] = p.batches ? static_cast<double>(p.batch_tokens) / p.batches : 0.0;
+  j["kv_capacity_tokens_per_instance"] = p.kv_capacity_tokens;
+  j["kv_peak_fraction"] = p.kv_peak_fraction;
+  j["kv_mean_fraction"] = p.kv_mean_fraction;
+  return j;
+}
+
+}  // namespace
+
+nlohmann::ordered_json make_summary(const Scenario& s, const SimResult& r) {
+  std::vector<double> ttft, tpot, e2e;
+  ttft.reserve(r.records.size());
+  e2e.reserve(r.records.size());
+  std::size_t met_both = 0, met_ttft = 0, met_tpot = 0;
+  double input_tokens = 0, output_tokens = 0;
+  SimTime first_arrival = r.records.empty() ? 0 : r.records.front().arrival, last_finish = 0;
+  for (const auto& rec : r.records) {
+    ttft.push_back(rec.ttft_s());
+    e2e.push_back(rec.e2e_s());
+    if (rec.output_tokens > 1) tpot.push_back(rec.tpot_s());
+    const bool ok_ttft = rec.ttft_s() <= s.slo.ttft_s;
+    const bool ok_tpot = rec.tpot_s() <= s.slo.tpot_s;  // one-token requests have no TPOT: met
+    met_ttft += ok_ttft;
+    met_tpot += ok_tpot;
+    met_both += ok_ttft && ok_tpot;
+    input_tokens += rec.input_tokens;
+    output_tokens += rec.output_tokens;
+    first_arrival = std::min(first_arrival, rec.arrival);
+    last_finish = std::max(last_finish, rec.finish);
+  }
+  const double n = static_cast<double>(r.records.size());
+  const double duration = ns_to_seconds(last_finish - first_arrival);
+  const int gpus = s.total_gpus();
+
+  nlohmann::ordered_json j;
+  j["scenario"] = {{"name", s.name},
+                   {"file", s.file},
+                   {"mode", s.mode == Mode::kDisaggregated ? "disaggregated" : "colocated"},
+                   {"model", s.model.name},
+                   {"seed", s.seed},
+                   {"cost_model", s.cost_model},
+                   {"gpus", gpus}};
+  j["requests"] = {{"completed", r.records.size()},
+                   {"input_tokens_mean", n ? input_tokens / n : 0.0},
+                   {"output_tokens_mean", n ? output_tokens / n : 0.0}};
+  j["ttft_s"] = dist_json(distribution_of(ttft));
+  j["tpot_s"] = dist_json(distribution_of(tpot));
+  j["tbt_s"] = {{"mean", r.tbt.mean_s()},
+                {"p50", r.tbt.quantile_s(50)},
+                {"p90", r.tbt.quantile_s(90)},
+                {"p99", r.tbt.quantile_s(99)},
+                {"max", r.tbt.max_s()},
+                {"count", r.tbt.count()}};
+  j["e2e_s"] = dist_json(distribution_of(e2e));
+  const double ttft_pct = percentile(ttft, s.slo.ttft_percentile);
+  const double tpot_pct = percentile(tpot, s.slo.tpot_percentile);
+  j["slo"] = {{"ttft_s", s.slo.ttft_s},
+              {"ttft_percentile", s.slo.ttft_percentile},
+              {"tpot_s", s.slo.tpot_s},
+              {"tpot_percentile", s.slo.tpot_percentile},
+              {"attainment", n ? met_both / n : 0.0},
+              {"ttft_attainment", n ? met_ttft / n : 0.0},
+              {"tpot_attainment", n ? met_tpot / n : 0.0},
+              {"ttft_at_percentile_s", ttft_pct},
+              {"tpot_at_percentile_s", tpot_pct},
+              {"met", ttft_pct <= s.slo.ttft_s && tpot_pct <= s.slo.tpot_s}};
+  const double out_tps = duration > 0 ? output_tokens / duration : 0.0;
+  j["throughput"] = {{"duration_s", duration},
+                     {"requests_per_s", duration > 0 ? n / duration : 0.0},
+                     {"input_tokens_per_s", duration > 0 ? input_tokens / duration : 0.0},
+                     {"output_tokens_per_s", out_tps},
+                     {"output_tokens_per_s_per_gpu", out_tps / gpus},
+                     {"requests_per_s_per_gpu", duration > 0 ? n / duration / gpus : 0.0}};
+  nlohmann::ordered_json util, pools;
+  if (s.mode == Mode::kDisaggregated) {
+    pools["prefill"] = pool_json(r.prefill, duration);
+    pools["decode"] = pool_json(r.decode, duration);
+    util["prefill"] = pools["prefill"]["utilization"];
+    util["decode"] = pools["decode"]["utilization"];
+  } else {
+    pools["colocated"] = pool_json(r.colocated, duration);
+    util["colocated"] = pools["colocated"]["utilization"];
+  }
+  j["utilization"] = util;
+  j["pools"] = pools;
+  j["kv_transfer"] = {{"bytes_moved", r.kv_bytes_moved}};
+  double usd_per_hour = 0;
+  if (s.mode == Mode::kDisaggregated)
+    usd_per_hour = s.prefill.gpus() * s.prefill.gpu.price_usd_per_hour + s.decode.gpus() * s.decode.gpu.price_usd_per_hour;
+  else
+    usd_per_hour = s.colocated.gpus() * s.colocated.gpu.price_usd_per_hour;
+  const double dollars = usd_per_hour * duration / 3600.0;
+  j["cost"] = {{"usd_per_hour", usd_per_hour},
+               {"usd_total", dollars},
+               {"usd_per_million_output_tokens", output_tokens > 0 ? dollars / (output_tokens / 1e6) : 0.0}};
+  j["sim"] = {{"end_time_s", ns_to_seconds(r.end_time)}, {"events", r.events}};
+  return j;
+}
+
+void write_requests_csv(std::ostream& out, const SimResult& r) {
+  out << "id,input_tokens,output_tokens,arrival_s,prefill_start_s,prefill_end_s,transfer_start_s,"
+         "transfer_end_s,decode_start_s,first_token_s,finish_s,ttft_s,tpot_s,e2e_s,max_tbt_s,"
+         "prefill_instance,decode_instance\n";
+  char buf[64];
+  auto t = [&](SimTime ns) {
+    if (ns < 0) return std::string();
+    std::snprintf(buf, sizeof buf, "%.9f", ns_to_seconds(ns));
+    return std::string(buf);
+  };
+  auto sec = [&](double s) {
+    std::snprintf(buf, sizeof buf, "%.9f", s);
+    return std::string(buf);
+  };
+  for (const auto& rec : r.records) {
+    out << rec.id << ',' << rec.input_tokens << ',' << rec.output_tokens << ',' << t(rec.arrival) << ','
+        << t(rec.prefill_start) << ',' << t(rec.prefill_end) << ',' << t(rec.transfer_start) << ','
+        << t(rec.transfer_end) << ',' << t(rec.decode_start) << ',' << t(rec.first_token) << ','
+        << t(rec.finish) << ',' << sec(rec.ttft_s()) << ',' << (rec.output_tokens > 1 ? sec(rec.tpot_s()) : "")
+        << ',' << sec(rec.e2e_s()) << ',' << t(rec.max_tbt) << ',' << rec.prefill_instance << ','
+        << rec.decode_instance << '\n';
+  }
+}
+
+std::string summary_table(const nlohmann::ordered_json& j) {
+  std::ostringstream o;
+  char line[256];
+  const auto& sc = j["scenario"];
+  o << "scenario " << sc["name"].get<std::string>() << ": " << sc["mode"].get<std::string>() << ", "
+    << sc["model"].get<std::string>() << ", " << sc["gpus"].get<int>() << " GPUs, cost model "
+    << sc["cost_model"].get<std::string>() << ", seed " << sc["seed"].get<std::uint64_t>() << "\n";
+  std::snprintf(line, sizeof line, "requests completed %zu in %.2f s simulated\n",
+                j["requests"]["completed"].get<std::size_t>(), j["throughput"]["duration_s"].get<double>());
+  o << line;
+  o << "metric        mean        p50        p90        p99        max\n";
+  for (const char* key : {"ttft_s", "tpot_s", "tbt_s", "e2e_s"}) {
+    const auto& d = j[key];
+    std::snprintf(line, sizeof line, "%-8s %9.4f  %9.4f  %9.4f  %9.4f  %9.4f\n", key, d["mean"].get<double>(),
+                  d["p50"].get<double>(), d["p90"].get<double>(), d["p99"].get<double>(), d["max"].get<double>());
+    o << line;
+  }
+  const auto& slo = j["slo"];
+  std::snprintf(line, sizeof line,
+                "SLO P%g TTFT <= %g s: %.4f s; P%g TPOT <= %g s: %.4f s; attainment %.1f%% (%s)\n",
+                slo["ttft_percentile"].get<double>(), slo["ttft_s"].get<double>(),
+                slo["ttft_at_percentile_s"].get<double>(), slo["tpot_percentile"].get<double>(),
+                slo["tpot_s"].get<double>(), slo["tpot_at_percentile_s"].get<double>(),
+                100 * slo["attainment"].get<double>(), slo["met"].get<bool>() ? "met" : "NOT met");
+  o << line;
+  const auto& tp = j["throughput"];
+  std::snprintf(line, sizeof line, "throughput %.3f req/s, %.1f output tok/s (%.1f per GPU)\n",
+                tp["requests_per_s"].get<double>(), tp["output_tokens_per_s"].get<double>(),
+                tp["output_tokens_per_s_per_gpu"].get<double>());
+  o << line;
+  for (const auto& [pool, p] : j["pools"].items()) {
+    std::snprintf(line, sizeof line, "%-9s util %5.1f%%  mean batch %.1f req / %.0f tok  KV peak %.1f%% mean %.1f%%\n",
+                  pool.c_str(), 100 * p["utilization"].get<double>(), p["mean_batch_requests"].get<double>(),
+                  p["mean_batch_tokens"].get<double>(), 100 * p["kv_peak_fraction"].get<double>(),
+                  100 * p["kv_mean_fraction"].get<double>());
+    o << line;
+  }
+  std::snprintf(line, sizeof line, "cost $%.2f/h, $%.4f per million output tokens\n",
+                j["cost"]["usd_per_hour"].get<double>(), j["cost"]["usd_per_million_output_tokens"].get<double>());
+  o << line;
+  return o.str();
+}
+
+}  // namespace pdsim

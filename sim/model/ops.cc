@@ -1,0 +1,154 @@
+#include "sim/model/ops.h"
+
+#include <algorithm>
+
+#include "sim/core/error.h"
+
+namespace pdsim {
+
+void BatchStats::add(const SeqShape& s, bool emits_token) {
+  new_tokens += s.new_tokens;
+  if (emits_token) ++logit_rows;
+  const double n = static_cast<double>(s.new_tokens), c = static_cast<double>(s.cached_tokens);
+  if (s.new_tokens > 1) {
+    ++prefill_seqs;
+    prefill_tokens += s.new_tokens;
+    prefill_pairs += n * c + n * (n + 1) / 2;
+    prefill_kv_tokens += n + c;
+  } else if (s.new_tokens == 1) {
+    ++decode_seqs;
+    decode_kv_tokens += c + 1;
+  }
+}
+
+BatchStats stats_of(const std::vector<SeqShape>& seqs) {
+  BatchStats b;
+  for (const auto& s : seqs) b.add(s);
+  return b;
+}
+
+const char* op_class_name(OpClass c) {
+  switch (c) {
+    case OpClass::kGemm: return "gemm";
+    case OpClass::kAttentionPrefill: return "attention_prefill";
+    case OpClass::kAttentionDecode: return "attention_decode";
+    case OpClass::kElementwise: return "elementwise";
+    case OpClass::kAllReduce: return "allreduce";
+    case OpClass::kP2P: return "p2p";
+  }
+  return "?";
+}
+
+namespace {
+int kv_heads_per_gpu(const ModelSpec& m, int tp) { return std::max(1, m.kv_heads / tp); }
+
+Op gemm(const char* name, std::int64_t m, std::int64_t n, std::int64_t k, int count, int weight_bytes,
+        int act_bytes) {
+  Op op{name, OpClass::kGemm};
+  const double md = m, nd = n, kd = k;
+  op.flops = 2 * md * nd * kd;
+  op.bytes = weight_bytes * nd * kd + act_bytes * (md * kd + md * nd);
+  op.count = count;
+  op.m = m;
+  op.n = n;
+  op.k = k;
+  return op;
+}
+}  // namespace
+
+double weight_bytes_per_gpu(const ModelSpec& model, const Parallelism& par) {
+  return model.weight_bytes_total() / (static_cast<double>(par.tp) * par.pp);
+}
+
+double kv_bytes_per_token_per_gpu(const ModelSpec& model, const Parallelism& par) {
+  // Each GPU holds its KV heads for its stage's layers.
+  const double per_layer = 2.0 * kv_heads_per_gpu(model, par.tp) * model.head_dim * model.kv_bytes;
+  return per_layer * model.layers / par.pp;
+}
+
+void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats& b, std::vector<Op>& out) {
+  out.clear();
+  PDSIM_CHECK(par.tp >= 1 && par.pp >= 1 && model.heads % par.tp == 0, "invalid parallelism");
+  const int tp = par.tp, L = model.layers, wb = model.weight_bytes, ab = model.act_bytes,
+            kvb = model.kv_bytes;
+  const std::int64_t T = b.new_tokens;
+  if (T <= 0) return;
+  const std::int64_t hd = model.head_dim, h = model.hidden;
+  const std::int64_t q_heads = model.heads / tp, kv_heads = kv_heads_per_gpu(model, tp);
+  const std::int64_t ffn = model.ffn_hidden / tp;  // rounding down matches column-parallel shards
+  const double Td = static_cast<double>(T), hdd = static_cast<double>(h);
+
+  out.push_back(gemm("qkv_proj", T, (q_heads + 2 * kv_heads) * hd, h, L, wb, ab));
+
+  if (b.prefill_seqs > 0) {
+    Op op{"attention_prefill", OpClass::kAttentionPrefill};
+    op.flops = 4.0 * q_heads * hd * b.prefill_pairs;
+    op.bytes = kvb * 2.0 * kv_heads * hd * b.prefill_kv_tokens            // read K,V
+               + ab * 2.0 * q_heads * hd * static_cast<double>(b.prefill_tokens);  // Q in, O out
+    op.count = L;
+    op.m = b.prefill_tokens;
+    out.push_back(op);
+  }
+  if (b.decode_seqs > 0) {
+    Op op{"attention_decode", OpClass::kAttentionDecode};
+    op.flops = 4.0 * q_heads * hd * b.decode_kv_tokens;
+    op.bytes = kvb * 2.0 * kv_heads * hd * b.decode_kv_tokens + ab * 2.0 * q_heads * hd * b.decode_seqs;
+    op.count = L;
+    op.m = b.decode_seqs;
+    out.push_back(op);
+  }
+  {
+    // KV append for the new tokens, RoPE on q and k.
+    Op op{"kv_append_rope", OpClass::kElementwise};
+    const double qk = static_cast<double>(q_heads + kv_heads) * hd;
+    op.flops = 6.0 * Td * qk;
+    op.bytes = 2.0 * ab * Td * qk + kvb * 2.0 * kv_heads * hd * Td;
+    op.count = L;
+    op.kernels = 2;
+    out.push_back(op);
+  }
+  out.push_back(gemm("o_proj", T, h, q_heads * hd, L, wb, ab));
+  out.push_back(gemm(model.gated() ? "mlp_gate_up" : "mlp_up", T, (model.gated() ? 2 : 1) * ffn, h, L, wb, ab));
+  {
+    Op op{model.gated() ? "mlp_silu_mul" : "mlp_activation", OpClass::kElementwise};
+    const double elems = Td * static_cast<double>(ffn);
+    op.flops = (model.gated() ? 6.0 : 4.0) * elems;
+    op.bytes = ab * elems * (model.gated() ? 3.0 : 2.0);
+    op.count = L;
+    out.push_back(op);
+  }
+  out.push_back(gemm("mlp_down", T, h, ffn, L, wb, ab));
+  {
+    // Two norms (read x, write y) and two residual adds (read 2, write 1).
+    Op op{"norms_residual", OpClass::kElementwise};
+    op.flops = 2 * 5.0 * Td * hdd + 2 * Td * hdd;
+    op.bytes = ab * Td * hdd * (2 * 2 + 2 * 3);
+    op.count = L;
+    op.kernels = 4;
+    out.push_back(op);
+  }
+  if (tp > 1) {
+    Op op{"tp_allreduce", OpClass::kAllReduce};
+    op.bytes = ab * Td * hdd;
+    op.count = 2 * L;
+    op.group_gpus = tp;
+    out.push_back(op);
+  }
+  {
+    Op op{"embedding", OpClass::kElementwise};
+    op.bytes = 2.0 * ab * Td * hdd;
+    op.count = 1;
+    out.push_back(op);
+  }
+  if (b.logit_rows > 0) {
+    out.push_back(gemm("lm_head", b.logit_rows, model.vocab / tp, h, 1, wb, ab));
+  }
+  if (par.pp > 1) {
+    Op op{"pp_handoff", OpClass::kP2P};
+    op.bytes = ab * Td * hdd;
+    op.count = par.pp - 1;
+    out.push_back(op);
+  }
+}
+
+}  // namespace pdsim

@@ -1,0 +1,108 @@
+#include <cstdio>
+#include <iostream>
+
+#include "sim/cost/cost_model.h"
+#include "sim/core/error.h"
+#include "sim/hw/gpu_spec.h"
+#include "sim/model/model_spec.h"
+#include "tools/commands.h"
+
+namespace pdsim::cli {
+
+namespace {
+
+struct CostOptions {
+  std::string model, gpu, prefill, decode, cost_model = "roofline";
+  int tp = 1, pp = 1;
+  bool json = false;
+};
+
+// "LEN[xCOUNT],..." -> sequences. For --decode, LEN is the context (tokens
+// whose KV is read, including the one being decoded).
+std::vector<SeqShape> parse_shapes(const std::string& text, bool decode, const char* flag) {
+  std::vector<SeqShape> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const auto comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    long long len = 0, count = 1;
+    char tail = 0;
+    const int got = std::sscanf(item.c_str(), "%lldx%lld%c", &len, &count, &tail);
+    if (!(got == 2 || (got == 1 && item.find('x') == std::string::npos)) || len < 1 || count < 1 ||
+        count > 1'000'000)
+      throw InputError(std::string(flag) + " " + text, "expected LEN[xCOUNT],... with LEN, COUNT >= 1, got \"" + item + "\"");
+    for (long long i = 0; i < count; ++i)
+      out.push_back(decode ? SeqShape{1, len - 1} : SeqShape{len, 0});
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+int cost(const CostOptions& o, const GlobalOptions& g) {
+  if (o.prefill.empty() == o.decode.empty())
+    throw InputError("pdsim cost", "give exactly one of --prefill or --decode");
+  ModelCatalog catalog;
+  catalog.load_file(g.data_dir + "/profiles/models.json");
+  const ModelSpec& model = catalog.get(o.model, "--model");
+  GpuCatalog gpus(g.data_dir + "/profiles/gpus");
+  const GpuSpec& gpu = gpus.get(o.gpu, "--gpu");
+  if (model.heads % o.tp != 0)
+    throw InputError("--tp", "must divide " + model.name + "'s " + std::to_string(model.heads) + " heads");
+  if (o.pp > model.layers) throw InputError("--pp", "exceeds the model's layer count");
+  const bool decode = !o.decode.empty();
+  const auto seqs = parse_shapes(decode ? o.decode : o.prefill, decode, decode ? "--decode" : "--prefill");
+  std::vector<Op> ops;
+  build_ops(model, Parallelism{o.tp, o.pp}, stats_of(seqs), ops);
+  const RooflineCostModel cost_model(gpu, model.weight_bytes, "--gpu");
+  const CostBreakdown b = cost_model.breakdown(ops);
+
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["model"] = model.name;
+    j["gpu"] = gpu.name;
+    j["tp"] = o.tp;
+    j["pp"] = o.pp;
+    j["phase"] = decode ? "decode" : "prefill";
+    j["sequences"] = seqs.size();
+    j["cost_model"] = cost_model.name();
+    j["total_s"] = b.total_s;
+    j["ops"] = nlohmann::ordered_json::array();
+    for (const auto& p : b.ops)
+      j["ops"].push_back({{"name", p.op.name},
+                          {"class", op_class_name(p.op.op_class)},
+                          {"count", p.op.count},
+                          {"flops", p.op.flops * p.op.count},
+                          {"bytes", p.op.bytes * p.op.count},
+                          {"time_s", p.price.time_s},
+                          {"bound", p.price.bound},
+                          {"source", p.price.source}});
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::printf("%s on %s (tp=%d, pp=%d), %s of %zu sequences, cost model %s\n", model.name.c_str(), gpu.name.c_str(),
+              o.tp, o.pp, decode ? "decode step" : "prefill", seqs.size(), cost_model.name().c_str());
+  std::printf("%-18s %6s %12s %12s %12s %6s  %s\n", "op", "count", "GFLOP", "MB", "time_ms", "share", "bound");
+  for (const auto& p : b.ops)
+    std::printf("%-18s %6d %12.3f %12.3f %12.4f %5.1f%%  %s\n", p.op.name, p.op.count, p.op.flops * p.op.count * 1e-9,
+                p.op.bytes * p.op.count * 1e-6, p.price.time_s * 1e3, 100 * p.price.time_s / b.total_s, p.price.bound);
+  std::printf("total %.4f ms (per GPU; FLOPs and bytes are per GPU)\n", b.total_s * 1e3);
+  return 0;
+}
+
+}  // namespace
+
+Command add_cost_command(CLI::App& app, const GlobalOptions& global) {
+  auto o = std::make_shared<CostOptions>();
+  app.add_option("--model", o->model, "catalog model name")->required();
+  app.add_option("--gpu", o->gpu, "GPU profile name (profiles/gpus/<name>.json)")->required();
+  app.add_option("--tp", o->tp, "tensor parallel degree")->check(CLI::PositiveNumber);
+  app.add_option("--pp", o->pp, "pipeline parallel degree")->check(CLI::PositiveNumber);
+  app.add_option("--prefill", o->prefill, "prompts: LEN[xCOUNT],...  e.g. 1024x4");
+  app.add_option("--decode", o->decode, "decode step: CONTEXT[xCOUNT],...  e.g. 2048x64");
+  app.add_option("--cost-model", o->cost_model, "cost model")->check(CLI::IsMember({"roofline"}));
+  app.add_flag("--json", o->json, "print one JSON object");
+  return [o, &global] { return cost(*o, global); };
+}
+
+}  // namespace pdsim::cli
