@@ -1,4 +1,5 @@
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "sim/cost/cost_model.h"
@@ -26,10 +27,16 @@ std::vector<SeqShape> parse_shapes(const std::string& text, bool decode, const c
     const auto comma = text.find(',', start);
     const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
     long long len = 0, count = 1;
-    char tail = 0;
-    const int got = std::sscanf(item.c_str(), "%lldx%lld%c", &len, &count, &tail);
-    if (!(got == 2 || (got == 1 && item.find('x') == std::string::npos)) || len < 1 || count < 1 ||
-        count > 1'000'000)
+    char* end = nullptr;
+    len = std::strtoll(item.c_str(), &end, 10);
+    bool ok = end != item.c_str();
+    if (ok && *end == 'x') {
+      const char* count_start = end + 1;
+      count = std::strtoll(count_start, &end, 10);
+      ok = end != count_start;
+    }
+    ok = ok && *end == '\0';
+    if (!ok || len < 1 || count < 1 || count > 1'000'000)
       throw InputError(std::string(flag) + " " + text, "expected LEN[xCOUNT],... with LEN, COUNT >= 1, got \"" + item + "\"");
     for (long long i = 0; i < count; ++i)
       out.push_back(decode ? SeqShape{1, len - 1} : SeqShape{len, 0});

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "sim/config/json_object.h"
 #include "sim/core/error.h"
@@ -67,6 +68,7 @@ LengthDist parse_length(JsonObject obj) {
     d.kind = LengthDist::Kind::kEmpirical;
     JsonObject t = obj.object("trace");
     const std::string path = resolve_relative(obj.file(), t.string("path"));
+    if (!std::ifstream(path)) t.fail("path", "cannot open trace file " + path);
     const std::string format = t.choice("format", {"azure_csv", "mooncake_jsonl"});
     const std::string column = obj.choice("column", {"input", "output"});
     t.finish();
@@ -85,6 +87,7 @@ WorkloadConfig parse_workload(JsonObject w) {
     JsonObject t = w.object("trace");
     TraceConfig tc;
     tc.path = resolve_relative(w.file(), t.string("path"));
+    if (!std::ifstream(tc.path)) t.fail("path", "cannot open trace file " + tc.path);
     tc.format = t.choice("format", {"azure_csv", "mooncake_jsonl"}) == "azure_csv" ? TraceFormat::kAzureCsv
                                                                                      : TraceFormat::kMooncakeJsonl;
     tc.time_scale = t.positive("time_scale", 1.0);

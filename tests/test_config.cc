@@ -1,0 +1,112 @@
+#include <doctest/doctest.h>
+
+#include "sim/config/json_object.h"
+#include "sim/core/error.h"
+#include "test_util.h"
+
+using namespace pdsim;
+using pdsim::test::base_scenario;
+using pdsim::test::make_scenario;
+
+namespace {
+// The message parse_scenario throws for `doc`, or "" when it accepts it.
+std::string error_for(const nlohmann::json& doc) {
+  try {
+    make_scenario(doc);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST_CASE("the base scenario is valid") { CHECK(error_for(base_scenario()) == ""); }
+
+TEST_CASE("misspelt keys are rejected with the nearest valid key") {
+  auto doc = base_scenario();
+  doc["cluster"]["prefill"]["max_batch_token"] = 100;
+  CHECK(error_for(doc) ==
+        "test.json: $.cluster.prefill.max_batch_token: unknown key \"max_batch_token\"; did you mean \"max_batch_tokens\"?");
+  doc = base_scenario();
+  doc["workload"]["arival"] = doc["workload"]["arrival"];
+  doc["workload"].erase("arrival");
+  // The missing required key is reported before the stray one.
+  CHECK(error_for(doc) == "test.json: $.workload.arrival: missing required key");
+  doc = base_scenario();
+  doc["sloo"] = 1;
+  CHECK(error_for(doc).find("$.sloo: unknown key \"sloo\"; did you mean \"slo\"?") != std::string::npos);
+}
+
+TEST_CASE("wrong types and impossible values name the JSON path") {
+  auto doc = base_scenario();
+  doc["workload"]["arrival"]["rate_rps"] = "fast";
+  CHECK(error_for(doc) == "test.json: $.workload.arrival.rate_rps: expected a number, got string \"fast\"");
+  doc = base_scenario();
+  doc["workload"]["arrival"]["rate_rps"] = -1;
+  CHECK(error_for(doc) == "test.json: $.workload.arrival.rate_rps: must be > 0, got -1");
+  doc = base_scenario();
+  doc["cluster"]["decode"]["instances"] = 0;
+  CHECK(error_for(doc) == "test.json: $.cluster.decode.instances: must be >= 1, got 0");
+  doc = base_scenario();
+  doc["cluster"]["prefill"]["tp"] = 3;
+  CHECK(error_for(doc) == "test.json: $.cluster.prefill.tp: must divide the model's 32 attention heads, got 3");
+  doc = base_scenario();
+  doc["cluster"]["mode"] = "disagregated";
+  CHECK(error_for(doc).find("did you mean \"disaggregated\"") != std::string::npos);
+  doc = base_scenario();
+  doc["cluster"]["prefill"]["tp"] = 1.5;
+  CHECK(error_for(doc) == "test.json: $.cluster.prefill.tp: expected an integer, got 1.5");
+  doc = base_scenario();
+  doc["workload"]["input_tokens"] = {{"dist", "uniform"}, {"min", 10}, {"max", 5}};
+  CHECK(error_for(doc) == "test.json: $.workload.input_tokens.max: must be >= min (10)");
+}
+
+TEST_CASE("a model that does not fit says by how much") {
+  auto doc = base_scenario();
+  doc["model"] = "llama-3.1-70b";
+  const std::string e = error_for(doc);
+  CHECK(e.find("test.json: $.cluster.prefill: llama-3.1-70b does not fit:") == 0);
+  CHECK(e.find("short by") != std::string::npos);
+  doc["cluster"]["prefill"]["tp"] = 4;
+  doc["cluster"]["decode"]["tp"] = 4;
+  CHECK(error_for(doc) == "");
+}
+
+TEST_CASE("a request longer than the KV capacity is rejected before running") {
+  auto doc = base_scenario();
+  doc["cluster"]["decode"]["gpu"] = "l40s";
+  doc["cluster"]["decode"]["memory_utilization"] = 0.42;  // ~18.7 GiB: weights ~15 GiB, KV ~ 3.7 GiB ~ 30k tokens
+  doc["workload"]["input_tokens"] = {{"dist", "fixed"}, {"value", 60000}};
+  doc["model"] = "llama-3.1-8b";
+  const Scenario s = make_scenario(doc);
+  CHECK_THROWS_WITH_AS(test::run(s), doctest::Contains("needs KV for 60016 tokens but a decode instance holds"),
+                       InputError);
+}
+
+TEST_CASE("malformed JSON reports line and column") {
+  try {
+    parse_json_text("{\n  \"a\": 1,\n  \"b\": ]\n}", "x.json");
+    FAIL("expected an error");
+  } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("x.json:3:") == 0);
+  }
+}
+
+TEST_CASE("--set overrides values and creating leaves - bad overrides are input errors") {
+  nlohmann::json doc = base_scenario();
+  apply_override(doc, "cluster.decode.instances=3", "f");
+  apply_override(doc, "name=hello", "f");
+  CHECK(doc["cluster"]["decode"]["instances"] == 3);
+  CHECK(doc["name"] == "hello");
+  CHECK_THROWS_AS(apply_override(doc, "novalue", "f"), InputError);
+  CHECK_THROWS_AS(apply_override(doc, "name.x=1", "f"), InputError);
+}
+
+TEST_CASE("inline models are accepted and validated") {
+  auto doc = base_scenario();
+  doc["model"] = nlohmann::json::parse(R"({"name": "mini", "layers": 4, "hidden": 512, "heads": 8, "kv_heads": 8,
+      "head_dim": 64, "ffn_hidden": 1024, "vocab": 1000, "mlp": "gelu"})");
+  CHECK(error_for(doc) == "");
+  doc["model"]["kv_heads"] = 3;
+  CHECK(error_for(doc) == "test.json: $.model.kv_heads: must divide heads (8), got 3");
+}

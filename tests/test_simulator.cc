@@ -1,0 +1,242 @@
+#include <doctest/doctest.h>
+
+#include <sstream>
+#include <thread>
+
+#include "sim/core/rng.h"
+#include "test_util.h"
+
+using namespace pdsim;
+using namespace pdsim::test;
+
+namespace {
+double cost_s(const Scenario& s, const PoolConfig& pool, const std::vector<SeqShape>& seqs) {
+  std::vector<Op> ops;
+  build_ops(s.model, pool.par, stats_of(seqs), ops);
+  return make_cost_model(s, pool)->total_s(ops);
+}
+
+nlohmann::json one_request(std::int64_t input, std::int64_t output) {
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 1;
+  doc["workload"]["input_tokens"] = {{"dist", "fixed"}, {"value", input}};
+  doc["workload"]["output_tokens"] = {{"dist", "fixed"}, {"value", output}};
+  return doc;
+}
+
+std::string csv_of(const SimResult& r) {
+  std::ostringstream o;
+  write_requests_csv(o, r);
+  return o.str();
+}
+}  // namespace
+
+TEST_CASE("zero load: TTFT is the prefill cost and tokens are spaced by decode iterations") {
+  const Scenario s = make_scenario(one_request(512, 16));
+  const SimResult r = run(s);
+  REQUIRE(r.records.size() == 1);
+  const RequestRecord& rec = r.records[0];
+  CHECK(rec.first_token - rec.arrival == seconds_to_ns(cost_s(s, s.prefill, {{512, 0}})));
+  // KV transfer: bytes / bandwidth + latency (ceil to ns).
+  const double bytes = s.model.kv_bytes_per_token() * 512;
+  const SimTime transfer = rec.transfer_end - rec.transfer_start;
+  CHECK(std::llabs(transfer - seconds_to_ns(bytes / (400e9 / 8) + 5e-6)) <= 1);
+  CHECK(rec.transfer_start == rec.prefill_end);
+  CHECK(rec.decode_start == rec.transfer_end);
+  // Decode k (k = 1..15) reads 512 + k tokens of KV.
+  SimTime decode = 0, first_iteration = 0;
+  for (int k = 1; k < 16; ++k) {
+    const SimTime it = seconds_to_ns(cost_s(s, s.decode, {{1, 512 + k - 1}}));
+    if (k == 1) first_iteration = it;
+    decode += it;
+  }
+  CHECK(rec.finish - rec.decode_start == decode);
+  CHECK(rec.max_tbt == rec.transfer_end - rec.first_token + first_iteration);
+  CHECK(r.tbt.count() == 15);
+}
+
+TEST_CASE("colocated chunked prefill: TTFT is the sum of its chunk iterations") {
+  auto doc = one_request(2000, 4);
+  doc["cluster"] = nlohmann::json::parse(
+      R"({"mode": "colocated", "colocated": {"gpu": "h100-sxm", "instances": 1, "policy": "chunked", "chunk_tokens": 512}})");
+  const Scenario s = make_scenario(doc);
+  const SimResult r = run(s);
+  SimTime expected = 0;
+  for (std::int64_t done = 0; done < 2000; done += 512) {
+    const std::int64_t chunk = std::min<std::int64_t>(512, 2000 - done);
+    BatchStats b;
+    b.add({chunk, done}, done + chunk == 2000);
+    std::vector<Op> ops;
+    build_ops(s.model, s.colocated.par, b, ops);
+    expected += seconds_to_ns(make_cost_model(s, s.colocated)->total_s(ops));
+  }
+  CHECK(r.records[0].first_token - r.records[0].arrival == expected);
+  CHECK(r.records[0].transfer_start == -1);
+}
+
+TEST_CASE("concurrent KV transfers share the link equally") {
+  // Two prompts arrive together; the second prefills after the first, so its
+  // transfer starts while the first's is in flight. Processor sharing gives:
+  //   end1 = t2 + 2 (B - R (t2 - t1)) / R,   end2 = t1 + 2 B / R.
+  auto doc = one_request(4096, 2);
+  doc["workload"]["num_requests"] = 2;
+  doc["workload"]["arrival"] = {{"process", "closed_loop"}, {"concurrency", 2}};
+  doc["cluster"]["kv_transfer"]["bandwidth_gbps"] = 10;
+  doc["cluster"]["kv_transfer"]["latency_us"] = 0;
+  const Scenario s = make_scenario(doc);
+  const SimResult r = run(s);
+  const double B = s.model.kv_bytes_per_token() * 4096, R = 10e9 / 8;
+  const double t1 = ns_to_seconds(r.records[0].transfer_start), t2 = ns_to_seconds(r.records[1].transfer_start);
+  REQUIRE(t2 > t1);
+  REQUIRE(t2 < t1 + B / R);  // the transfers overlap
+  CHECK(ns_to_seconds(r.records[0].transfer_end) == doctest::Approx(t2 + 2 * (B - R * (t2 - t1)) / R).epsilon(1e-8));
+  CHECK(ns_to_seconds(r.records[1].transfer_end) == doctest::Approx(t1 + 2 * B / R).epsilon(1e-8));
+}
+
+TEST_CASE("layerwise transfer hides most of the KV transfer behind prefill") {
+  auto doc = one_request(4096, 2);
+  doc["cluster"]["kv_transfer"]["bandwidth_gbps"] = 100;
+  const SimResult plain = run(make_scenario(doc));
+  doc["cluster"]["kv_transfer"]["layerwise"] = true;
+  const Scenario s = make_scenario(doc);
+  const SimResult lw = run(s);
+  const auto& a = plain.records[0];
+  const auto& b = lw.records[0];
+  CHECK(b.transfer_end - b.transfer_start < a.transfer_end - a.transfer_start);
+  // What remains is at least the last layer's share.
+  const double last_layer = s.model.kv_bytes_per_token() * 4096 / s.model.layers / (100e9 / 8);
+  CHECK(b.transfer_end - b.transfer_start >= seconds_to_ns(last_layer));
+}
+
+TEST_CASE("conservation under memory pressure: every request finishes once and KV stays within capacity") {
+  for (const char* mode : {"disaggregated", "prefill_priority", "chunked"}) {
+    CAPTURE(mode);
+    auto doc = base_scenario();
+    doc["workload"]["num_requests"] = 3000;
+    doc["workload"]["arrival"]["rate_rps"] = 60;
+    doc["workload"]["input_tokens"] = {{"dist", "lognormal"}, {"mean", 3000}, {"cv", 1.0}, {"min", 1}, {"max", 30000}};
+    doc["workload"]["output_tokens"] = {{"dist", "uniform"}, {"min", 1}, {"max", 400}};
+    // Little KV room so admission blocks often.
+    doc["cluster"]["decode"]["memory_utilization"] = 0.3;
+    doc["cluster"]["prefill"]["memory_utilization"] = 0.25;
+    if (std::string(mode) != "disaggregated") {
+      doc["cluster"] = {{"mode", "colocated"},
+                        {"colocated",
+                         {{"gpu", "h100-sxm"}, {"instances", 2}, {"policy", mode}, {"memory_utilization", 0.3}}},
+                        {"router", "least_loaded"}};
+    }
+    const Scenario s = make_scenario(doc);
+    const SimResult r = run(s);  // the engine checks KV <= capacity at every change and returns to 0
+    REQUIRE(r.records.size() == 3000);
+    for (const auto& rec : r.records) {
+      REQUIRE(rec.arrival >= 0);
+      REQUIRE(rec.prefill_start >= rec.arrival);
+      REQUIRE(rec.first_token >= rec.prefill_start);
+      REQUIRE(rec.finish >= rec.first_token);
+      if (rec.output_tokens > 1 && s.mode == Mode::kDisaggregated) {
+        REQUIRE(rec.transfer_start >= rec.prefill_end);
+        REQUIRE(rec.decode_start >= rec.transfer_end);
+      }
+    }
+    const PoolStats& pool = s.mode == Mode::kDisaggregated ? r.decode : r.colocated;
+    CHECK(pool.kv_peak_fraction <= 1.0);
+    CHECK(pool.kv_peak_fraction > 0.8);  // the pressure was real
+  }
+}
+
+TEST_CASE("closed loop keeps the configured number of requests in flight (N = X * R)") {
+  auto doc = base_scenario();
+  doc["workload"]["arrival"] = {{"process", "closed_loop"}, {"concurrency", 16}};
+  doc["workload"]["num_requests"] = 4000;
+  doc["workload"]["output_tokens"] = {{"dist", "uniform"}, {"min", 8}, {"max", 256}};
+  const Scenario s = make_scenario(doc);
+  const auto summary = make_summary(s, run(s));
+  const double throughput = summary["throughput"]["requests_per_s"];
+  const double mean_e2e = summary["e2e_s"]["mean"];
+  CHECK(throughput * mean_e2e == doctest::Approx(16).epsilon(0.02));
+}
+
+TEST_CASE("Little's law holds for an open-loop run") {
+  // L (time-average requests in system, integrated from the records) = lambda * W.
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 5000;
+  doc["workload"]["arrival"]["rate_rps"] = 8;
+  const Scenario s = make_scenario(doc);
+  const SimResult r = run(s);
+  std::vector<std::pair<SimTime, int>> edges;
+  double sum_w = 0;
+  for (const auto& rec : r.records) {
+    edges.push_back({rec.arrival, +1});
+    edges.push_back({rec.finish, -1});
+    sum_w += rec.e2e_s();
+  }
+  std::sort(edges.begin(), edges.end());
+  double area = 0;
+  int in_system = 0;
+  for (std::size_t i = 0; i + 1 < edges.size(); ++i) {
+    in_system += edges[i].second;
+    area += in_system * ns_to_seconds(edges[i + 1].first - edges[i].first);
+  }
+  const double span = ns_to_seconds(edges.back().first - edges.front().first);
+  const double lambda = r.records.size() / span;
+  CHECK(area / span == doctest::Approx(lambda * sum_w / r.records.size()).epsilon(1e-6));
+}
+
+TEST_CASE("disaggregation lowers P99 TBT versus colocated prefill-priority at equal GPU count") {
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 3000;
+  doc["workload"]["arrival"]["rate_rps"] = 12;
+  doc["workload"]["input_tokens"] = {{"dist", "lognormal"}, {"mean", 4096}, {"cv", 0.5}, {"min", 256}, {"max", 16384}};
+  doc["workload"]["output_tokens"] = {{"dist", "uniform"}, {"min", 32}, {"max", 256}};
+  doc["cluster"]["prefill"]["instances"] = 2;
+  doc["cluster"]["decode"]["instances"] = 2;
+  const Scenario disagg = make_scenario(doc);
+  doc["cluster"] = nlohmann::json::parse(
+      R"({"mode": "colocated", "colocated": {"gpu": "h100-sxm", "instances": 4, "policy": "prefill_priority"}})");
+  const Scenario coloc = make_scenario(doc);
+  REQUIRE(disagg.total_gpus() == coloc.total_gpus());
+  const SimResult a = run(disagg), b = run(coloc);
+  const double tbt_disagg = a.tbt.quantile_s(99), tbt_coloc = b.tbt.quantile_s(99);
+  CAPTURE(tbt_disagg);
+  CAPTURE(tbt_coloc);
+  CHECK(tbt_disagg < 0.5 * tbt_coloc);
+}
+
+TEST_CASE("same seed gives byte-identical outputs - two simulations run side by side in threads") {
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 2000;
+  doc["workload"]["arrival"]["rate_rps"] = 10;
+  doc["workload"]["input_tokens"] = {{"dist", "lognormal"}, {"mean", 1500}, {"cv", 0.8}, {"min", 1}, {"max", 20000}};
+  doc["cluster"]["router"] = "least_loaded";
+  doc["cluster"]["decode"]["instances"] = 2;
+  const Scenario s = make_scenario(doc);
+  const SimResult serial = run(s);
+  SimResult t1, t2;
+  std::thread a([&] { t1 = run(s); });
+  std::thread b([&] { t2 = run(s); });
+  a.join();
+  b.join();
+  const std::string summary = make_summary(s, serial).dump();
+  CHECK(make_summary(s, t1).dump() == summary);
+  CHECK(make_summary(s, t2).dump() == summary);
+  CHECK(csv_of(t1) == csv_of(serial));
+  doc["seed"] = 8;
+  CHECK(make_summary(make_scenario(doc), run(make_scenario(doc))).dump() != summary);
+}
+
+TEST_CASE("gap histogram quantiles are within 0.05% of exact quantiles") {
+  GapHistogram h;
+  std::vector<double> exact;
+  Rng rng(5, 1);
+  for (int i = 0; i < 100000; ++i) {
+    const SimTime gap = static_cast<SimTime>(rng.lognormal_mean_cv(2e7, 1.5)) + 1000;
+    h.add(gap);
+    exact.push_back(ns_to_seconds(gap));
+  }
+  std::sort(exact.begin(), exact.end());
+  for (double p : {50.0, 90.0, 99.0}) {
+    const double nearest_rank = exact[static_cast<std::size_t>(std::ceil(p / 100 * exact.size())) - 1];
+    CHECK(h.quantile_s(p) == doctest::Approx(nearest_rank).epsilon(5e-4));
+  }
+  CHECK(h.count() == 100000);
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Configures and builds pdsim (Release) into ./build. CUDA parts build only if nvcc is found.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$jobs"

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Newcomer command 1: install what is missing, build, run the quickstart scenario.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install_deps.sh
+bash tools/build.sh
+./build/tools/pdsim run scenarios/quickstart.json --out out/quickstart
