@@ -2,7 +2,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "sim/cost/cost_model.h"
+#include "sim/cost/factory.h"
 #include "sim/core/error.h"
 #include "sim/hw/gpu_spec.h"
 #include "sim/model/model_spec.h"
@@ -61,8 +61,8 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   const auto seqs = parse_shapes(decode ? o.decode : o.prefill, decode, decode ? "--decode" : "--prefill");
   std::vector<Op> ops;
   build_ops(model, Parallelism{o.tp, o.pp}, stats_of(seqs), ops);
-  const RooflineCostModel cost_model(gpu, model.weight_bytes, "--gpu");
-  const CostBreakdown b = cost_model.breakdown(ops);
+  const auto cost_model = make_cost_model(o.cost_model, gpu, model, "--cost-model");
+  const CostBreakdown b = cost_model->breakdown(ops);
 
   if (o.json) {
     nlohmann::ordered_json j;
@@ -72,7 +72,7 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
     j["pp"] = o.pp;
     j["phase"] = decode ? "decode" : "prefill";
     j["sequences"] = seqs.size();
-    j["cost_model"] = cost_model.name();
+    j["cost_model"] = cost_model->name();
     j["total_s"] = b.total_s;
     j["ops"] = nlohmann::ordered_json::array();
     for (const auto& p : b.ops)
@@ -88,7 +88,7 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
     return 0;
   }
   std::printf("%s on %s (tp=%d, pp=%d), %s of %zu sequences, cost model %s\n", model.name.c_str(), gpu.name.c_str(),
-              o.tp, o.pp, decode ? "decode step" : "prefill", seqs.size(), cost_model.name().c_str());
+              o.tp, o.pp, decode ? "decode step" : "prefill", seqs.size(), cost_model->name().c_str());
   std::printf("%-18s %6s %12s %12s %12s %6s  %s\n", "op", "count", "GFLOP", "MB", "time_ms", "share", "bound");
   for (const auto& p : b.ops)
     std::printf("%-18s %6d %12.3f %12.3f %12.4f %5.1f%%  %s\n", p.op.name, p.op.count, p.op.flops * p.op.count * 1e-9,
@@ -107,7 +107,7 @@ Command add_cost_command(CLI::App& app, const GlobalOptions& global) {
   app.add_option("--pp", o->pp, "pipeline parallel degree")->check(CLI::PositiveNumber);
   app.add_option("--prefill", o->prefill, "prompts: LEN[xCOUNT],...  e.g. 1024x4");
   app.add_option("--decode", o->decode, "decode step: CONTEXT[xCOUNT],...  e.g. 2048x64");
-  app.add_option("--cost-model", o->cost_model, "cost model")->check(CLI::IsMember({"roofline"}));
+  app.add_option("--cost-model", o->cost_model, "cost model")->check(CLI::IsMember(cost_model_names()));
   app.add_flag("--json", o->json, "print one JSON object");
   return [o, &global] { return cost(*o, global); };
 }

@@ -6,13 +6,12 @@
 
 #include "sim/core/error.h"
 #include "sim/core/event_queue.h"
+#include "sim/cost/factory.h"
 
 namespace pdsim {
 
 std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool) {
-  const std::string where = scenario.file + ": " + pool.json_path + ".gpu";
-  PDSIM_CHECK(scenario.cost_model == "roofline", "unknown cost model " + scenario.cost_model);
-  return std::make_unique<RooflineCostModel>(pool.gpu, scenario.model.weight_bytes, where);
+  return make_cost_model(scenario.cost_model, pool.gpu, scenario.model, scenario.file + ": " + pool.json_path + ".gpu");
 }
 
 namespace {

@@ -8,6 +8,7 @@
 
 #include "sim/config/json_object.h"
 #include "sim/core/error.h"
+#include "sim/cost/factory.h"
 
 #ifndef PDSIM_DATA_DIR
 #define PDSIM_DATA_DIR "."
@@ -227,7 +228,7 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
                  : RouterKind::kLeastLoaded;
   cluster.finish();
 
-  s.cost_model = top.choice("cost_model", {"roofline"}, "roofline");
+  s.cost_model = top.choice("cost_model", cost_model_names(), "roofline");
   if (top.has("slo")) {
     JsonObject slo = top.object("slo");
     s.slo.ttft_s = slo.positive("ttft_s");
