@@ -1,5 +1,8 @@
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "sim/config/json_object.h"
 #include "sim/core/error.h"
 #include "test_util.h"
@@ -109,4 +112,33 @@ TEST_CASE("inline models are accepted and validated") {
   CHECK(error_for(doc) == "");
   doc["model"]["kv_heads"] = 3;
   CHECK(error_for(doc) == "test.json: $.model.kv_heads: must divide heads (8), got 3");
+}
+
+TEST_CASE("an extra catalog file given by path adds models") {
+  const auto dir = std::filesystem::temp_directory_path() / "pdsim_catalog_test";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "extra.json") << R"({"models": {"my-model": {"layers": 2, "hidden": 256, "heads": 4,
+      "kv_heads": 2, "head_dim": 64, "ffn_hidden": 512, "vocab": 1000, "mlp": "gated_silu"}}})";
+  auto doc = base_scenario();
+  doc["catalog"] = "extra.json";
+  doc["model"] = "my-model";
+  const Scenario s = parse_scenario(doc, (dir / "scenario.json").string(), test::load_options());
+  CHECK(s.model.layers == 2);
+  CHECK(s.model.hidden == 256);
+}
+
+TEST_CASE("pipeline parallelism splits the weights so a large model fits") {
+  auto doc = base_scenario();
+  doc["model"] = "llama-3.1-70b";
+  // 131.4 GiB of bf16 weights: over one H100's 0.9 x 79.2 GiB, half of it fits.
+  CHECK(error_for(doc).find("does not fit") != std::string::npos);
+  doc["cluster"]["prefill"]["pp"] = 2;
+  doc["cluster"]["decode"]["pp"] = 2;
+  const Scenario s = make_scenario(doc);
+  CHECK(s.prefill.gpus() == 2);
+  std::vector<Op> ops;
+  build_ops(s.model, s.prefill.par, stats_of({{100, 0}}), ops);
+  bool handoff = false;
+  for (const auto& op : ops) handoff |= std::string(op.name) == "pp_handoff" && op.count == 1;
+  CHECK(handoff);
 }
