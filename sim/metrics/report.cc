@@ -137,7 +137,7 @@ void write_requests_csv(std::ostream& out, const SimResult& r) {
         << t(rec.prefill_start) << ',' << t(rec.prefill_end) << ',' << t(rec.transfer_start) << ','
         << t(rec.transfer_end) << ',' << t(rec.decode_start) << ',' << t(rec.first_token) << ','
         << t(rec.finish) << ',' << sec(rec.ttft_s()) << ',' << (rec.output_tokens > 1 ? sec(rec.tpot_s()) : "")
-        << ',' << sec(rec.e2e_s()) << ',' << t(rec.max_tbt) << ',' << rec.prefill_instance << ','
+        << ',' << sec(rec.e2e_s()) << ',' << (rec.output_tokens > 1 ? t(rec.max_tbt) : "") << ',' << rec.prefill_instance << ','
         << rec.decode_instance << '\n';
   }
 }
