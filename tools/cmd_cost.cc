@@ -61,7 +61,7 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   const auto seqs = parse_shapes(decode ? o.decode : o.prefill, decode, decode ? "--decode" : "--prefill");
   std::vector<Op> ops;
   build_ops(model, Parallelism{o.tp, o.pp}, stats_of(seqs), ops);
-  const auto cost_model = make_cost_model(o.cost_model, gpu, model, "--cost-model");
+  const auto cost_model = make_cost_model(o.cost_model, gpu, model, "--cost-model", g.data_dir);
   const CostBreakdown b = cost_model->breakdown(ops);
 
   if (o.json) {
@@ -89,10 +89,12 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   }
   std::printf("%s on %s (tp=%d, pp=%d), %s of %zu sequences, cost model %s\n", model.name.c_str(), gpu.name.c_str(),
               o.tp, o.pp, decode ? "decode step" : "prefill", seqs.size(), cost_model->name().c_str());
-  std::printf("%-18s %6s %12s %12s %12s %6s  %s\n", "op", "count", "GFLOP", "MB", "time_ms", "share", "bound");
+  std::printf("%-18s %6s %12s %12s %12s %6s  %-9s %s\n", "op", "count", "GFLOP", "MB", "time_ms", "share", "bound",
+              "source");
   for (const auto& p : b.ops)
-    std::printf("%-18s %6d %12.3f %12.3f %12.4f %5.1f%%  %s\n", p.op.name, p.op.count, p.op.flops * p.op.count * 1e-9,
-                p.op.bytes * p.op.count * 1e-6, p.price.time_s * 1e3, 100 * p.price.time_s / b.total_s, p.price.bound);
+    std::printf("%-18s %6d %12.3f %12.3f %12.4f %5.1f%%  %-9s %s\n", p.op.name, p.op.count,
+                p.op.flops * p.op.count * 1e-9, p.op.bytes * p.op.count * 1e-6, p.price.time_s * 1e3,
+                100 * p.price.time_s / b.total_s, p.price.bound, p.price.source);
   std::printf("total %.4f ms (per GPU; FLOPs and bytes are per GPU)\n", b.total_s * 1e3);
   return 0;
 }

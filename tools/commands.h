@@ -16,5 +16,7 @@ using Command = std::function<int()>;
 
 Command add_run_command(CLI::App& app, const GlobalOptions& global);
 Command add_cost_command(CLI::App& app, const GlobalOptions& global);
+Command add_goodput_command(CLI::App& app, const GlobalOptions& global);
+Command add_plan_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace pdsim::cli

@@ -22,6 +22,10 @@ int main(int argc, char** argv) {
   commands[run] = cli::add_run_command(*run, global);
   auto* cost = app.add_subcommand("cost", "price one batch with a cost model; per-op breakdown");
   commands[cost] = cli::add_cost_command(*cost, global);
+  auto* goodput = app.add_subcommand("goodput", "highest arrival rate meeting an SLO attainment target");
+  commands[goodput] = cli::add_goodput_command(*goodput, global);
+  auto* plan = app.add_subcommand("plan", "cheapest prefill:decode configuration meeting a target rate under the SLO");
+  commands[plan] = cli::add_plan_command(*plan, global);
   auto* devices = app.add_subcommand("devices", "list the CUDA devices this build can use");
   commands[devices] = [] {
     std::string why;

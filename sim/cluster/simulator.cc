@@ -11,7 +11,8 @@
 namespace pdsim {
 
 std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool) {
-  return make_cost_model(scenario.cost_model, pool.gpu, scenario.model, scenario.file + ": " + pool.json_path + ".gpu");
+  return make_cost_model(scenario.cost_model, pool.gpu, scenario.model, scenario.file + ": " + pool.json_path + ".gpu",
+                         scenario.data_dir);
 }
 
 namespace {

@@ -94,7 +94,8 @@ WorkloadConfig parse_workload(JsonObject w) {
     tc.time_scale = t.positive("time_scale", 1.0);
     t.finish();
     c.trace = tc;
-    c.num_requests = w.positive_integer("num_requests", 0);  // 0 = whole trace
+    c.num_requests = w.integer("num_requests", 0);  // 0 = whole trace
+    if (c.num_requests < 0) w.fail("num_requests", "must be >= 0 (0 = the whole trace)");
     if (w.has("arrival")) w.fail("arrival", "a trace brings its own arrival times; remove \"arrival\" or \"trace\"");
     if (w.has("input_tokens") || w.has("output_tokens"))
       w.fail("trace", "a trace brings its own lengths; remove \"input_tokens\"/\"output_tokens\"");
@@ -229,6 +230,7 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
   cluster.finish();
 
   s.cost_model = top.choice("cost_model", cost_model_names(), "roofline");
+  s.data_dir = options.data_dir;
   if (top.has("slo")) {
     JsonObject slo = top.object("slo");
     s.slo.ttft_s = slo.positive("ttft_s");

@@ -59,6 +59,7 @@ struct Scenario {
   KvTransferConfig kv_transfer;
   RouterKind router = RouterKind::kRoundRobin;
   std::string cost_model = "roofline";
+  std::string data_dir;  // LoadOptions.data_dir: profiles/ for the cost model
   SloConfig slo;
   nlohmann::json resolved;  // the scenario JSON after --set overrides
 

@@ -50,17 +50,24 @@ class CostModel {
 
 // Roofline: time = max(FLOPs / (peak x eff), bytes / (HBM x eff)) + launches x
 // overhead; collectives use the ring all-reduce volume over the intra-node link.
+// When the GPU profile has a "calibrated" object (factors fitted to measured
+// kernel tables), GEMM, prefill/decode attention and all-reduce use its
+// per-class compute/memory(link) efficiencies and overheads instead of the
+// datasheet assumptions; elementwise ops and P2P always use the latter.
 class RooflineCostModel : public CostModel {
  public:
   // compute_bytes selects the peak (2: bf16, 1: fp8); `where` names the config for errors.
-  RooflineCostModel(const GpuSpec& gpu, int compute_bytes, const std::string& where);
+  // use_calibration = false keeps the uncalibrated (datasheet-assumption) factors.
+  RooflineCostModel(const GpuSpec& gpu, int compute_bytes, const std::string& where, bool use_calibration = true);
   std::string name() const override { return "roofline"; }
   OpPrice price(const Op& op) const override;
+  bool calibrated() const { return calibrated_; }
 
  private:
   GpuSpec gpu_;
   double peak_flops_;
   double fp32_flops_;
+  bool calibrated_;
 };
 
 }  // namespace pdsim

@@ -14,7 +14,8 @@ namespace pdsim {
 const std::vector<std::string>& cost_model_names();
 
 // `where` names the config location for errors (e.g. "x.json: $.cluster.prefill.gpu").
+// `data_dir` holds profiles/ (the profiled model reads profiles/measured/<gpu>/).
 std::unique_ptr<CostModel> make_cost_model(const std::string& name, const GpuSpec& gpu, const ModelSpec& model,
-                                           const std::string& where);
+                                           const std::string& where, const std::string& data_dir = "");
 
 }  // namespace pdsim

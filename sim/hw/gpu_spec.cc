@@ -16,6 +16,46 @@ double GpuSpec::peak_flops(int element_bytes, const std::string& where) const {
   return it->second * 1e12;
 }
 
+namespace {
+// One class of "calibrated": the factors plus the fit's bookkeeping
+// (rows used, errors), which is read for validation and otherwise informational.
+RooflineFactors parse_factors(JsonObject obj, bool link) {
+  RooflineFactors f;
+  auto fraction = [&](const char* key) {
+    const double v = obj.positive(key);
+    if (v > 1) obj.fail(key, "is a fraction of peak and must be <= 1, got " + std::to_string(v));
+    return v;
+  };
+  if (link) {
+    f.memory = fraction("link");
+  } else {
+    f.compute = fraction("compute");
+    f.memory = fraction("memory");
+  }
+  f.overhead_us = obj.number("overhead_us");
+  if (f.overhead_us < 0) obj.fail("overhead_us", "must be >= 0");
+  obj.positive_integer("rows_fit");
+  obj.positive_integer("rows_test");
+  obj.number("median_abs_rel_err");
+  obj.number("p90_abs_rel_err");
+  obj.finish();
+  return f;
+}
+
+Calibration parse_calibration(JsonObject obj) {
+  Calibration c;
+  c.present = true;
+  obj.string("method");
+  obj.string("source");
+  c.gemm = parse_factors(obj.object("gemm"), false);
+  c.attention_prefill = parse_factors(obj.object("attention_prefill"), false);
+  c.attention_decode = parse_factors(obj.object("attention_decode"), false);
+  c.allreduce = parse_factors(obj.object("allreduce"), true);
+  obj.finish();
+  return c;
+}
+}  // namespace
+
 GpuSpec load_gpu_file(const std::string& path, const std::string& name) {
   const nlohmann::json root = parse_json_file(path);
   JsonObject top(root, path);
@@ -50,6 +90,7 @@ GpuSpec load_gpu_file(const std::string& path, const std::string& name) {
   eff.finish();
   g.kernel_overhead_us = top.number("kernel_overhead_us");
   if (g.kernel_overhead_us < 0) top.fail("kernel_overhead_us", "must be >= 0");
+  if (auto cal = top.optional_object("calibrated")) g.calibrated = parse_calibration(*cal);
   top.object("sources");  // required: provenance of every number; content is free text
   top.finish();
   return g;

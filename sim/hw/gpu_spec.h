@@ -6,6 +6,21 @@
 
 namespace pdsim {
 
+// Roofline factors for one op class, fitted to measured kernel tables
+// (tools/fidelity.cc). For the all-reduce, `memory` is the link efficiency
+// and `compute` is unused.
+struct RooflineFactors {
+  double compute = 1, memory = 1, overhead_us = 0;
+};
+
+// The "calibrated" object of a GPU profile: per-class factors and how well
+// they fit. `present` is false when the profile has none (datasheet
+// assumptions only).
+struct Calibration {
+  bool present = false;
+  RooflineFactors gemm, attention_prefill, attention_decode, allreduce;
+};
+
 struct GpuSpec {
   std::string name;
   std::string device;
@@ -19,6 +34,7 @@ struct GpuSpec {
   // Attainable fraction of the datasheet peak, per op class.
   double eff_gemm = 1, eff_attention = 1, eff_memory = 1, eff_link = 1;
   double kernel_overhead_us = 0;
+  Calibration calibrated;  // used by the roofline when present
 
   double memory_bytes() const { return memory_gib * 1073741824.0; }
   // Peak FLOP/s for an element size in bytes (2 -> bf16, 1 -> fp8, 4 -> fp32).

@@ -87,6 +87,11 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
                + ab * 2.0 * q_heads * hd * static_cast<double>(b.prefill_tokens);  // Q in, O out
     op.count = L;
     op.m = b.prefill_tokens;
+    op.seqs = b.prefill_seqs;
+    op.heads = static_cast<int>(q_heads);
+    op.kv_heads = static_cast<int>(kv_heads);
+    op.head_dim = static_cast<int>(hd);
+    op.pairs = b.prefill_pairs;
     out.push_back(op);
   }
   if (b.decode_seqs > 0) {
@@ -95,6 +100,11 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
     op.bytes = kvb * 2.0 * kv_heads * hd * b.decode_kv_tokens + ab * 2.0 * q_heads * hd * b.decode_seqs;
     op.count = L;
     op.m = b.decode_seqs;
+    op.seqs = b.decode_seqs;
+    op.heads = static_cast<int>(q_heads);
+    op.kv_heads = static_cast<int>(kv_heads);
+    op.head_dim = static_cast<int>(hd);
+    op.kv_tokens = b.decode_kv_tokens;
     out.push_back(op);
   }
   {

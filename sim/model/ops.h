@@ -55,6 +55,11 @@ struct Op {
   // GEMM shape (per GPU) for table-driven cost models; zero otherwise.
   std::int64_t m = 0, n = 0, k = 0;
   int group_gpus = 1;   // GPUs taking part in a collective
+  // Attention shape (per GPU) for table-driven cost models; zero otherwise.
+  std::int64_t seqs = 0;           // sequences in the batch's attention
+  int heads = 0, kv_heads = 0, head_dim = 0;
+  double pairs = 0;                // prefill: causal query-key pairs, summed over sequences
+  double kv_tokens = 0;            // decode: KV tokens read, summed over sequences
 };
 
 struct Parallelism {
