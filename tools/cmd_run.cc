@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 
 #include "sim/cluster/simulator.h"
@@ -26,11 +27,12 @@ struct RunOptions {
 };
 
 // Writes via a temporary file and rename, so a reader never sees half a file.
-void write_file_atomically(const fs::path& path, const std::string& contents) {
+void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
   const fs::path tmp = path.string() + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary);
-    out << contents;
+    write(out);
+    out.flush();
     if (!out) throw InputError(tmp.string(), "cannot write output file");
   }
   fs::rename(tmp, path);
@@ -59,11 +61,9 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (ec) throw InputError(out_dir.string(), "cannot create output directory: " + ec.message());
-  std::ostringstream csv;
-  write_requests_csv(csv, result);
-  write_file_atomically(out_dir / "requests.csv", csv.str());
+  write_file_atomically(out_dir / "requests.csv", [&](std::ostream& out) { write_requests_csv(out, result); });
   // summary.json last: its presence marks a complete run.
-  write_file_atomically(out_dir / "summary.json", summary.dump(2) + "\n");
+  write_file_atomically(out_dir / "summary.json", [&](std::ostream& out) { out << summary.dump(2) << "\n"; });
   if (!o.quiet) std::cout << summary_table(summary) << "results: " << (out_dir / "summary.json").string() << ", "
                           << (out_dir / "requests.csv").string() << "\n";
   return 0;

@@ -405,17 +405,27 @@ class Engine {
   // Every request of the finished iteration emits one token.
   void advance_decodes(Instance& inst) {
     const SimTime now = q_.now();
+    // Requests that also decoded in the previous iteration share one gap, so
+    // equal consecutive gaps go to the histogram as one weighted entry.
+    SimTime run_gap = -1;
+    std::uint64_t run_length = 0;
     for (int r : inst.batch_decode) {
       auto& st = state_[r];
       auto& rec = result_.records[r];
       const SimTime gap = now - st.last_token;
-      result_.tbt.add(gap);
+      if (gap != run_gap) {
+        if (run_length > 0) result_.tbt.add(run_gap, run_length);
+        run_gap = gap;
+        run_length = 0;
+      }
+      ++run_length;
       rec.max_tbt = std::max(rec.max_tbt, gap);
       st.last_token = now;
       ++st.generated;
       inst.running_kv_tokens += 1;
       inst.load_tokens -= 1;
     }
+    if (run_length > 0) result_.tbt.add(run_gap, run_length);
     auto done = [&](int r) { return state_[r].generated >= specs_[r].output_tokens; };
     for (int r : inst.batch_decode) {
       if (!done(r)) continue;

@@ -118,27 +118,42 @@ nlohmann::ordered_json make_summary(const Scenario& s, const SimResult& r) {
   return j;
 }
 
+namespace {
+// Whole nanoseconds as seconds with 9 decimals, formatted exactly in integers
+// (faster than printf of a double, and free of binary rounding).
+void append_ns(std::string& line, SimTime ns) {
+  if (ns < 0) return;  // stage did not happen: empty field
+  char buf[32];
+  const int len = std::snprintf(buf, sizeof buf, "%lld.%09lld", static_cast<long long>(ns / kNsPerSecond),
+                                static_cast<long long>(ns % kNsPerSecond));
+  line.append(buf, static_cast<std::size_t>(len));
+}
+}  // namespace
+
 void write_requests_csv(std::ostream& out, const SimResult& r) {
   out << "id,input_tokens,output_tokens,arrival_s,prefill_start_s,prefill_end_s,transfer_start_s,"
          "transfer_end_s,decode_start_s,first_token_s,finish_s,ttft_s,tpot_s,e2e_s,max_tbt_s,"
          "prefill_instance,decode_instance\n";
+  std::string line;
   char buf[64];
-  auto t = [&](SimTime ns) {
-    if (ns < 0) return std::string();
-    std::snprintf(buf, sizeof buf, "%.9f", ns_to_seconds(ns));
-    return std::string(buf);
-  };
-  auto sec = [&](double s) {
-    std::snprintf(buf, sizeof buf, "%.9f", s);
-    return std::string(buf);
-  };
   for (const auto& rec : r.records) {
-    out << rec.id << ',' << rec.input_tokens << ',' << rec.output_tokens << ',' << t(rec.arrival) << ','
-        << t(rec.prefill_start) << ',' << t(rec.prefill_end) << ',' << t(rec.transfer_start) << ','
-        << t(rec.transfer_end) << ',' << t(rec.decode_start) << ',' << t(rec.first_token) << ','
-        << t(rec.finish) << ',' << sec(rec.ttft_s()) << ',' << (rec.output_tokens > 1 ? sec(rec.tpot_s()) : "")
-        << ',' << sec(rec.e2e_s()) << ',' << (rec.output_tokens > 1 ? t(rec.max_tbt) : "") << ',' << rec.prefill_instance << ','
-        << rec.decode_instance << '\n';
+    line.clear();
+    line += std::to_string(rec.id) + ',' + std::to_string(rec.input_tokens) + ',' +
+            std::to_string(rec.output_tokens) + ',';
+    for (SimTime t : {rec.arrival, rec.prefill_start, rec.prefill_end, rec.transfer_start, rec.transfer_end,
+                      rec.decode_start, rec.first_token, rec.finish}) {
+      append_ns(line, t);
+      line += ',';
+    }
+    append_ns(line, rec.first_token - rec.arrival);
+    line += ',';
+    if (rec.output_tokens > 1) line.append(buf, static_cast<std::size_t>(std::snprintf(buf, sizeof buf, "%.9f", rec.tpot_s())));
+    line += ',';
+    append_ns(line, rec.finish - rec.arrival);
+    line += ',';
+    if (rec.output_tokens > 1) append_ns(line, rec.max_tbt);
+    line += ',' + std::to_string(rec.prefill_instance) + ',' + std::to_string(rec.decode_instance) + '\n';
+    out << line;
   }
 }
 
