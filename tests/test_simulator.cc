@@ -240,3 +240,26 @@ TEST_CASE("gap histogram quantiles are within 0.05% of exact quantiles") {
   }
   CHECK(h.count() == 100000);
 }
+
+TEST_CASE("a pool's own router overrides the cluster's and least_loaded balances heavy-tailed prompts") {
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 4000;
+  doc["workload"]["input_tokens"] = {{"dist", "lognormal"}, {"mean", 2048}, {"cv", 1.5}, {"min", 16}, {"max", 32000}};
+  doc["workload"]["output_tokens"] = {{"dist", "fixed"}, {"value", 1}};
+  doc["cluster"]["prefill"]["instances"] = 2;
+  doc["cluster"]["prefill"]["max_batch_requests"] = 1;
+  doc["cluster"]["router"] = "round_robin";
+  // ~80% prefill load: the mean prompt takes about 45 ms on one H100.
+  doc["workload"]["arrival"]["rate_rps"] = 35;
+  const Scenario rr = make_scenario(doc);
+  CHECK(rr.prefill.router == RouterKind::kRoundRobin);
+  doc["cluster"]["prefill"]["router"] = "least_loaded";
+  const Scenario ll = make_scenario(doc);
+  CHECK(ll.prefill.router == RouterKind::kLeastLoaded);
+  CHECK(ll.decode.router == RouterKind::kRoundRobin);
+  const auto a = make_summary(rr, run(rr)), b = make_summary(ll, run(ll));
+  const double rr_p90 = a["ttft_s"]["p90"], ll_p90 = b["ttft_s"]["p90"];
+  CAPTURE(rr_p90);
+  CAPTURE(ll_p90);
+  CHECK(ll_p90 < 0.8 * rr_p90);
+}

@@ -12,7 +12,7 @@ namespace pdsim {
 
 std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool) {
   return make_cost_model(scenario.cost_model, pool.gpu, scenario.model, scenario.file + ": " + pool.json_path + ".gpu",
-                         scenario.data_dir);
+                         scenario.data_dir, scenario.real_kernel);
 }
 
 namespace {
@@ -229,7 +229,7 @@ class Engine {
 
   // ---- Routing -------------------------------------------------------------
   Instance& route(std::vector<Instance>& pool, std::size_t& rr_counter) {
-    if (s_.router == RouterKind::kRoundRobin) return pool[rr_counter++ % pool.size()];
+    if (pool.front().pool->router == RouterKind::kRoundRobin) return pool[rr_counter++ % pool.size()];
     std::size_t best = 0;  // ties go to the lowest index: deterministic
     for (std::size_t i = 1; i < pool.size(); ++i)
       if (pool[i].load_tokens < pool[best].load_tokens) best = i;
@@ -540,7 +540,7 @@ class Engine {
   // ---- Batches --------------------------------------------------------------
   SimTime batch_time(const Instance& inst, const BatchStats& stats) {
     build_ops(s_.model, inst.pool->par, stats, ops_);
-    const SimTime t = seconds_to_ns(inst.cost->total_s(ops_));
+    const SimTime t = seconds_to_ns(inst.cost->batch_time_s(s_.model, inst.pool->par, stats, ops_));
     return std::max<SimTime>(t, 1);  // time must advance
   }
   void begin_batch(Instance& inst, SimTime duration, std::int64_t requests, std::int64_t tokens) {

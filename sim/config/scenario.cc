@@ -127,9 +127,17 @@ WorkloadConfig parse_workload(JsonObject w) {
   return c;
 }
 
-PoolConfig parse_pool(JsonObject p, GpuCatalog& gpus, const ModelSpec& model, const std::string& role) {
+RouterKind parse_router(JsonObject& obj, RouterKind fallback) {
+  if (!obj.has("router")) return fallback;
+  return obj.choice("router", {"round_robin", "least_loaded"}) == "round_robin" ? RouterKind::kRoundRobin
+                                                                                 : RouterKind::kLeastLoaded;
+}
+
+PoolConfig parse_pool(JsonObject p, GpuCatalog& gpus, const ModelSpec& model, const std::string& role,
+                      RouterKind default_router) {
   PoolConfig c;
   c.json_path = p.path();
+  c.router = parse_router(p, default_router);
   c.gpu = gpus.get(p.string("gpu"), p.file() + ": " + p.key_path("gpu"));
   c.instances = static_cast<int>(p.positive_integer("instances", 1));
   c.par.tp = static_cast<int>(p.positive_integer("tp", 1));
@@ -207,10 +215,11 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
   GpuCatalog gpus(options.data_dir + "/profiles/gpus");
   JsonObject cluster = top.object("cluster");
   const std::string mode = cluster.choice("mode", {"disaggregated", "colocated"});
+  s.router = parse_router(cluster, RouterKind::kRoundRobin);
   if (mode == "disaggregated") {
     s.mode = Mode::kDisaggregated;
-    s.prefill = parse_pool(cluster.object("prefill"), gpus, s.model, "prefill");
-    s.decode = parse_pool(cluster.object("decode"), gpus, s.model, "decode");
+    s.prefill = parse_pool(cluster.object("prefill"), gpus, s.model, "prefill", s.router);
+    s.decode = parse_pool(cluster.object("decode"), gpus, s.model, "decode", s.router);
     if (cluster.has("colocated")) cluster.fail("colocated", "only used when mode is \"colocated\"");
     JsonObject kv = cluster.object("kv_transfer");
     s.kv_transfer.bandwidth_gbps = kv.positive("bandwidth_gbps");
@@ -220,16 +229,22 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
     kv.finish();
   } else {
     s.mode = Mode::kColocated;
-    s.colocated = parse_pool(cluster.object("colocated"), gpus, s.model, "colocated");
+    s.colocated = parse_pool(cluster.object("colocated"), gpus, s.model, "colocated", s.router);
     for (const char* key : {"prefill", "decode", "kv_transfer"})
       if (cluster.has(key)) cluster.fail(key, "only used when mode is \"disaggregated\"");
   }
-  s.router = cluster.choice("router", {"round_robin", "least_loaded"}, "round_robin") == "round_robin"
-                 ? RouterKind::kRoundRobin
-                 : RouterKind::kLeastLoaded;
   cluster.finish();
 
   s.cost_model = top.choice("cost_model", cost_model_names(), "roofline");
+  if (top.has("real_kernel")) {
+    JsonObject rk = top.object("real_kernel");
+    s.real_kernel.backend = rk.choice("backend", {"auto", "cpu", "cuda"}, "auto");
+    s.real_kernel.memo = rk.boolean("memo", false);
+    s.real_kernel.warmup_iters = static_cast<int>(rk.integer("warmup_iters", 1));
+    if (s.real_kernel.warmup_iters < 0) rk.fail("warmup_iters", "must be >= 0");
+    s.real_kernel.iters = static_cast<int>(rk.positive_integer("iters", 1));
+    rk.finish();
+  }
   s.data_dir = options.data_dir;
   if (top.has("slo")) {
     JsonObject slo = top.object("slo");

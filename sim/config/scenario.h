@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/cost/real_kernel_options.h"
 #include "sim/hw/gpu_spec.h"
 #include "sim/model/model_spec.h"
 #include "sim/model/ops.h"
@@ -29,6 +30,7 @@ struct PoolConfig {
   std::int64_t max_batch_size = 256;      // decode / colocated running requests
   double memory_utilization = 0.9;        // fraction of GPU memory for weights + KV
   std::int64_t block_tokens = 16;
+  RouterKind router = RouterKind::kRoundRobin;  // picks this pool's instance for each request
   ColocatedPolicy policy = ColocatedPolicy::kPrefillPriority;
   std::int64_t chunk_tokens = 512;
 
@@ -57,8 +59,9 @@ struct Scenario {
   Mode mode = Mode::kDisaggregated;
   PoolConfig prefill, decode, colocated;
   KvTransferConfig kv_transfer;
-  RouterKind router = RouterKind::kRoundRobin;
+  RouterKind router = RouterKind::kRoundRobin;  // cluster-wide default; pools may override
   std::string cost_model = "roofline";
+  RealKernelOptions real_kernel;  // "real_kernel": options of cost_model "real"
   std::string data_dir;  // LoadOptions.data_dir: profiles/ for the cost model
   SloConfig slo;
   nlohmann::json resolved;  // the scenario JSON after --set overrides
