@@ -142,3 +142,9 @@ TEST_CASE("pipeline parallelism splits the weights so a large model fits") {
   for (const auto& op : ops) handoff |= std::string(op.name) == "pp_handoff" && op.count == 1;
   CHECK(handoff);
 }
+
+TEST_CASE("arrivals spanning beyond the clock's safe range are an input error") {
+  auto doc = base_scenario();
+  doc["workload"]["arrival"]["rate_rps"] = 1e-9;
+  CHECK(error_for(doc).find("$.workload.arrival: num_requests / rate_rps spans more than 1e8 s") != std::string::npos);
+}

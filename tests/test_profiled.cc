@@ -159,7 +159,9 @@ TEST_CASE("profiled falls back to the roofline outside the tables and flags it")
   CHECK(std::string(m.price(norm).source) == "roofline");
 }
 
-// Run over every registered cost model (roofline and profiled).
+// Run over every registered analytic cost model (roofline and profiled). "real"
+// is skipped: it measures (noisy, not monotone by construction) and runs only
+// gated models small enough for this machine; tests/test_real_kernel.cc covers it.
 TEST_CASE("every cost model's batch time grows with prompt length and context and batch size") {
   struct Case {
     const char* model;
@@ -170,6 +172,7 @@ TEST_CASE("every cost model's batch time grows with prompt length and context an
   for (const std::string& cost_model : cost_model_names())
     for (const Case c : {Case{"llama-3.1-8b", "h100-sxm", 1}, Case{"llama-2-70b", "a100-sxm-80g", 4},
                          Case{"llama-2-7b", "l40s", 1}, Case{"opt-13b", "a100-sxm-80g", 2}}) {
+      if (cost_model == "real") continue;
       const std::string model = c.model, gpu = c.gpu;
       CAPTURE(cost_model);
       CAPTURE(model);

@@ -62,7 +62,7 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   std::vector<Op> ops;
   build_ops(model, Parallelism{o.tp, o.pp}, stats_of(seqs), ops);
   const auto cost_model = make_cost_model(o.cost_model, gpu, model, "--cost-model", g.data_dir);
-  const CostBreakdown b = cost_model->breakdown(ops);
+  const CostBreakdown b = cost_model->batch_breakdown(model, Parallelism{o.tp, o.pp}, stats_of(seqs), ops);
 
   if (o.json) {
     nlohmann::ordered_json j;

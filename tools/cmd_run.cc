@@ -24,6 +24,7 @@ struct RunOptions {
   std::int64_t seed = -1;
   std::vector<std::string> overrides;
   bool quiet = false;
+  bool memo = false;  // real cost model: reuse identical batch shapes' times
 };
 
 // Writes via a temporary file and rename, so a reader never sees half a file.
@@ -42,6 +43,7 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   LoadOptions load;
   load.data_dir = g.data_dir;
   load.overrides = o.overrides;
+  if (o.memo) load.overrides.push_back("real_kernel.memo=true");
   load.seed_override = o.seed;
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.scenario).stem() : fs::path(o.out_dir);
   // Stale results from an earlier run must not pass for this run's if it fails.
@@ -78,6 +80,7 @@ Command add_run_command(CLI::App& app, const GlobalOptions& global) {
   app.add_option("--seed", o->seed, "override the scenario's seed")->check(CLI::NonNegativeNumber);
   app.add_option("--set", o->overrides, "override a scenario value: PATH=VALUE (e.g. cluster.decode.instances=2)");
   app.add_flag("--quiet", o->quiet, "print nothing on success");
+  app.add_flag("--memo", o->memo, "cost model real: reuse the measured time of identical batch shapes");
   return [o, &global] { return run(*o, global); };
 }
 

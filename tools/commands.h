@@ -18,5 +18,7 @@ Command add_run_command(CLI::App& app, const GlobalOptions& global);
 Command add_cost_command(CLI::App& app, const GlobalOptions& global);
 Command add_goodput_command(CLI::App& app, const GlobalOptions& global);
 Command add_plan_command(CLI::App& app, const GlobalOptions& global);
+Command add_profile_command(CLI::App& app, const GlobalOptions& global);
+Command add_validate_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace pdsim::cli

@@ -3,7 +3,8 @@
 # Runs apt-get directly as root, through sudo otherwise.
 set -euo pipefail
 
-packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libeigen3-dev doctest-dev libbenchmark-dev)
+packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libeigen3-dev doctest-dev libbenchmark-dev
+  gnuplot-nox libopenmpi-dev openmpi-bin)  # pdsim plan: plots (gnuplot) and mpirun (both optional)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
   commands[goodput] = cli::add_goodput_command(*goodput, global);
   auto* plan = app.add_subcommand("plan", "cheapest prefill:decode configuration meeting a target rate under the SLO");
   commands[plan] = cli::add_plan_command(*plan, global);
+  auto* profile = app.add_subcommand("profile", "measure a kernel backend on a model's shapes; write tables and a device profile");
+  commands[profile] = cli::add_profile_command(*profile, global);
+  auto* validate = app.add_subcommand("validate", "run a scenario with roofline, profiled and real timings; compare");
+  commands[validate] = cli::add_validate_command(*validate, global);
   auto* devices = app.add_subcommand("devices", "list the CUDA devices this build can use");
   commands[devices] = [] {
     std::string why;

@@ -121,6 +121,9 @@ WorkloadConfig parse_workload(JsonObject w) {
   c.arrival = ac;
   c.num_requests = w.positive_integer("num_requests");
   if (c.num_requests > 100'000'000) w.fail("num_requests", "must be <= 100000000");
+  // Simulated time is int64 nanoseconds (~292 years); keep open-loop arrivals far inside it.
+  if (ac.rate_rps > 0 && static_cast<double>(c.num_requests) / ac.rate_rps > kMaxArrivalSpanS)
+    w.fail("arrival", "num_requests / rate_rps spans more than 1e8 s of simulated time; raise rate_rps");
   c.input = parse_length(w.object("input_tokens"));
   c.output = parse_length(w.object("output_tokens"));
   w.finish();
@@ -243,6 +246,8 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
     s.real_kernel.warmup_iters = static_cast<int>(rk.integer("warmup_iters", 1));
     if (s.real_kernel.warmup_iters < 0) rk.fail("warmup_iters", "must be >= 0");
     s.real_kernel.iters = static_cast<int>(rk.positive_integer("iters", 1));
+    s.real_kernel.threads = static_cast<int>(rk.integer("threads", 0));
+    if (s.real_kernel.threads < 0) rk.fail("threads", "must be >= 0 (0 = all cores)");
     rk.finish();
   }
   s.data_dir = options.data_dir;

@@ -46,6 +46,22 @@ class CostModel {
     }
     return out;
   }
+
+  // Batch-level hooks, for models that price a whole batch at once (the
+  // real-kernel model runs it). `ops` is build_ops(model, par, batch).
+  // Defaults: the per-op sums above. A model that measures or memoizes here
+  // keeps that state mutable: one CostModel is used by one thread at a time
+  // (each simulation owns its cost models).
+  virtual double batch_time_s(const ModelSpec& model, const Parallelism& par, const BatchStats& batch,
+                              const std::vector<Op>& ops) const {
+    (void)model, (void)par, (void)batch;
+    return total_s(ops);
+  }
+  virtual CostBreakdown batch_breakdown(const ModelSpec& model, const Parallelism& par, const BatchStats& batch,
+                                        const std::vector<Op>& ops) const {
+    (void)model, (void)par, (void)batch;
+    return breakdown(ops);
+  }
 };
 
 // Roofline: time = max(FLOPs / (peak x eff), bytes / (HBM x eff)) + launches x

@@ -2,16 +2,18 @@
 
 #include "sim/core/error.h"
 #include "sim/cost/profiled.h"
+#include "sim/cost/real_kernel.h"
 
 namespace pdsim {
 
 const std::vector<std::string>& cost_model_names() {
-  static const std::vector<std::string> names = {"roofline", "profiled"};
+  static const std::vector<std::string> names = {"roofline", "profiled", "real"};
   return names;
 }
 
 std::unique_ptr<CostModel> make_cost_model(const std::string& name, const GpuSpec& gpu, const ModelSpec& model,
-                                           const std::string& where, const std::string& data_dir) {
+                                           const std::string& where, const std::string& data_dir,
+                                           const RealKernelOptions& real) {
   if (name == "roofline") return std::make_unique<RooflineCostModel>(gpu, model.weight_bytes, where);
   if (name == "profiled") {
     if (data_dir.empty())
@@ -19,6 +21,7 @@ std::unique_ptr<CostModel> make_cost_model(const std::string& name, const GpuSpe
     return std::make_unique<ProfiledCostModel>(load_measured_tables(data_dir, gpu.name, where), gpu, model.weight_bytes,
                                                model.kv_bytes, where);
   }
+  if (name == "real") return std::make_unique<RealKernelCostModel>(gpu, model, real, where);
   throw InputError(where, "unknown cost model \"" + name + "\"");
 }
 

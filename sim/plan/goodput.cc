@@ -64,7 +64,7 @@ RateSearch search_goodput(const std::function<double(double)>& probe_fn, double 
   } else {
     hi = start_rps;
     have_hi = true;
-    const double floor_rps = start_rps * o.min_rate_fraction;
+    const double floor_rps = std::max(start_rps * o.min_rate_fraction, std::min(o.min_rate_rps, start_rps / 2));
     if (probe(floor_rps)) {
       lo = floor_rps;
     } else {
@@ -126,6 +126,7 @@ RateKnob rate_knob_of(const Scenario& scenario) {
                        "goodput needs a trace with at least two distinct timestamps to define its rate");
     const double native = static_cast<double>(rows.size() - 1) / span_s;
     knob.name = "workload.trace.time_scale";
+    knob.min_rate_rps = static_cast<double>(rows.size()) / 1e9;
     knob.trace_native_rate_rps = native;
     knob.scenario_rate_rps = native / w.trace->time_scale;
     return knob;
@@ -136,6 +137,7 @@ RateKnob rate_knob_of(const Scenario& scenario) {
                      "goodput and plan search the arrival rate, and closed_loop has none (its load is set by "
                      "concurrency): use poisson, gamma, constant or a trace");
   knob.name = "workload.arrival.rate_rps";
+  knob.min_rate_rps = static_cast<double>(w.num_requests) / 1e9;
   knob.scenario_rate_rps = w.arrival->rate_rps;
   return knob;
 }
@@ -167,8 +169,10 @@ GoodputResult find_goodput(const Scenario& scenario, const GoodputOptions& optio
   result.rate_knob = knob.name;
   result.scenario_rate_rps = knob.scenario_rate_rps;
   result.trace_native_rate_rps = knob.trace_native_rate_rps;
+  GoodputOptions o = options;
+  o.min_rate_rps = std::max(o.min_rate_rps, knob.min_rate_rps);
   result.search = search_goodput([&](double rate) { return attainment_at(scenario, knob, rate); },
-                                 knob.scenario_rate_rps, options, on_probe);
+                                 knob.scenario_rate_rps, o, on_probe);
   return result;
 }
 

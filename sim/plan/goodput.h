@@ -51,6 +51,9 @@ struct GoodputOptions {
   double tolerance = 0.01;          // stop when (hi - lo) <= tolerance * lo; in (0, 1)
   int max_probes = 40;              // simulator runs at most, >= 2
   double min_rate_fraction = 1e-6;  // "near zero load" = r0 * this
+  // ... but at least this (capped at r0 / 2): keeps the simulated span of
+  // arrivals within int64 nanoseconds (set from RateKnob::min_rate_rps).
+  double min_rate_rps = 0;
 };
 
 struct GoodputProbe {
@@ -98,6 +101,9 @@ struct RateKnob {
   std::string name;                             // "workload.arrival.rate_rps" or "workload.trace.time_scale"
   double scenario_rate_rps = 0;                 // the scenario's own rate
   std::optional<double> trace_native_rate_rps;  // trace replay only (time_scale 1)
+  // Requests / 1e9 s: the lowest rate whose arrivals span at most 1e9 s
+  // (SimTime is int64 nanoseconds, 9.2e9 s at most).
+  double min_rate_rps = 0;
   // Sets the scenario's rate to rate_rps. REQUIRES: rate_rps > 0.
   void apply(Scenario& scenario, double rate_rps) const;
 };

@@ -35,6 +35,9 @@ std::vector<RequestSpec> generate_requests(const WorkloadConfig& config, std::ui
   if (config.trace) {
     const auto rows = read_trace(config.trace->path, config.trace->format, config.num_requests);
     out.reserve(rows.size());
+    if (rows.back().arrival_s * config.trace->time_scale > kMaxArrivalSpanS)
+      throw InputError(config.trace->path, "with time_scale " + std::to_string(config.trace->time_scale) +
+                                               " the trace spans more than 1e8 s of simulated time");
     for (const auto& r : rows)
       out.push_back({seconds_to_ns(r.arrival_s * config.trace->time_scale), r.input_tokens, r.output_tokens});
     return out;

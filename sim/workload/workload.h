@@ -14,6 +14,10 @@
 
 namespace pdsim {
 
+// Longest span of arrivals a workload may have, in seconds (about 3 years):
+// far inside the int64-nanosecond clock.
+constexpr double kMaxArrivalSpanS = 1e8;
+
 struct LengthDist {
   enum class Kind { kFixed, kUniform, kNormal, kLognormal, kEmpirical };
   Kind kind = Kind::kFixed;

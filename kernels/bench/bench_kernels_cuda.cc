@@ -1,0 +1,256 @@
+// Benchmarks of the CUDA backend's GEMM, prefill attention and decode
+// attention at Llama-3.1-8B and -70B TP1 shapes (one layer). Each reports GPU
+// time from CUDA events (UseManualTime) and the napkin-math roofline counters
+// beside it:
+//   FLOP/s   useful FLOPs / time (causal prefill counts only unmasked pairs)
+//   bytes/s  compulsory HBM bytes / time (each operand read once, output
+//            written once; bf16 = 2 bytes)
+//   flop_per_byte  arithmetic intensity (time-independent)
+// Compare with the card's peaks (H100 SXM: ~989 TFLOP/s dense bf16,
+// ~3.35 TB/s HBM3) to see how far each kernel is from its roof.
+//
+//   BM_Gemm/<model>/<proj>/m      y[m, n] = x[m, k] w[n, k]^T; proj in qkv, o,
+//                                 gate_up, down; m in {1, 16, 128, 1024, 4096}
+//   BM_PrefillAttention/<model>/S prefill of S prompts of 4096 tokens (causal)
+//   BM_DecodeAttention/<model>/B  decode of B sequences, batch x context =
+//                                 262144 cached tokens, 16-token blocks,
+//                                 shuffled block table
+//
+// Without a CUDA build or device every benchmark skips with the reason.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace k = pdsim::kernels;
+
+namespace {
+
+struct ModelShape {
+  const char* name;
+  int hidden, heads, kv_heads, head_dim, ffn;
+};
+// TP1 shards = the full model's per-layer shapes.
+constexpr ModelShape kModels[] = {
+    {"llama-3.1-8b", 4096, 32, 8, 128, 14336},
+    {"llama-3.1-70b", 8192, 64, 8, 128, 28672},
+};
+
+struct GemmShape {
+  const char* name;
+  std::int64_t n, k;
+};
+GemmShape gemm_shape(const ModelShape& m, int which) {
+  const std::int64_t qkv = static_cast<std::int64_t>(m.heads + 2 * m.kv_heads) * m.head_dim;
+  switch (which) {
+    case 0: return {"qkv", qkv, m.hidden};
+    case 1: return {"o", m.hidden, static_cast<std::int64_t>(m.heads) * m.head_dim};
+    case 2: return {"gate_up", 2LL * m.ffn, m.hidden};
+    default: return {"down", m.hidden, m.ffn};
+  }
+}
+
+// The one CUDA backend of this process (nullptr + reason when there is none).
+std::unique_ptr<k::Backend>& backend_slot() {
+  static std::unique_ptr<k::Backend> b;
+  return b;
+}
+std::string& why_none() {
+  static std::string why;
+  return why;
+}
+k::Backend* backend() {
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    try {
+      backend_slot() = k::make_cuda_backend(&why_none());
+    } catch (const std::exception& e) {
+      why_none() = e.what();
+    }
+  }
+  return backend_slot().get();
+}
+bool skip_without_device(benchmark::State& state) {
+  if (backend()) return false;
+  static std::string msg;
+  msg = "no CUDA device: " + why_none();
+  state.SkipWithError(msg.c_str());
+  return true;
+}
+
+// Deterministic, non-zero, cheap fill in [-0.5, 0.5) (benchmarks never run on zeros).
+void fill(k::Backend& b, k::Tensor& t, std::uint32_t salt) {
+  std::vector<float> h(static_cast<std::size_t>(t.numel()));
+  for (std::size_t i = 0; i < h.size(); ++i) {
+    const std::uint32_t x = (static_cast<std::uint32_t>(i) + salt) * 2654435761u;
+    h[i] = static_cast<float>((x >> 8) & 0xffff) / 65536.0f - 0.5f + 1.0f / 131072.0f;
+  }
+  b.upload(t, h.data());
+}
+
+void set_counters(benchmark::State& state, double flops, double bytes) {
+  using C = benchmark::Counter;
+  state.counters["FLOP/s"] = C(flops, C::kIsIterationInvariantRate, C::kIs1000);
+  state.counters["bytes/s"] = C(bytes, C::kIsIterationInvariantRate, C::kIs1000);
+  state.counters["flop_per_byte"] = C(flops / bytes);
+}
+
+// Times `op` with CUDA events, one launch per iteration, after one warm-up.
+template <class Op>
+void time_loop(benchmark::State& state, k::Backend& b, Op&& op) {
+  op();
+  b.synchronize();
+  for (auto _ : state) {
+    b.timer_start();
+    op();
+    state.SetIterationTime(b.timer_stop_s());
+  }
+}
+
+// Weights are big (70B gate_up: 0.94 GB): keep the last one across m values.
+struct WeightCache {
+  int key = -1;
+  k::Tensor w;
+};
+WeightCache& weight_cache() {
+  static WeightCache c;
+  return c;
+}
+
+void BM_Gemm(benchmark::State& state) {
+  if (skip_without_device(state)) return;
+  auto& b = *backend();
+  const ModelShape& model = kModels[state.range(0)];
+  const GemmShape g = gemm_shape(model, static_cast<int>(state.range(1)));
+  const std::int64_t m = state.range(2);
+  state.SetLabel(std::string(model.name) + " " + g.name + " m=" + std::to_string(m) + " n=" + std::to_string(g.n) +
+                 " k=" + std::to_string(g.k));
+  try {
+    auto& cache = weight_cache();
+    const int key = static_cast<int>(state.range(0) * 16 + state.range(1));
+    if (cache.key != key) {
+      cache.w = k::Tensor();
+      cache.w = b.allocate({g.n, g.k}, k::DType::kBF16);
+      fill(b, cache.w, 7);
+      cache.key = key;
+    }
+    auto x = b.allocate({m, g.k}, k::DType::kBF16);
+    auto y = b.allocate({m, g.n}, k::DType::kBF16);
+    fill(b, x, 1);
+    time_loop(state, b, [&] { b.gemm({&x, &cache.w, &y, m, g.n, g.k}); });
+    set_counters(state, 2.0 * m * g.n * g.k, 2.0 * (m * g.k + g.n * g.k + m * g.n));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+void BM_PrefillAttention(benchmark::State& state) {
+  if (skip_without_device(state)) return;
+  auto& b = *backend();
+  const ModelShape& model = kModels[state.range(0)];
+  const int seqs = static_cast<int>(state.range(1));
+  constexpr int kLen = 4096;
+  const std::int64_t T = static_cast<std::int64_t>(seqs) * kLen;
+  const int H = model.heads, KV = model.kv_heads, hd = model.head_dim;
+  state.SetLabel(std::string(model.name) + " " + std::to_string(seqs) + "x" + std::to_string(kLen) + " heads=" +
+                 std::to_string(H) + "/" + std::to_string(KV));
+  try {
+    auto q = b.allocate({T, H, hd}, k::DType::kBF16);
+    auto kt = b.allocate({T, KV, hd}, k::DType::kBF16);
+    auto v = b.allocate({T, KV, hd}, k::DType::kBF16);
+    auto out = b.allocate({T, H, hd}, k::DType::kBF16);
+    fill(b, q, 1);
+    fill(b, kt, 2);
+    fill(b, v, 3);
+    std::vector<std::int32_t> cu(seqs + 1);
+    for (int i = 0; i <= seqs; ++i) cu[i] = i * kLen;
+    auto cut = b.allocate({seqs + 1}, k::DType::kI32);
+    b.upload_i32(cut, cu.data());
+    const k::PrefillAttentionArgs a{&q, &kt, &v, &cut, &out, seqs, H, KV, hd, T, kLen};
+    time_loop(state, b, [&] { b.prefill_attention(a); });
+    // Causal: query i sees i + 1 keys; QK^T and PV are 2 FLOPs per (pair, dim) each.
+    const double pairs = static_cast<double>(seqs) * kLen * (kLen + 1.0) / 2.0;
+    set_counters(state, 4.0 * pairs * H * hd, 2.0 * (2.0 * T * H * hd + 2.0 * T * KV * hd));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+void BM_DecodeAttention(benchmark::State& state) {
+  if (skip_without_device(state)) return;
+  auto& b = *backend();
+  const ModelShape& model = kModels[state.range(0)];
+  const int B = static_cast<int>(state.range(1));
+  constexpr std::int64_t kTotalTokens = 262144;
+  constexpr int kBlockTokens = 16;
+  const int ctx = static_cast<int>(kTotalTokens / B);
+  const int H = model.heads, KV = model.kv_heads, hd = model.head_dim;
+  state.SetLabel(std::string(model.name) + " batch=" + std::to_string(B) + " context=" + std::to_string(ctx) +
+                 " heads=" + std::to_string(H) + "/" + std::to_string(KV));
+  try {
+    const int blocks_per_seq = (ctx + kBlockTokens - 1) / kBlockTokens;
+    const int num_blocks = B * blocks_per_seq;
+    std::vector<std::int32_t> perm(num_blocks);
+    std::iota(perm.begin(), perm.end(), 0);
+    std::mt19937 rng(1);
+    std::shuffle(perm.begin(), perm.end(), rng);  // pages scattered like a long-running server's
+    std::vector<std::int32_t> lens(B, ctx);
+    auto q = b.allocate({B, H, hd}, k::DType::kBF16);
+    auto out = b.allocate({B, H, hd}, k::DType::kBF16);
+    auto kc = b.allocate({num_blocks, kBlockTokens, KV, hd}, k::DType::kBF16);
+    auto vc = b.allocate({num_blocks, kBlockTokens, KV, hd}, k::DType::kBF16);
+    auto bt = b.allocate({B, blocks_per_seq}, k::DType::kI32);
+    auto cl = b.allocate({B}, k::DType::kI32);
+    fill(b, q, 1);
+    fill(b, kc, 2);
+    fill(b, vc, 3);
+    b.upload_i32(bt, perm.data());
+    b.upload_i32(cl, lens.data());
+    const k::DecodeAttentionArgs a{&q, &kc, &vc, &bt, &cl, &out, B, H, KV, hd, kBlockTokens, blocks_per_seq, ctx};
+    time_loop(state, b, [&] { b.decode_attention(a); });
+    const double tokens = static_cast<double>(B) * ctx;
+    set_counters(state, 4.0 * tokens * H * hd, 2.0 * (2.0 * tokens * KV * hd + 2.0 * B * H * hd));
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+  }
+}
+
+void gemm_args(benchmark::internal::Benchmark* bm) {
+  for (int model = 0; model < 2; ++model)
+    for (int proj = 0; proj < 4; ++proj)
+      for (int m : {1, 16, 128, 1024, 4096}) bm->Args({model, proj, m});
+}
+
+}  // namespace
+
+BENCHMARK(BM_Gemm)->Apply(gemm_args)->ArgNames({"model", "proj", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_PrefillAttention)
+    ->ArgsProduct({{0, 1}, {1, 4}})
+    ->ArgNames({"model", "seqs"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_DecodeAttention)
+    ->ArgsProduct({{0, 1}, {2, 8, 32, 64, 128, 256}})
+    ->ArgNames({"model", "batch"})
+    ->UseManualTime()
+    ->Unit(benchmark::kMicrosecond);
+
+int main(int argc, char** argv) {
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  // Free device memory while the CUDA context is still alive.
+  weight_cache().w = k::Tensor();
+  backend_slot().reset();
+  return 0;
+}

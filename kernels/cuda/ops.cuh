@@ -1,0 +1,113 @@
+// Kernel parameter structs and launchers of the CUDA backend. Each launcher is
+// a template over the storage type T (__nv_bfloat16 in production, float for
+// f32 tensors); all math is fp32. Pointers are device pointers; shapes are
+// written next to each field. Launchers enqueue on `stream` and check the
+// launch; they do not synchronize.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace pdsim::kernels::cuda {
+
+using bf16 = __nv_bfloat16;
+
+// Causal prefill attention over a ragged batch (FlashAttention-2 style:
+// K/V tiles in shared memory, online softmax, never materializes T x T).
+template <class T>
+struct PrefillAttentionParams {
+  const T* q;                // (total_tokens, heads, head_dim)
+  const T* k;                // (total_tokens, kv_heads, head_dim)
+  const T* v;                // (total_tokens, kv_heads, head_dim)
+  const std::int32_t* cu_seqlens;  // (num_seqs + 1), cu_seqlens[0] == 0
+  T* out;                    // (total_tokens, heads, head_dim)
+  int num_seqs = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  int max_seqlen = 0;        // >= every cu_seqlens[i+1] - cu_seqlens[i]
+  float scale = 0;           // softmax scale, 1/sqrt(head_dim)
+};
+
+// Decode attention over a paged KV cache, split along the context
+// (flash-decoding): pass 1 writes per-split partial (acc, max, sum), pass 2
+// merges them. With one split, pass 1 writes `out` directly.
+template <class T>
+struct DecodeAttentionParams {
+  const T* q;                // (batch, heads, head_dim)
+  const T* k_cache;          // (num_blocks, block_tokens, kv_heads, head_dim)
+  const T* v_cache;          // (num_blocks, block_tokens, kv_heads, head_dim)
+  const std::int32_t* block_table;   // (batch, max_blocks_per_seq)
+  const std::int32_t* context_lens;  // (batch)
+  T* out;                    // (batch, heads, head_dim)
+  int batch = 0, heads = 0, kv_heads = 0, head_dim = 0, block_tokens = 0, max_blocks_per_seq = 0;
+  int max_context_len = 0;   // >= every context_lens[b]
+  float scale = 0;
+  // Split-K workspace (ignored when num_splits == 1):
+  int num_splits = 1;        // splits per sequence
+  int split_tokens = 0;      // context tokens per split (multiple of the 32-token tile)
+  float* partial_acc = nullptr;  // (batch, heads, num_splits, head_dim), unnormalized
+  float* partial_max = nullptr;  // (batch, heads, num_splits), log2 domain
+  float* partial_sum = nullptr;  // (batch, heads, num_splits)
+};
+
+// How decode attention splits the context; partial workspace floats needed.
+struct DecodeSplit {
+  int num_splits = 1;
+  int split_tokens = 0;
+  std::int64_t workspace_floats = 0;
+};
+DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int head_dim, int max_context_len, int sm_count);
+
+template <class T>
+struct KvAppendParams {
+  const T* k;                // (tokens, kv_heads, head_dim)
+  const T* v;                // (tokens, kv_heads, head_dim)
+  const std::int32_t* slot_mapping;  // (tokens); slot = block * block_tokens + offset; < 0 skips the token
+  T* k_cache;                // (num_blocks, block_tokens, kv_heads, head_dim) == (slots, kv_heads, head_dim)
+  T* v_cache;
+  std::int64_t tokens = 0;
+  int kv_heads = 0, head_dim = 0;
+};
+
+template <class T>
+struct RmsNormParams {
+  const T* x;       // (rows, hidden)
+  const T* weight;  // (hidden)
+  T* out;           // (rows, hidden)
+  std::int64_t rows = 0;
+  int hidden = 0;
+  float eps = 0;
+};
+
+template <class T>
+struct RopeParams {
+  T* q;                            // (tokens, heads, head_dim), in place
+  T* k;                            // (tokens, kv_heads, head_dim), in place
+  const std::int32_t* positions;   // (tokens)
+  std::int64_t tokens = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;  // head_dim even
+  float theta = 0;
+};
+
+template <class T>
+struct SiluGateParams {
+  const T* gate_up;  // (rows, 2 * ffn): gate in [:, :ffn], up in [:, ffn:]
+  T* out;            // (rows, ffn)
+  std::int64_t rows = 0;
+  int ffn = 0;
+};
+
+template <class T> void launch_prefill_attention(const PrefillAttentionParams<T>& p, cudaStream_t stream);
+template <class T> void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t stream);
+template <class T> void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream);
+template <class T> void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
+template <class T> void launch_rope(const RopeParams<T>& p, cudaStream_t stream);
+template <class T> void launch_silu_gate(const SiluGateParams<T>& p, cudaStream_t stream);
+
+// Storage <-> fp32 on the device.
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(bf16 x) { return __bfloat162float(x); }
+template <class T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+template <> __device__ __forceinline__ bf16 from_f32<bf16>(float x) { return __float2bfloat16_rn(x); }
+
+}  // namespace pdsim::kernels::cuda

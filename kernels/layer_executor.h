@@ -1,0 +1,109 @@
+// LayerExecutor: runs one decoder layer of a model on real buffers of a
+// Backend and measures each op, for the real-kernel cost model and
+// `pdsim profile`.
+//
+// One layer, per GPU of a TP group (heads/tp, kv_heads/tp or 1, ffn/tp,
+// vocab/tp; TP all-reduces are not executed), in this order:
+//   input RMSNorm -> qkv_proj (three GEMMs: q, k, v; the backend has no
+//   tensor views for a fused output) -> kv_append_rope (RoPE on q, k; K/V
+//   written to a paged cache) -> attention_prefill (ragged causal, prefill
+//   sequences) and/or attention_decode (paged, decode sequences) -> o_proj ->
+//   post-attention RMSNorm -> mlp_gate_up -> mlp_silu_mul -> mlp_down.
+// Op names match sim/model/ops.cc. norms_residual is the two RMSNorms: the
+// backend has no add op, so the two residual adds are not executed (they move
+// 3 x tokens x hidden elements each, about 1.5 norms' worth of bytes; on the
+// tiny models this is < 1% of a layer). LayerNorm models are run with RMSNorm
+// and biases are ignored; only gated-SiLU MLPs are supported.
+// A full model is L identical layers: the layer time is multiplied by L (the
+// report says so), plus one lm_head GEMM over the rows that emit a token.
+//
+// Memory: the executor owns its buffers (weights, activations, a paged KV
+// cache of the real size for the batch: every sequence's blocks, assigned in
+// a shuffled order as a running engine's would be) and keeps them between
+// runs, growing them when a batch needs more. Weights and layer inputs are
+// held in `copies` sets (enough to exceed ExecutorOptions::rotate_bytes, at
+// least 2, at most the layer count) used in turn, so one run does not find
+// the previous run's weights in cache. Values are small pseudo-random
+// numbers; the timing does not depend on them.
+// Warm-up: warmup_iters untimed runs on the first batch and whenever buffers
+// were (re)allocated; then iters timed runs, the minimum per op (other
+// processes on a shared machine only ever add time).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/backend.h"
+
+namespace pdsim {
+struct ModelSpec;
+}
+
+namespace pdsim::kernels {
+
+// One layer's shapes on one GPU.
+struct LayerDims {
+  std::string model;
+  int layers = 0;
+  int hidden = 0;
+  int heads = 0, kv_heads = 0, head_dim = 0;  // per GPU
+  int ffn = 0;                                // per GPU
+  int vocab = 0;                              // per GPU (lm_head columns)
+  float rope_theta = 10000.0f;
+  float norm_eps = 1e-5f;
+};
+// heads/tp, max(1, kv_heads/tp), ffn/tp, vocab/tp. Throws InputError (naming
+// `where`) for shapes the executor cannot run (non-gated MLP, tp not dividing heads).
+LayerDims layer_dims(const ModelSpec& model, int tp, const std::string& where);
+
+// A batch: prefill sequences (new tokens each, no cached prefix) and decode
+// sequences (KV tokens each reads, including the one being decoded). GEMM rows
+// = sum(prefill_lens) + decode_ctx.size().
+struct LayerBatch {
+  std::vector<int> prefill_lens;
+  std::vector<int> decode_ctx;
+  std::int64_t logit_rows = 0;  // lm_head rows (<= GEMM rows)
+  std::int64_t tokens() const;
+};
+
+struct OpTiming {
+  std::string name;  // as in sim/model/ops.cc
+  double time_s = 0; // one layer (lm_head: once)
+};
+
+struct LayerTiming {
+  std::vector<OpTiming> ops;  // per layer, in execution order (norms_residual last)
+  double lm_head_s = 0;       // 0 when logit_rows == 0
+  int layers = 0;
+  double layer_s() const;     // sum of ops
+  double model_s() const { return layers * layer_s() + lm_head_s; }
+  double op_s(const std::string& name) const;  // 0 when absent
+};
+
+struct ExecutorOptions {
+  int warmup_iters = 1;
+  int iters = 3;
+  int block_tokens = 16;
+  double rotate_bytes = 64.0 * 1024 * 1024;
+};
+
+class LayerExecutor {
+ public:
+  // Borrows `backend` (must outlive the executor).
+  LayerExecutor(Backend& backend, LayerDims dims, ExecutorOptions opt = {});
+  ~LayerExecutor();
+  LayerTiming run(const LayerBatch& batch);
+  const LayerDims& dims() const { return dims_; }
+  Backend& backend() { return backend_; }
+  int copies() const;
+
+ private:
+  struct Buffers;
+  Backend& backend_;
+  LayerDims dims_;
+  ExecutorOptions opt_;
+  std::unique_ptr<Buffers> buf_;
+};
+
+}  // namespace pdsim::kernels

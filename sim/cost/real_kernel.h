@@ -1,0 +1,83 @@
+// Real-kernel cost model ("cost_model": "real"): a batch's time is measured
+// by running it on a compute backend (kernels/backend.h: the CUDA backend
+// when this build has one and a GPU is visible, else the CPU backend) with
+// kernels::LayerExecutor: one decoder layer timed op by op, times the layer
+// count, plus the LM head GEMM. Ops the executor does not run (embedding,
+// TP all-reduce, PP hand-off) are priced by the roofline of the pool's GPU
+// profile (source "roofline").
+//
+// Batch mapping (BatchStats holds aggregates only): prefill = prefill_seqs
+// sequences of near-equal length summing to prefill_tokens (no cached
+// prefix); when the batch's causal pairs differ from the executed ones
+// (chunked prefill with a cached prefix), the measured attention_prefill time
+// is scaled by pairs / executed pairs. Decode = decode_seqs sequences whose
+// contexts are near-equal and sum to decode_kv_tokens (rounded). GEMM rows
+// are exact.
+//
+// Dependency direction: sim/ depends on the kernels library's interface
+// (kernels/backend.h, kernels/layer_executor.h) and never on CUDA headers;
+// the CUDA backend is reached only through kernels::make_cuda_backend.
+//
+// Timings are measurements: two runs of a scenario differ by the machine's
+// noise (the byte-identical-output guarantee does not hold for "real").
+// memo: reuse the measured time of an identical mapped batch shape.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+
+#include "sim/cost/cost_model.h"
+#include "sim/cost/real_kernel_options.h"
+
+namespace pdsim::kernels {
+class Backend;
+class LayerExecutor;
+struct LayerBatch;
+}  // namespace pdsim::kernels
+
+namespace pdsim {
+
+class RealKernelCostModel : public CostModel {
+ public:
+  // Throws InputError naming `where` when the backend cannot be made
+  // (backend "cuda" without a device) or the model cannot be run.
+  RealKernelCostModel(const GpuSpec& gpu, const ModelSpec& model, const RealKernelOptions& options,
+                      const std::string& where);
+  ~RealKernelCostModel() override;
+  std::string name() const override { return "real"; }
+  // One op out of its batch cannot be measured: the roofline price (source "roofline").
+  OpPrice price(const Op& op) const override;
+  double batch_time_s(const ModelSpec& model, const Parallelism& par, const BatchStats& batch,
+                      const std::vector<Op>& ops) const override;
+  CostBreakdown batch_breakdown(const ModelSpec& model, const Parallelism& par, const BatchStats& batch,
+                                const std::vector<Op>& ops) const override;
+
+  std::string backend_name() const;
+  std::string device() const;
+  std::int64_t batches_measured() const { return measured_; }
+  std::int64_t batches_memoized() const { return memo_hits_; }
+
+  // The executor's batch for `batch` (the mapping above), and the factor on attention_prefill.
+  static kernels::LayerBatch map_batch(const BatchStats& batch, double* prefill_pairs_scale);
+
+ private:
+  struct Measured {
+    std::map<std::string, double> per_layer_s;  // op name -> one layer
+    double lm_head_s = 0;
+  };
+  const Measured& measure(const Parallelism& par, const BatchStats& batch) const;
+
+  RooflineCostModel roofline_;
+  RealKernelOptions options_;
+  ModelSpec model_;
+  std::string where_;
+  std::unique_ptr<kernels::Backend> backend_;
+  mutable std::map<int, std::unique_ptr<kernels::LayerExecutor>> executors_;  // by tp
+  mutable std::map<std::tuple<int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>, Measured>
+      memo_;
+  mutable Measured last_;
+  mutable std::int64_t measured_ = 0, memo_hits_ = 0;
+};
+
+}  // namespace pdsim

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# pdsim profile writes tables the profiled model reads and a device profile the
+# roofline reads; pdsim validate writes validation.{json,md} with each cost
+# model's summary and signed errors vs real; bad input exits 2.
+set -u
+pdsim=$1
+src=$2
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL $*"; exit 1; }
+
+# profile: a short sweep into a fresh data directory.
+mkdir -p "$tmp/data/profiles"
+cp "$src/profiles/models.json" "$tmp/data/profiles/"
+"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+  >"$tmp/profile.out" 2>&1 || fail "profile: $(cat "$tmp/profile.out")"
+for f in gemm_bf16 context_attention_bf16 generation_attention_bf16 allreduce; do
+  csv="$tmp/data/profiles/measured/test-cpu/$f.csv"
+  [ -s "$csv" ] || fail "no $f.csv"
+  grep -q '^# .*device: ' "$csv" || fail "$f.csv has no device provenance line"
+  grep -q '^# .*command: pdsim profile' "$csv" || [ "$f" = allreduce ] || fail "$f.csv has no command line"
+done
+[ -s "$tmp/data/profiles/gpus/test-cpu.json" ] || fail "no device profile"
+# Both cost models load what profile wrote.
+for cm in profiled roofline; do
+  "$pdsim" --data-dir "$tmp/data" cost --model tiny-llama-512 --gpu test-cpu --decode 100x4 --cost-model $cm --json \
+    >"$tmp/cost.json" 2>"$tmp/cost.err" || fail "cost --cost-model $cm on the profiled device: $(cat "$tmp/cost.err")"
+  grep -q '"total_s"' "$tmp/cost.json" || fail "cost json"
+done
+grep -q '"source": "measured"' "$tmp/cost.json" && fail "roofline output has measured ops"
+"$pdsim" --data-dir "$tmp/data" cost --model tiny-llama-512 --gpu test-cpu --decode 100x4 --cost-model profiled --json |
+  grep -q '"source": "measured"\|"source": "interpolated"' || fail "profiled did not use the new tables"
+
+# validate: a reduced run of the shipped real-kernel scenario.
+"$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/val" --set workload.num_requests=4 \
+  --set real_kernel.iters=1 >"$tmp/val.out" 2>&1 || fail "validate: $(cat "$tmp/val.out")"
+python3 - "$tmp/val/validation.json" <<'PY' || fail "validation.json content"
+import json, sys
+v = json.load(open(sys.argv[1]))
+for m in ("roofline", "profiled", "real"):
+    assert v[m]["requests"]["completed"] == 4, m
+    assert "ttft_s" in v[m] and "tpot_s" in v[m], m
+for m in ("roofline", "profiled"):
+    for k in ("ttft_p50", "ttft_p90", "tpot_p50", "tpot_p90"):
+        r = v["rel_err"][m][k]
+        mk, q = k.split("_")
+        want = v[m][mk + "_s"][q] / v["real"][mk + "_s"][q] - 1
+        assert abs(r - want) < 1e-9, (m, k, r, want)
+assert v[ "real"]["scenario"]["cost_model"] == "real"
+PY
+[ -s "$tmp/val/validation.md" ] || fail "no validation.md"
+grep -q "| real |" "$tmp/val/validation.md" || fail "validation.md has no real row"
+
+# Bad input: exit 2 with one line.
+"$pdsim" profile --backend cpu --model no-such-model --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "unknown model: want exit 2"
+"$pdsim" profile --backend cpu --model opt-13b --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "non-gated model: want exit 2"
+if ! "$pdsim" devices | grep -q GiB; then
+  "$pdsim" profile --backend cuda --model tiny-llama-512 --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "cuda without a device: want exit 2"
+fi
+"$pdsim" validate "$tmp/none.json" 2>/dev/null; [ $? -eq 2 ] || fail "missing scenario: want exit 2"
+"$pdsim" run "$src/scenarios/tiny-real-cpu.json" --out "$tmp/r" --set real_kernel.backend=gpu 2>/dev/null
+[ $? -eq 2 ] || fail "real_kernel.backend=gpu: want exit 2"
+echo ok

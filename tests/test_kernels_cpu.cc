@@ -1,0 +1,315 @@
+// Every kernel of kernels/backend.h against its float64 reference
+// (kernels/reference.h), on every available backend: the CPU backend always,
+// the CUDA backend when this build and machine have one (else a message says
+// why it is skipped). Inputs are random and never zero; outputs are poisoned
+// with NaN before each kernel runs; shapes are ragged (lengths that are not
+// multiples of block_tokens or of the CPU's 64-row tiles, GQA ratios 1-8,
+// several sequences of different lengths). The reference sees the inputs as
+// the backend stores them (uploaded then downloaded, i.e. rounded to bf16 on
+// a bf16 backend), so the tolerance only covers the kernel's arithmetic.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "kernels/backend.h"
+#include "kernels/reference.h"
+
+namespace k = pdsim::kernels;
+
+namespace {
+
+std::vector<std::unique_ptr<k::Backend>> backends() {
+  std::vector<std::unique_ptr<k::Backend>> out;
+  out.push_back(k::make_cpu_backend());
+  std::string why;
+  auto cuda = k::make_cuda_backend(&why);
+  if (cuda) {
+    out.push_back(std::move(cuda));
+  } else {
+    static bool said = false;
+    if (!said) std::printf("CUDA backend skipped: %s\n", why.c_str());
+    said = true;
+  }
+  return out;
+}
+
+struct Tol {
+  double atol, rtol;
+};
+Tol tol_for(const k::Backend& b) {
+  return b.compute_dtype() == k::DType::kF32 ? Tol{2e-4, 1e-3} : Tol{1e-2, 2e-2};
+}
+
+// Uniform in [-1, -0.1] U [0.1, 1]: never zero.
+std::vector<float> random_values(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
+  std::uniform_real_distribution<float> mag(0.1f, 1.0f);
+  std::bernoulli_distribution sign(0.5);
+  std::vector<float> v(n);
+  for (auto& x : v) x = (sign(rng) ? 1.0f : -1.0f) * mag(rng) * scale;
+  return v;
+}
+
+// A device tensor holding `host`; `host` is replaced by what the device stores
+// (rounded to its dtype) so the reference sees the same inputs.
+k::Tensor put(k::Backend& b, std::vector<std::int64_t> shape, std::vector<float>& host) {
+  auto t = b.allocate(std::move(shape), b.compute_dtype());
+  REQUIRE(static_cast<std::size_t>(t.numel()) == host.size());
+  b.upload(t, host.data());
+  b.download(t, host.data());
+  return t;
+}
+k::Tensor put_i32(k::Backend& b, std::vector<std::int64_t> shape, const std::vector<std::int32_t>& host) {
+  auto t = b.allocate(std::move(shape), k::DType::kI32);
+  REQUIRE(static_cast<std::size_t>(t.numel()) == host.size());
+  b.upload_i32(t, host.data());
+  return t;
+}
+k::Tensor poisoned(k::Backend& b, std::vector<std::int64_t> shape) {
+  auto t = b.allocate(std::move(shape), b.compute_dtype());
+  std::vector<float> nan(static_cast<std::size_t>(t.numel()), std::numeric_limits<float>::quiet_NaN());
+  b.upload(t, nan.data());
+  return t;
+}
+std::vector<float> get(k::Backend& b, const k::Tensor& t) {
+  b.synchronize();
+  std::vector<float> v(static_cast<std::size_t>(t.numel()));
+  b.download(t, v.data());
+  return v;
+}
+
+// |got - ref| <= atol + rtol |ref| everywhere (NaN fails). Reports the first miss.
+void check_close(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref, Tol tol) {
+  REQUIRE(got.size() == ref.size());
+  std::size_t bad = 0, first = 0;
+  double worst = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const double err = std::fabs(got[i] - ref[i]);
+    if (!(err <= tol.atol + tol.rtol * std::fabs(ref[i]))) {
+      if (bad++ == 0) first = i;
+    }
+    if (!(err <= worst)) worst = err;
+  }
+  INFO(what << ": " << bad << " of " << got.size() << " elements out of tolerance (atol " << tol.atol << ", rtol "
+            << tol.rtol << "), max abs err " << worst);
+  if (bad) INFO("first at " << first << ": got " << got[first] << ", reference " << ref[first]);
+  CHECK(bad == 0);
+}
+
+std::vector<std::int32_t> cu_of(const std::vector<int>& lens) {
+  std::vector<std::int32_t> cu{0};
+  for (int l : lens) cu.push_back(cu.back() + l);
+  return cu;
+}
+
+}  // namespace
+
+TEST_CASE("kernels: gemm matches the float64 reference on ragged shapes") {
+  std::mt19937 rng(1);
+  for (auto& b : backends()) {
+    for (auto [m, n, kk] : std::vector<std::tuple<std::int64_t, std::int64_t, std::int64_t>>{{1, 64, 64}, {7, 33, 65}, {130, 96, 200},
+                                                                     {3, 1000, 17}, {257, 129, 512}}) {
+      auto xh = random_values(static_cast<std::size_t>(m * kk), rng);
+      auto wh = random_values(static_cast<std::size_t>(n * kk), rng, 0.1f);
+      auto x = put(*b, {m, kk}, xh);
+      auto w = put(*b, {n, kk}, wh);
+      auto y = poisoned(*b, {m, n});
+      b->gemm({&x, &w, &y, m, n, kk});
+      check_close(b->name() + " gemm " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(kk),
+                  get(*b, y), k::ref::gemm(xh, wh, m, n, kk), tol_for(*b));
+    }
+  }
+}
+
+TEST_CASE("kernels: prefill attention matches the reference for GQA ratios 1 2 4 8 and ragged sequences") {
+  std::mt19937 rng(2);
+  for (auto& b : backends()) {
+    for (int kv_heads : {8, 4, 2, 1}) {
+      for (int hd : {64, 128}) {
+        const int heads = 8;
+        const std::vector<int> lens = {17, 1, 131, 70, 64};
+        const auto cu = cu_of(lens);
+        const std::int64_t T = cu.back();
+        auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
+        auto kh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+        auto vh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+        auto q = put(*b, {T, heads, hd}, qh);
+        auto kt = put(*b, {T, kv_heads, hd}, kh);
+        auto v = put(*b, {T, kv_heads, hd}, vh);
+        auto cut = put_i32(*b, {static_cast<std::int64_t>(cu.size())}, cu);
+        auto out = poisoned(*b, {T, heads, hd});
+        k::PrefillAttentionArgs a{&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
+                                  *std::max_element(lens.begin(), lens.end())};
+        b->prefill_attention(a);
+        check_close(b->name() + " prefill attention kv_heads=" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
+                    get(*b, out), k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd), tol_for(*b));
+      }
+    }
+  }
+}
+
+TEST_CASE("kernels: decode attention matches the reference through a shuffled block table") {
+  std::mt19937 rng(3);
+  for (auto& b : backends()) {
+    for (int kv_heads : {8, 4, 2, 1}) {
+      for (int block_tokens : {16, 32}) {
+        const int heads = 8, hd = 64;
+        const std::vector<std::int32_t> lens = {1, 15, 16, 17, 100, 257, 33};
+        const int B = static_cast<int>(lens.size());
+        int max_blocks = 0, total_blocks = 0;
+        for (int l : lens) {
+          max_blocks = std::max(max_blocks, (l + block_tokens - 1) / block_tokens);
+          total_blocks += (l + block_tokens - 1) / block_tokens;
+        }
+        const int num_blocks = total_blocks + 3;  // some blocks belong to no sequence
+        std::vector<std::int32_t> perm(num_blocks);
+        std::iota(perm.begin(), perm.end(), 0);
+        std::shuffle(perm.begin(), perm.end(), rng);
+        std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
+        int next = 0;
+        for (int s = 0; s < B; ++s)
+          for (int i = 0; i < (lens[s] + block_tokens - 1) / block_tokens; ++i) table[s * max_blocks + i] = perm[next++];
+        const std::int64_t cache_elems = static_cast<std::int64_t>(num_blocks) * block_tokens * kv_heads * hd;
+        auto qh = random_values(static_cast<std::size_t>(B * heads * hd), rng);
+        auto kch = random_values(static_cast<std::size_t>(cache_elems), rng);
+        auto vch = random_values(static_cast<std::size_t>(cache_elems), rng);
+        auto q = put(*b, {B, heads, hd}, qh);
+        auto kc = put(*b, {num_blocks, block_tokens, kv_heads, hd}, kch);
+        auto vc = put(*b, {num_blocks, block_tokens, kv_heads, hd}, vch);
+        auto bt = put_i32(*b, {B, max_blocks}, table);
+        auto cl = put_i32(*b, {B}, lens);
+        auto out = poisoned(*b, {B, heads, hd});
+        k::DecodeAttentionArgs a{&q,    &kc,   &vc, &bt,          &cl,        &out,
+                                 B,     heads, kv_heads, hd, block_tokens, max_blocks,
+                                 *std::max_element(lens.begin(), lens.end())};
+        b->decode_attention(a);
+        check_close(b->name() + " decode attention kv_heads=" + std::to_string(kv_heads) +
+                        " block_tokens=" + std::to_string(block_tokens),
+                    get(*b, out),
+                    k::ref::decode_attention(qh, kch, vch, table, lens, heads, kv_heads, hd, block_tokens, max_blocks),
+                    tol_for(*b));
+      }
+    }
+  }
+}
+
+TEST_CASE("kernels: kv append writes exactly the mapped slots") {
+  std::mt19937 rng(4);
+  for (auto& b : backends()) {
+    const int kv_heads = 2, hd = 64, block_tokens = 16, num_blocks = 6;
+    const std::int64_t T = 37, slots_total = num_blocks * block_tokens;
+    std::vector<std::int32_t> slots(slots_total);
+    std::iota(slots.begin(), slots.end(), 0);
+    std::shuffle(slots.begin(), slots.end(), rng);
+    slots.resize(T);
+    auto kh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+    auto vh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+    auto kt = put(*b, {T, kv_heads, hd}, kh);
+    auto v = put(*b, {T, kv_heads, hd}, vh);
+    auto sm = put_i32(*b, {T}, slots);
+    auto kc = poisoned(*b, {num_blocks, block_tokens, kv_heads, hd});
+    auto vc = poisoned(*b, {num_blocks, block_tokens, kv_heads, hd});
+    b->kv_append({&kt, &v, &sm, &kc, &vc, T, kv_heads, hd, block_tokens});
+    std::vector<double> kref(static_cast<std::size_t>(kc.numel()), std::numeric_limits<double>::quiet_NaN());
+    std::vector<double> vref = kref;
+    k::ref::kv_append(kh, vh, slots, kv_heads, hd, kref, vref);
+    // Written slots equal the inputs exactly; every other slot is still NaN.
+    for (auto [got, ref, what] : {std::tuple{get(*b, kc), &kref, "k"}, std::tuple{get(*b, vc), &vref, "v"}}) {
+      std::size_t bad = 0;
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        const double r = (*ref)[i];
+        if (std::isnan(r) ? !std::isnan(got[i]) : got[i] != r) ++bad;
+      }
+      INFO(b->name() << " kv_append " << what << " cache: " << bad << " wrong elements");
+      CHECK(bad == 0);
+    }
+  }
+}
+
+TEST_CASE("kernels: rmsnorm matches the reference") {
+  std::mt19937 rng(5);
+  for (auto& b : backends()) {
+    for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{{1, 64}, {5, 200}, {33, 512}}) {
+      auto xh = random_values(static_cast<std::size_t>(rows * hidden), rng, 3.0f);
+      auto wh = random_values(static_cast<std::size_t>(hidden), rng);
+      auto x = put(*b, {rows, hidden}, xh);
+      auto w = put(*b, {hidden}, wh);
+      auto y = poisoned(*b, {rows, hidden});
+      b->rmsnorm({&x, &w, &y, rows, hidden, 1e-5f});
+      check_close(b->name() + " rmsnorm " + std::to_string(rows) + "x" + std::to_string(hidden), get(*b, y),
+                  k::ref::rmsnorm(xh, wh, rows, hidden, 1e-5), tol_for(*b));
+    }
+  }
+}
+
+TEST_CASE("kernels: rope matches the reference on q and k") {
+  std::mt19937 rng(6);
+  for (auto& b : backends()) {
+    for (float theta : {10000.0f, 500000.0f}) {
+      for (auto [heads, kv_heads, hd] : std::vector<std::tuple<int, int, int>>{{8, 2, 64}, {4, 4, 128}, {8, 1, 32}}) {
+        const std::int64_t T = 9;
+        std::vector<std::int32_t> pos(T);
+        std::uniform_int_distribution<int> pd(0, 4095);
+        for (auto& p : pos) p = pd(rng);
+        pos[0] = 0;
+        auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
+        auto kh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+        auto q = put(*b, {T, heads, hd}, qh);
+        auto kt = put(*b, {T, kv_heads, hd}, kh);
+        auto p = put_i32(*b, {T}, pos);
+        b->rope({&q, &kt, &p, T, heads, kv_heads, hd, theta});
+        const std::string what = b->name() + " rope theta=" + std::to_string(theta) + " hd=" + std::to_string(hd);
+        check_close(what + " q", get(*b, q), k::ref::rope(qh, pos, heads, hd, theta), tol_for(*b));
+        check_close(what + " k", get(*b, kt), k::ref::rope(kh, pos, kv_heads, hd, theta), tol_for(*b));
+      }
+    }
+  }
+}
+
+TEST_CASE("kernels: silu gate matches the reference") {
+  std::mt19937 rng(7);
+  for (auto& b : backends()) {
+    for (auto [rows, ffn] : std::vector<std::pair<std::int64_t, int>>{{1, 64}, {7, 300}, {20, 1408}}) {
+      auto gh = random_values(static_cast<std::size_t>(rows * 2 * ffn), rng, 4.0f);
+      auto g = put(*b, {rows, 2 * ffn}, gh);
+      auto y = poisoned(*b, {rows, ffn});
+      b->silu_gate({&g, &y, rows, ffn});
+      check_close(b->name() + " silu_gate " + std::to_string(rows) + "x" + std::to_string(ffn), get(*b, y),
+                  k::ref::silu_gate(gh, rows, ffn), tol_for(*b));
+    }
+  }
+}
+
+TEST_CASE("kernels: the harness catches a wrong kernel") {
+  // The comparison must be able to fail: a reference for the wrong shape
+  // (transposed weights) is out of tolerance.
+  std::mt19937 rng(8);
+  auto b = k::make_cpu_backend();
+  const std::int64_t m = 4, n = 5, kk = 5;
+  auto xh = random_values(m * kk, rng);
+  auto wh = random_values(n * kk, rng);
+  auto x = put(*b, {m, kk}, xh);
+  auto w = put(*b, {n, kk}, wh);
+  auto y = poisoned(*b, {m, n});
+  b->gemm({&x, &w, &y, m, n, kk});
+  std::vector<float> wt(wh.size());
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < kk; ++j) wt[j * n + i] = wh[i * kk + j];
+  const auto got = get(*b, y);
+  const auto wrong = k::ref::gemm(xh, wt, m, n, kk);
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) bad += std::fabs(got[i] - wrong[i]) > 2e-4 + 1e-3 * std::fabs(wrong[i]);
+  CHECK(bad > 0);
+  // And an un-run kernel leaves NaN, which never passes.
+  auto z = poisoned(*b, {m, n});
+  const auto zz = get(*b, z);
+  CHECK(std::isnan(zz[0]));
+}

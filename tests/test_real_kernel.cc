@@ -1,0 +1,189 @@
+// The layer executor (kernels/layer_executor.h) and the real-kernel cost
+// model (sim/cost/real_kernel.h) on the CPU backend.
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include <doctest/doctest.h>
+
+#include "kernels/backend.h"
+#include "kernels/layer_executor.h"
+#include "sim/core/error.h"
+#include "sim/cost/factory.h"
+#include "sim/cost/real_kernel.h"
+#include "test_util.h"
+
+namespace k = pdsim::kernels;
+using namespace pdsim;
+
+namespace {
+k::LayerDims tiny_dims() {
+  k::LayerDims d;
+  d.model = "t";
+  d.layers = 3;
+  d.hidden = 128;
+  d.heads = 4;
+  d.kv_heads = 2;
+  d.head_dim = 32;
+  d.ffn = 256;
+  d.vocab = 1000;
+  return d;
+}
+std::set<std::string> names(const k::LayerTiming& t) {
+  std::set<std::string> s;
+  for (const auto& o : t.ops) s.insert(o.name);
+  return s;
+}
+const ModelSpec& catalog_model(const std::string& name) {
+  static ModelCatalog c = [] {
+    ModelCatalog cat;
+    cat.load_file(std::string(PDSIM_SOURCE_DIR) + "/profiles/models.json");
+    return cat;
+  }();
+  return c.get(name, "test");
+}
+}  // namespace
+
+TEST_CASE("layer executor: reports the ops of sim/model/ops.cc for prefill decode and mixed batches") {
+  auto b = k::make_cpu_backend(1);
+  k::LayerExecutor ex(*b, tiny_dims(), {0, 1, 16});
+  const std::set<std::string> common = {"qkv_proj", "kv_append_rope", "o_proj",  "mlp_gate_up",
+                                        "mlp_silu_mul", "mlp_down",    "norms_residual"};
+  auto with = [&](std::initializer_list<const char*> extra) {
+    auto s = common;
+    for (auto e : extra) s.insert(e);
+    return s;
+  };
+  const auto pre = ex.run({{17, 40, 3}, {}, 3});
+  CHECK(names(pre) == with({"attention_prefill"}));
+  const auto dec = ex.run({{}, {1, 16, 17, 100}, 4});
+  CHECK(names(dec) == with({"attention_decode"}));
+  const auto mix = ex.run({{33}, {5, 70}, 3});
+  CHECK(names(mix) == with({"attention_prefill", "attention_decode"}));
+  for (const auto* t : {&pre, &dec, &mix}) {
+    for (const auto& o : t->ops) CHECK(o.time_s > 0);
+    CHECK(t->lm_head_s > 0);
+    CHECK(t->model_s() == doctest::Approx(3 * t->layer_s() + t->lm_head_s));
+  }
+  const auto no_logits = ex.run({{}, {8}, 0});
+  CHECK(no_logits.lm_head_s == 0);
+}
+
+TEST_CASE("layer executor: decode attention time grows with the context read") {
+  auto b = k::make_cpu_backend(1);
+  k::LayerExecutor ex(*b, tiny_dims(), {1, 3, 16});
+  const auto short_ctx = ex.run({{}, std::vector<int>(8, 16), 8});
+  const auto long_ctx = ex.run({{}, std::vector<int>(8, 4096), 8});
+  // 256x the KV: far above any timing noise.
+  CHECK(long_ctx.op_s("attention_decode") > 4 * short_ctx.op_s("attention_decode"));
+}
+
+TEST_CASE("layer executor: rejects models it cannot run") {
+  ModelSpec m = catalog_model("tiny-llama-512");
+  CHECK_NOTHROW(k::layer_dims(m, 2, "x"));
+  CHECK_THROWS_AS(k::layer_dims(m, 3, "x"), InputError);
+  m.mlp = MlpKind::kGelu;
+  CHECK_THROWS_AS(k::layer_dims(m, 1, "x"), InputError);
+  const auto d = k::layer_dims(catalog_model("tiny-llama-512"), 2, "x");
+  CHECK(d.heads == 4);
+  CHECK(d.kv_heads == 2);
+  CHECK(d.ffn == 704);
+  CHECK(d.vocab == 16000);
+}
+
+TEST_CASE("real cost model: the batch mapping keeps GEMM rows and KV tokens and scales cached-prefix pairs") {
+  BatchStats b;
+  b.add({100, 0});
+  b.add({37, 0});
+  b.add({1, 99});
+  b.add({1, 10});
+  b.add({1, 0});
+  double scale = 0;
+  const auto lb = RealKernelCostModel::map_batch(b, &scale);
+  CHECK(lb.tokens() == b.new_tokens);
+  CHECK(lb.prefill_lens.size() == 2);
+  CHECK(lb.decode_ctx.size() == 3);
+  int kv = 0;
+  for (int c : lb.decode_ctx) kv += c;
+  CHECK(kv == 100 + 11 + 1);
+  CHECK(lb.logit_rows == 5);
+  // Equal lengths 69 + 68 have fewer causal pairs than 100 + 37: scaled up.
+  CHECK(scale == doctest::Approx(b.prefill_pairs / (69 * 70 / 2.0 + 68 * 69 / 2.0)));
+  CHECK(scale > 1);
+  BatchStats chunk;
+  chunk.add({64, 512});  // a chunk after a 512-token prefix
+  RealKernelCostModel::map_batch(chunk, &scale);
+  CHECK(scale == doctest::Approx((64 * 512 + 64 * 65 / 2.0) / (64 * 65 / 2.0)));
+}
+
+TEST_CASE("real cost model: prices measured ops as real and falls back to the roofline for the rest") {
+  nlohmann::json doc = test::base_scenario();
+  doc["model"] = "tiny-llama-512";
+  doc["cost_model"] = "real";
+  doc["real_kernel"] = {{"backend", "cpu"}, {"threads", 1}, {"memo", true}, {"iters", 1}};
+  const Scenario s = test::make_scenario(doc);
+  auto cm = make_cost_model(s, s.decode);
+  CHECK(cm->name() == "real");
+  BatchStats b;
+  for (int i = 0; i < 4; ++i) b.add({1, 63});
+  std::vector<Op> ops;
+  build_ops(s.model, s.decode.par, b, ops);
+  const CostBreakdown bd = cm->batch_breakdown(s.model, s.decode.par, b, ops);
+  REQUIRE(bd.ops.size() == ops.size());
+  for (const auto& p : bd.ops) {
+    const std::string n = p.op.name;
+    CHECK(std::string(p.price.source) == (n == "embedding" ? "roofline" : "real"));
+    CHECK(p.price.time_s > 0);
+  }
+  // memo: the identical batch is not run again and gets the same time.
+  auto* real = dynamic_cast<RealKernelCostModel*>(cm.get());
+  REQUIRE(real != nullptr);
+  const double again = cm->batch_time_s(s.model, s.decode.par, b, ops);
+  CHECK(real->batches_measured() == 1);
+  CHECK(real->batches_memoized() == 1);
+  CHECK(again == doctest::Approx(bd.total_s).epsilon(1e-12));
+}
+
+TEST_CASE("real cost model: a small scenario runs end to end on the CPU backend") {
+  nlohmann::json doc = test::base_scenario();
+  doc["model"] = "tiny-llama-512";
+  doc["cost_model"] = "real";
+  doc["real_kernel"] = {{"backend", "cpu"}, {"threads", 1}};
+  doc["workload"]["num_requests"] = 4;
+  doc["workload"]["input_tokens"] = {{"dist", "fixed"}, {"value", 40}};
+  doc["workload"]["output_tokens"] = {{"dist", "fixed"}, {"value", 3}};
+  const SimResult r = test::run(test::make_scenario(doc));
+  REQUIRE(r.records.size() == 4);
+  for (const auto& rec : r.records) CHECK(rec.finish > rec.first_token);
+}
+
+TEST_CASE("real cost model: bad options are input errors") {
+  nlohmann::json doc = test::base_scenario();
+  doc["cost_model"] = "real";
+  doc["real_kernel"] = {{"backend", "gpu"}};
+  CHECK_THROWS_AS(test::make_scenario(doc), InputError);
+  doc["real_kernel"] = {{"iters", 0}};
+  CHECK_THROWS_AS(test::make_scenario(doc), InputError);
+  doc["real_kernel"] = {{"threads", -1}};
+  CHECK_THROWS_AS(test::make_scenario(doc), InputError);
+  doc["real_kernel"] = {{"memo", true}, {"mem0", true}};
+  CHECK_THROWS_AS(test::make_scenario(doc), InputError);
+  std::string why;
+  if (!k::make_cuda_backend(&why)) {
+    doc["model"] = "tiny-llama-512";
+    doc["real_kernel"] = {{"backend", "cuda"}};
+    const Scenario s = test::make_scenario(doc);
+    CHECK_THROWS_AS(make_cost_model(s, s.decode), InputError);
+  }
+}
+
+TEST_CASE("cost model hook: batch_time_s defaults to the sum of op prices") {
+  const Scenario s = test::make_scenario(test::base_scenario());
+  auto cm = make_cost_model(s, s.prefill);
+  BatchStats b;
+  b.add({300, 0});
+  std::vector<Op> ops;
+  build_ops(s.model, s.prefill.par, b, ops);
+  CHECK(cm->batch_time_s(s.model, s.prefill.par, b, ops) == cm->total_s(ops));
+  CHECK(cm->batch_breakdown(s.model, s.prefill.par, b, ops).total_s == cm->breakdown(ops).total_s);
+}

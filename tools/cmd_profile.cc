@@ -1,0 +1,411 @@
+// pdsim profile: measure a compute backend (CPU or CUDA) on the GEMM and
+// attention shapes a model needs and write
+//   DIR/measured/<name>/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce}.csv
+// in the format the profiled cost model reads (sim/cost/profiled.h), and
+//   DIR/gpus/<name>.json
+// a device profile in the GPU-profile format (sim/hw/gpu_spec.cc) with the
+// measured ceilings (large-GEMM FLOP/s, copy bandwidth, smallest-kernel
+// time) and roofline factors fitted to the tables ("calibrated"), so the
+// roofline can model this device. `--out profiles` installs both for use by
+// scenarios (pool "gpu": "<name>").
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/backend.h"
+#include "kernels/device_info.h"
+#include "kernels/layer_executor.h"
+#include "sim/core/error.h"
+#include "sim/cost/profiled.h"
+#include "sim/model/model_spec.h"
+#include "tools/commands.h"
+
+namespace pdsim::cli {
+
+namespace {
+
+namespace k = kernels;
+
+struct ProfileOptions {
+  std::string backend = "cpu", model, out, name;
+  int tp = 1, iters = 3, threads = 0;
+  bool full = false;
+};
+
+std::string utc_now() {
+  const std::time_t t = std::time(nullptr);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+k::Tensor filled(k::Backend& b, std::vector<std::int64_t> shape, float scale = 0.05f) {
+  auto t = b.allocate(std::move(shape), b.compute_dtype());
+  std::vector<float> h(static_cast<std::size_t>(t.numel()));
+  std::uint32_t s = 12345;
+  for (auto& x : h) {
+    s = s * 1664525u + 1013904223u;
+    x = scale * (static_cast<float>(s >> 8) / 16777216.0f - 0.5f + 0.01f);
+  }
+  b.upload(t, h.data());
+  return t;
+}
+k::Tensor ints(k::Backend& b, const std::vector<std::int32_t>& v) {
+  auto t = b.allocate({static_cast<std::int64_t>(v.size())}, k::DType::kI32);
+  b.upload_i32(t, v.data());
+  return t;
+}
+
+// Minimum seconds of `iters` timed calls after one warm-up (other processes only add time).
+template <class Fn>
+double time_op(k::Backend& b, int iters, Fn&& fn) {
+  fn();
+  b.synchronize();
+  std::vector<double> t;
+  for (int i = 0; i < iters; ++i) {
+    b.timer_start();
+    fn(i);
+    t.push_back(b.timer_stop_s());
+  }
+  return *std::min_element(t.begin(), t.end());
+}
+
+struct Row {
+  std::vector<double> key;
+  double us;
+};
+
+double gemm_us(k::Backend& b, int iters, std::int64_t m, std::int64_t n, std::int64_t kk) {
+  // Weight copies used in turn (>= 64 MiB in all, as LayerExecutor rotates
+  // layers), so a call does not find its weights in a cache the way one
+  // layer of a real model, streaming every layer's weights, would not.
+  auto x = filled(b, {m, kk});
+  const double wbytes = static_cast<double>(n * kk * k::dtype_bytes(b.compute_dtype()));
+  const int copies = std::clamp(static_cast<int>(std::ceil(64.0 * 1024 * 1024 / wbytes)), 2, 16);
+  std::vector<k::Tensor> w;
+  for (int c = 0; c < copies; ++c) w.push_back(filled(b, {n, kk}));
+  auto y = b.allocate({m, n}, b.compute_dtype());
+  auto call = [&](int i) { b.gemm({&x, &w[static_cast<std::size_t>(i) % w.size()], &y, m, n, kk}); };
+  return 1e6 * time_op(b, iters, [&](int i = -1) { call(i + 1); });
+}
+
+double context_us(k::Backend& b, int iters, int batch, int isl, int heads, int kv_heads, int hd) {
+  const std::int64_t T = static_cast<std::int64_t>(batch) * isl;
+  auto q = filled(b, {T, heads, hd}, 1.0f), kt = filled(b, {T, kv_heads, hd}, 1.0f),
+       v = filled(b, {T, kv_heads, hd}, 1.0f);
+  auto out = b.allocate({T, heads, hd}, b.compute_dtype());
+  std::vector<std::int32_t> cu(batch + 1);
+  for (int i = 0; i <= batch; ++i) cu[i] = i * isl;
+  auto cut = ints(b, cu);
+  return 1e6 * time_op(b, iters, [&](int = 0) {
+           b.prefill_attention({&q, &kt, &v, &cut, &out, batch, heads, kv_heads, hd, T, isl});
+         });
+}
+
+double generation_us(k::Backend& b, int iters, int batch, int kv_len, int heads, int kv_heads, int hd) {
+  const int bt = 16, per_seq = (kv_len + bt - 1) / bt, blocks = batch * per_seq;
+  auto q = filled(b, {batch, heads, hd}, 1.0f);
+  // KV cache copies used in turn (>= 64 MiB in all): in a model, the other
+  // layers' weights and KV pass through the caches between two calls.
+  const double kv_bytes = 2.0 * blocks * bt * kv_heads * hd * static_cast<double>(k::dtype_bytes(b.compute_dtype()));
+  const int copies = std::clamp(static_cast<int>(std::ceil(64.0 * 1024 * 1024 / kv_bytes)), 2, 16);
+  std::vector<k::Tensor> kcs, vcs;
+  for (int c = 0; c < copies; ++c) {
+    kcs.push_back(filled(b, {blocks, bt, kv_heads, hd}, 1.0f));
+    vcs.push_back(filled(b, {blocks, bt, kv_heads, hd}, 1.0f));
+  }
+  auto out = b.allocate({batch, heads, hd}, b.compute_dtype());
+  std::vector<std::int32_t> table(static_cast<std::size_t>(blocks)), lens(batch, kv_len);
+  for (int i = 0; i < blocks; ++i) table[i] = static_cast<std::int32_t>((i * 7919LL) % blocks);  // scattered
+  auto tab = ints(b, table);
+  auto cl = ints(b, lens);
+  return 1e6 * time_op(b, iters, [&](int i = -1) {
+           const auto c = static_cast<std::size_t>(i + 1) % kcs.size();
+           b.decode_attention({&q, &kcs[c], &vcs[c], &tab, &cl, &out, batch, heads, kv_heads, hd, bt, per_seq, kv_len});
+         });
+}
+
+// Copy: kv_append of `tokens` rows (reads k and v, writes both caches).
+double copy_us(k::Backend& b, int iters, std::int64_t tokens, int width) {
+  auto kt = filled(b, {tokens, 1, width}), v = filled(b, {tokens, 1, width});
+  auto kc = b.allocate({tokens, 1, 1, width}, b.compute_dtype()), vc = b.allocate({tokens, 1, 1, width}, b.compute_dtype());
+  std::vector<std::int32_t> slots(static_cast<std::size_t>(tokens));
+  for (std::int64_t i = 0; i < tokens; ++i) slots[i] = static_cast<std::int32_t>(i);
+  auto sm = ints(b, slots);
+  return 1e6 * time_op(b, iters, [&](int = 0) { b.kv_append({&kt, &v, &sm, &kc, &vc, tokens, 1, width, 1}); });
+}
+
+void write_csv(const std::string& path, const std::vector<std::string>& provenance, const std::string& header,
+               const std::vector<Row>& rows) {
+  std::ofstream f(path);
+  if (!f) throw InputError(path, "cannot write");
+  for (const auto& p : provenance) f << "# " << p << "\n";
+  f << header << "\n";
+  f << std::setprecision(6);
+  for (const auto& r : rows) {
+    for (double x : r.key) f << static_cast<long long>(x) << ",";
+    f << r.us << "\n";
+  }
+}
+
+struct Fit {
+  RooflineFactors f;
+  double median = 0, p90 = 0;
+  int rows = 0;
+};
+// Grid search of max(flops/(peak c), bytes/(bw m)) + overhead minimising mean |ln(pred/measured)|.
+Fit fit(const std::vector<Op>& ops, const std::vector<double>& seconds, double peak, double bw, bool link) {
+  std::vector<double> grid;
+  for (int i = 0; i <= 40; ++i) grid.push_back(std::pow(10.0, -3.0 + 3.0 * i / 40));  // 0.001 .. 1
+  const std::vector<double> over = {0, 0.5, 1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200, 300, 500};
+  Fit best;
+  double best_err = 1e300;
+  for (double c : link ? std::vector<double>{1.0} : grid)
+    for (double m : grid)
+      for (double o : over) {
+        double err = 0;
+        for (std::size_t i = 0; i < ops.size(); ++i) {
+          const double pred = std::max(link ? 0.0 : ops[i].flops / (peak * c), ops[i].bytes / (bw * m)) + o * 1e-6;
+          err += std::fabs(std::log(pred / seconds[i]));
+        }
+        if (err < best_err) {
+          best_err = err;
+          best.f = {c, m, o};
+        }
+      }
+  std::vector<double> rel;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    const double pred = std::max(link ? 0.0 : ops[i].flops / (peak * best.f.compute), ops[i].bytes / (bw * best.f.memory)) +
+                        best.f.overhead_us * 1e-6;
+    rel.push_back(std::fabs(pred / seconds[i] - 1));
+  }
+  std::sort(rel.begin(), rel.end());
+  best.median = rel[rel.size() / 2];
+  best.p90 = rel[static_cast<std::size_t>(0.9 * (rel.size() - 1))];
+  best.rows = static_cast<int>(ops.size());
+  return best;
+}
+
+double host_memory_gib() {
+  std::ifstream f("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  while (f >> key >> kb) {
+    if (key == "MemTotal:") return kb / 1048576.0;
+    f.ignore(256, '\n');
+  }
+  return 8;
+}
+
+int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& command_line) {
+  ModelCatalog catalog;
+  catalog.load_file(g.data_dir + "/profiles/models.json");
+  const ModelSpec& model = catalog.get(o.model, "--model");
+  const k::LayerDims d = k::layer_dims(model, o.tp, "--tp");
+  std::unique_ptr<k::Backend> b;
+  std::string why;
+  if (o.backend == "cpu") b = k::make_cpu_backend(o.threads);
+  else if (!(b = k::make_cuda_backend(&why))) throw InputError("--backend cuda", why);
+  const std::string name = o.name.empty() ? (o.backend == "cpu" ? "host-cpu" : "cuda-device") : o.name;
+  const std::string dir = o.out + "/measured/" + name;
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_directories(o.out + "/gpus");
+  const auto t_start = std::chrono::steady_clock::now();
+  const std::string date = utc_now();
+  const std::string dtype = b->compute_dtype() == k::DType::kF32 ? "float32" : "bfloat16";
+  auto prov = [&](const std::string& what) {
+    return std::vector<std::string>{
+        "pdsim measured table: " + what,
+        "gpu: " + name + "; device: " + b->device(),
+        "backend: " + b->name() + " (pdsim kernels, " + dtype + " storage; stored under the bf16 file name the profiled model reads)",
+        "date: " + date + "; command: " + command_line,
+        "model shapes: " + model.name + " tp=" + std::to_string(o.tp) + "; minimum of " + std::to_string(o.iters) +
+            " timed calls after one warm-up"};
+  };
+  std::cout << "profiling " << b->name() << " backend (" << b->device() << ") for " << model.name << " tp=" << o.tp
+            << "\n";
+
+  // ---- GEMM: every (n, k) of the model's layer, m = tokens (lm_head: rows that emit a token).
+  const std::int64_t h = d.hidden, qd = static_cast<std::int64_t>(d.heads) * d.head_dim,
+                     kvd = static_cast<std::int64_t>(d.kv_heads) * d.head_dim;
+  struct Shape { std::int64_t n, k, max_m; };
+  const std::int64_t max_m = o.full ? 8192 : 1024;
+  std::vector<Shape> shapes = {{qd + 2 * kvd, h, max_m}, {h, qd, max_m}, {2LL * d.ffn, h, max_m}, {h, d.ffn, max_m},
+                               {d.vocab, h, o.full ? 512 : 64}};
+  std::vector<Row> gemm_rows;
+  std::vector<Op> gemm_ops;
+  std::vector<double> gemm_s;
+  for (const auto& s : shapes)
+    for (std::int64_t m = 1; m <= s.max_m; m *= 2) {
+      const double us = gemm_us(*b, o.iters, m, s.n, s.k);
+      gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, us});
+      gemm_ops.push_back(gemm_row_op(m, s.n, s.k, 2));
+      gemm_s.push_back(us * 1e-6);
+    }
+  write_csv(dir + "/gemm_bf16.csv", prov("GEMM (m x k) @ (k x n)"), "m,n,k,latency_us", gemm_rows);
+
+  // ---- attention on the model's per-GPU head layout.
+  std::vector<Row> ctx_rows, gen_rows;
+  std::vector<Op> ctx_ops, gen_ops;
+  std::vector<double> ctx_s, gen_s;
+  const std::vector<int> ctx_batches = o.full ? std::vector<int>{1, 2, 4, 8, 16} : std::vector<int>{1, 2, 4, 8};
+  const int max_isl = o.full ? 4096 : 1024;
+  for (int bsz : ctx_batches)
+    for (int isl = 16; isl <= max_isl; isl *= 2) {
+      const double us = context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim);
+      ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)}, us});
+      ctx_ops.push_back(attention_row_op(false, bsz, isl, d.heads, d.kv_heads, d.head_dim));
+      ctx_s.push_back(us * 1e-6);
+    }
+  write_csv(dir + "/context_attention_bf16.csv",
+            prov("prefill (context) attention, one layer, batch of equal prompts, no cached prefix"),
+            "batch,isl,heads,kv_heads,head_dim,latency_us", ctx_rows);
+  const std::vector<int> gen_batches =
+      o.full ? std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128} : std::vector<int>{1, 2, 4, 8, 16, 32};
+  const int max_kv = o.full ? 8192 : 2048;
+  for (int bsz : gen_batches)
+    for (int kv = 16; kv <= max_kv; kv *= 2) {
+      const double us = generation_us(*b, o.iters, bsz, kv, d.heads, d.kv_heads, d.head_dim);
+      gen_rows.push_back({{double(bsz), double(kv), double(d.heads), double(d.kv_heads), double(d.head_dim)}, us});
+      gen_ops.push_back(attention_row_op(true, bsz, kv, d.heads, d.kv_heads, d.head_dim));
+      gen_s.push_back(us * 1e-6);
+    }
+  write_csv(dir + "/generation_attention_bf16.csv",
+            prov("decode (generation) attention, one layer, one new token per sequence, paged KV (16-token blocks)"),
+            "batch,kv_len,heads,kv_heads,head_dim,latency_us", gen_rows);
+
+  // ---- ceilings: large GEMM, copy bandwidth, smallest kernel.
+  const std::int64_t big = o.full ? 4096 : 2048;
+  const double big_s = gemm_us(*b, o.iters, big, big, big) * 1e-6;
+  const double peak_flops = 2.0 * big * big * big / big_s;
+  const std::int64_t copy_tokens = 1 << 20;  // 1M rows of 64 elements: 256 MiB moved per tensor pair in float32
+  const double copy_s = copy_us(*b, o.iters, copy_tokens, 64) * 1e-6;
+  const double copy_bytes = 4.0 * copy_tokens * 64 * static_cast<double>(k::dtype_bytes(b->compute_dtype()));
+  const double bw = copy_bytes / copy_s;  // read k, v; write both caches
+  std::vector<double> tiny;
+  {
+    auto x = filled(*b, {1, 64}), w = filled(*b, {64}), y = b->allocate({1, 64}, b->compute_dtype());
+    tiny.push_back(time_op(*b, std::max(o.iters, 21), [&](int = 0) { b->rmsnorm({&x, &w, &y, 1, 64, 1e-5f}); }));
+  }
+  const double overhead_us = tiny[0] * 1e6;
+
+  // ---- all-reduce proxy: one device has no link; a 2-member ring moves `bytes` each way,
+  // priced as a copy of `bytes` at the measured bandwidth plus the smallest-kernel time.
+  std::vector<Row> ar_rows;
+  for (double bytes = 1024; bytes <= 64.0 * 1024 * 1024; bytes *= 4)
+    ar_rows.push_back({{2, bytes}, overhead_us + 1e6 * bytes / bw});
+  write_csv(dir + "/allreduce.csv",
+            {"pdsim table: all-reduce PROXY (not measured: a single device has no peer link): 2 GPUs, bytes / "
+             "measured copy bandwidth + smallest-kernel time",
+             "gpu: " + name + "; device: " + b->device(), "date: " + date + "; command: " + command_line},
+            "gpus,bytes,latency_us", ar_rows);
+
+  // ---- fitted roofline factors, per class (fit and error on all rows of its table).
+  // Byte counts of the op list are bf16; the CPU moves float32, which the fitted memory factor absorbs.
+  const Fit fg = fit(gemm_ops, gemm_s, peak_flops, bw, false);
+  const Fit fc = fit(ctx_ops, ctx_s, peak_flops, bw, false);
+  const Fit fd = fit(gen_ops, gen_s, peak_flops, bw, false);
+  auto fac = [](const Fit& f, bool link) {
+    nlohmann::ordered_json j;
+    if (link) {
+      j["link"] = 1.0;
+    } else {
+      j["compute"] = std::round(f.f.compute * 1e4) / 1e4;
+      j["memory"] = std::round(f.f.memory * 1e4) / 1e4;
+    }
+    j["overhead_us"] = f.f.overhead_us;
+    j["rows_fit"] = std::max(1, f.rows);
+    j["rows_test"] = std::max(1, f.rows);
+    j["median_abs_rel_err"] = std::round(f.median * 1e4) / 1e4;
+    j["p90_abs_rel_err"] = std::round(f.p90 * 1e4) / 1e4;
+    return j;
+  };
+  const double tflops = peak_flops / 1e12;
+  const double mem_gib = b->name() == "cpu" ? host_memory_gib() : [] {
+    const auto devs = k::cuda_devices();
+    return devs.empty() ? 80.0 : devs[0].memory_gib;
+  }();
+  const bool f32 = b->compute_dtype() == k::DType::kF32;
+  nlohmann::ordered_json p;
+  p["name"] = name;
+  p["device"] = b->device();
+  p["dense_tflops"] = {{"fp32", tflops}, {"bf16", tflops}, {"fp16", tflops}};
+  p["hbm_gbytes_per_s"] = bw / 1e9;
+  p["memory_gib"] = std::round(mem_gib * 100) / 100;
+  p["intra_node_link"] = {{"kind", "memcpy-proxy"}, {"gbytes_per_s_per_direction", bw / 1e9}};
+  p["nic_gbits_per_s"] = 10;
+  p["price_usd_per_gpu_hour"] = 0;
+  p["efficiency"] = {{"gemm", 1.0}, {"attention", 1.0}, {"memory", f32 ? 0.5 : 1.0}, {"link", 1.0}};
+  p["kernel_overhead_us"] = std::round(overhead_us * 100) / 100;
+  nlohmann::ordered_json cal;
+  cal["method"] = "pdsim profile: grid search minimising mean |ln(predicted/measured)| of max(FLOPs/(peak x compute), "
+                  "bytes/(bandwidth x memory)) + overhead_us over every row of the class's table; errors on the same rows";
+  cal["source"] = dir;
+  cal["gemm"] = fac(fg, false);
+  cal["attention_prefill"] = fac(fc, false);
+  cal["attention_decode"] = fac(fd, false);
+  Fit far;
+  far.f = {1, 1, overhead_us};
+  far.rows = static_cast<int>(ar_rows.size());
+  cal["allreduce"] = fac(far, true);
+  p["calibrated"] = cal;
+  p["sources"] = {
+      {"all", "measured by `" + command_line + "` on " + date + " with the " + b->name() + " backend (" + b->device() +
+                  ")"},
+      {"dense_tflops", "measured: " + std::to_string(big) + "^3 GEMM in " + dtype + " (all dtypes: the backend computes in " + dtype + ")"},
+      {"hbm_gbytes_per_s", "measured: copy bandwidth (kv_append of 1M x 64 elements, bytes read + written / time)"},
+      {"memory_gib", b->name() == "cpu" ? "host MemTotal" : "CUDA device total memory"},
+      {"intra_node_link", "PROXY: the measured copy bandwidth (one device has no peer link)"},
+      {"nic_gbits_per_s", "ASSUMPTION: 10 Gb/s"},
+      {"price_usd_per_gpu_hour", "ASSUMPTION: 0 (a machine already owned)"},
+      {"efficiency", f32 ? "measured ceilings are attained rates (1.0); memory 0.5: op byte counts assume bf16, the "
+                           "CPU backend moves float32"
+                         : "measured ceilings are attained rates (1.0)"},
+      {"kernel_overhead_us", "measured: minimum time of the smallest kernel (RMSNorm of 1 x 64)"}};
+  const std::string json_path = o.out + "/gpus/" + name + ".json";
+  std::ofstream jf(json_path);
+  if (!jf) throw InputError(json_path, "cannot write");
+  jf << p.dump(2) << "\n";
+
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  std::cout << std::setprecision(4) << "large GEMM " << tflops * 1e3 << " GFLOP/s; copy " << bw / 1e9
+            << " GB/s; smallest kernel " << overhead_us << " us\n"
+            << "fitted roofline (median / p90 |rel err|): gemm " << fg.median << " / " << fg.p90 << ", prefill attention "
+            << fc.median << " / " << fc.p90 << ", decode attention " << fd.median << " / " << fd.p90 << "\n"
+            << "wrote " << dir << "/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce}.csv and "
+            << json_path << " in " << wall << " s\n";
+  return 0;
+}
+
+}  // namespace
+
+Command add_profile_command(CLI::App& app, const GlobalOptions& global) {
+  auto o = std::make_shared<ProfileOptions>();
+  app.add_option("--backend", o->backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--model", o->model, "catalog model whose shapes to sweep")->required();
+  app.add_option("--tp", o->tp, "tensor parallel degree (per-GPU shapes)")->check(CLI::PositiveNumber);
+  app.add_option("--out", o->out, "output directory (gets measured/<name>/ and gpus/<name>.json)")->required();
+  app.add_option("--name", o->name, "device profile name (default host-cpu or cuda-device)");
+  app.add_option("--iters", o->iters, "timed calls per point (minimum)")->check(CLI::PositiveNumber);
+  app.add_option("--threads", o->threads, "CPU backend threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+  app.add_flag("--full", o->full, "a larger sweep (longer prompts, contexts, batches)");
+  return [o, &global, &app] {
+    std::string cmd = "pdsim profile --backend " + o->backend + " --model " + o->model + " --tp " +
+                      std::to_string(o->tp) + " --out " + o->out;
+    if (!o->name.empty()) cmd += " --name " + o->name;
+    if (o->threads) cmd += " --threads " + std::to_string(o->threads);
+    if (o->full) cmd += " --full";
+    (void)app;
+    return profile(*o, global, cmd);
+  };
+}
+
+}  // namespace pdsim::cli

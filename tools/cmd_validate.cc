@@ -1,0 +1,164 @@
+// pdsim validate: run one scenario with the roofline, profiled (when measured
+// tables exist for every pool's device) and real-kernel cost models and
+// compare their TTFT/TPOT percentiles against the real run.
+// Writes DIR/validation.json (each model's summary.json object under its name,
+// rel_err.<model>.{ttft_p50,ttft_p90,tpot_p50,tpot_p90} = model / real - 1)
+// and DIR/validation.md.
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "kernels/backend.h"
+#include "sim/cluster/simulator.h"
+#include "sim/config/scenario.h"
+#include "sim/core/error.h"
+#include "sim/metrics/report.h"
+#include "tools/commands.h"
+
+namespace pdsim::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ValidateOptions {
+  std::string scenario, out_dir;
+  std::int64_t seed = -1;
+  std::vector<std::string> overrides;
+  bool memo = false;
+};
+
+const char* kMetrics[][3] = {{"ttft_p50", "ttft_s", "p50"},
+                             {"ttft_p90", "ttft_s", "p90"},
+                             {"tpot_p50", "tpot_s", "p50"},
+                             {"tpot_p90", "tpot_s", "p90"}};
+
+int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string& command) {
+  const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / (fs::path(o.scenario).stem().string() + "-validate")
+                                             : fs::path(o.out_dir);
+  for (const char* name : {"validation.json", "validation.md"}) fs::remove(out_dir / name);
+  LoadOptions load;
+  load.data_dir = g.data_dir;
+  load.overrides = o.overrides;
+  load.seed_override = o.seed;
+  const Scenario base = load_scenario(o.scenario, load);
+
+  nlohmann::ordered_json out;
+  out["scenario"] = {{"name", base.name}, {"file", o.scenario}, {"model", base.model.name}, {"seed", base.seed}};
+  out["command"] = command;
+  nlohmann::ordered_json skipped = nlohmann::ordered_json::object();
+  std::vector<std::string> ran;
+  std::map<std::string, double> wall;
+  const std::vector<RequestSpec> requests = generate_requests(base.workload, base.seed);
+  for (const std::string name : {"roofline", "profiled", "real"}) {
+    LoadOptions l = load;
+    l.overrides.push_back("cost_model=\"" + name + "\"");
+    if (name == "real" && o.memo) l.overrides.push_back("real_kernel.memo=true");
+    if (name == "profiled") {
+      std::string missing;
+      for (const PoolConfig* p : {&base.prefill, &base.decode, &base.colocated})
+        if (!p->gpu.name.empty() && !fs::exists(g.data_dir + "/profiles/measured/" + p->gpu.name + "/gemm_bf16.csv"))
+          missing = p->gpu.name;
+      if (!missing.empty()) {
+        skipped[name] = "no measured tables for device \"" + missing + "\" (profiles/measured/" + missing + "/)";
+        continue;
+      }
+    }
+    const Scenario s = load_scenario(o.scenario, l);
+    const auto t0 = std::chrono::steady_clock::now();
+    const SimResult r = simulate(s, requests, SimOptions{});
+    wall[name] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out[name] = make_summary(s, r);
+    ran.push_back(name);
+  }
+  out["skipped"] = skipped;
+  // The backend the real run used (same choice as sim/cost/real_kernel.cc).
+  std::string backend_device;
+  {
+    std::string why;
+    std::unique_ptr<kernels::Backend> b;
+    if (base.real_kernel.backend != "cpu") b = kernels::make_cuda_backend(&why);
+    if (!b) b = kernels::make_cpu_backend(base.real_kernel.threads);
+    backend_device = b->name() + ": " + b->device();
+    out["real_backend"] = {{"name", b->name()}, {"device", b->device()}};
+  }
+  nlohmann::ordered_json rel = nlohmann::ordered_json::object();
+  for (const auto& name : ran) {
+    if (name == "real") continue;
+    for (const auto& m : kMetrics) {
+      const double model = out[name][m[1]][m[2]].get<double>(), real = out["real"][m[1]][m[2]].get<double>();
+      rel[name][m[0]] = real > 0 ? model / real - 1 : 0.0;
+    }
+  }
+  out["rel_err"] = rel;
+  out["wall_s"] = wall;
+
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw InputError(out_dir.string(), "cannot create output directory: " + ec.message());
+  {
+    std::ofstream f(out_dir / "validation.json");
+    f << out.dump(2) << "\n";
+    if (!f) throw InputError((out_dir / "validation.json").string(), "cannot write");
+  }
+  std::ostringstream md;
+  md << std::fixed;
+  md << "# Validation: " << base.name << "\n\n";
+  md << "Command: `" << command << "`\n\n";
+  const std::time_t t = std::time(nullptr);
+  char date[64];
+  std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
+  md << "Date: " << date << ". Model " << base.model.name << ", " << base.total_gpus()
+     << " devices; the real run executes every batch on the kernel backend (" << backend_device
+     << "; one layer timed op by op, x " << base.model.layers
+     << " layers, + LM head), so its numbers carry this machine's timing noise.\n\n";
+  md << "| cost model | TTFT p50 (ms) | TTFT p90 (ms) | TPOT p50 (ms) | TPOT p90 (ms) | wall (s) |\n|---|---|---|---|---|---|\n";
+  for (const auto& name : ran) {
+    md << "| " << name;
+    for (const auto& m : kMetrics) md << " | " << std::setprecision(3) << 1e3 * out[name][m[1]][m[2]].get<double>();
+    md << " | " << std::setprecision(2) << wall[name] << " |\n";
+  }
+  md << "\nSigned relative error vs real (model / real - 1):\n\n| cost model | TTFT p50 | TTFT p90 | TPOT p50 | TPOT p90 |\n|---|---|---|---|---|\n";
+  for (const auto& name : ran) {
+    if (name == "real") continue;
+    md << "| " << name;
+    for (const auto& m : kMetrics) md << " | " << std::showpos << std::setprecision(1) << 100 * rel[name][m[0]].get<double>() << "%" << std::noshowpos;
+    md << " |\n";
+  }
+  for (auto& [k, v] : skipped.items()) md << "\n" << k << " skipped: " << v.get<std::string>() << "\n";
+  {
+    std::ofstream f(out_dir / "validation.md");
+    f << md.str();
+    if (!f) throw InputError((out_dir / "validation.md").string(), "cannot write");
+  }
+  std::cout << md.str() << "\nresults: " << (out_dir / "validation.json").string() << ", "
+            << (out_dir / "validation.md").string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+Command add_validate_command(CLI::App& app, const GlobalOptions& global) {
+  auto o = std::make_shared<ValidateOptions>();
+  app.add_option("scenario", o->scenario, "scenario JSON file")->required();
+  app.add_option("--out", o->out_dir, "output directory (default: out/<scenario name>-validate)");
+  app.add_option("--seed", o->seed, "override the scenario's seed")->check(CLI::NonNegativeNumber);
+  app.add_option("--set", o->overrides, "override a scenario value: PATH=VALUE");
+  app.add_flag("--memo", o->memo, "real run: reuse the time of identical batch shapes");
+  return [o, &global] {
+    std::string cmd = "pdsim validate " + o->scenario;
+    if (!o->out_dir.empty()) cmd += " --out " + o->out_dir;
+    if (o->seed >= 0) cmd += " --seed " + std::to_string(o->seed);
+    for (const auto& s : o->overrides) cmd += " --set " + s;
+    if (o->memo) cmd += " --memo";
+    return validate(*o, global, cmd);
+  };
+}
+
+}  // namespace pdsim::cli
