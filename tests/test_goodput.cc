@@ -135,17 +135,18 @@ TEST_CASE("goodput search reports an SLO unmet at near zero load as goodput zero
 
 TEST_CASE("goodput near zero load probe keeps the arrival span within int64 nanoseconds") {
   // 5000 requests at 0.5 req/s x 1e-6 would span 1e10 s = 1e19 ns > INT64_MAX:
-  // the floor is requests / 1e9 s instead.
+  // the floor is requests / kMaxArrivalSpanS (1e8 s) instead, the span the
+  // scenario loader and trace generator accept.
   auto doc = base_scenario();
   doc["workload"]["num_requests"] = 5000;
   doc["workload"]["arrival"]["rate_rps"] = 0.5;
   const RateKnob knob = rate_knob_of(make_scenario(doc));
-  CHECK(knob.min_rate_rps == doctest::Approx(5e-6));
+  CHECK(knob.min_rate_rps == doctest::Approx(5000 / kMaxArrivalSpanS));
   GoodputOptions o;
   o.min_rate_rps = knob.min_rate_rps;
   const RateSearch r = search_goodput([](double) { return 0.2; }, 0.5, o);
   REQUIRE(r.probes.size() == 2);
-  CHECK(r.probes[1].rate_rps == doctest::Approx(5e-6));
+  CHECK(r.probes[1].rate_rps == doctest::Approx(5000 / kMaxArrivalSpanS));
   CHECK(5000 / r.probes[1].rate_rps * 1e9 < 9.2e18);
   o.min_rate_rps = 10;  // never above r0 / 2
   CHECK(search_goodput([](double) { return 0.2; }, 0.5, o).probes[1].rate_rps == doctest::Approx(0.25));

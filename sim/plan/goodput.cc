@@ -126,7 +126,7 @@ RateKnob rate_knob_of(const Scenario& scenario) {
                        "goodput needs a trace with at least two distinct timestamps to define its rate");
     const double native = static_cast<double>(rows.size() - 1) / span_s;
     knob.name = "workload.trace.time_scale";
-    knob.min_rate_rps = static_cast<double>(rows.size()) / 1e9;
+    knob.min_rate_rps = static_cast<double>(rows.size()) / kMaxArrivalSpanS;
     knob.trace_native_rate_rps = native;
     knob.scenario_rate_rps = native / w.trace->time_scale;
     return knob;
@@ -137,7 +137,7 @@ RateKnob rate_knob_of(const Scenario& scenario) {
                      "goodput and plan search the arrival rate, and closed_loop has none (its load is set by "
                      "concurrency): use poisson, gamma, constant or a trace");
   knob.name = "workload.arrival.rate_rps";
-  knob.min_rate_rps = static_cast<double>(w.num_requests) / 1e9;
+  knob.min_rate_rps = static_cast<double>(w.num_requests) / kMaxArrivalSpanS;
   knob.scenario_rate_rps = w.arrival->rate_rps;
   return knob;
 }
@@ -160,20 +160,25 @@ double attainment_at(const Scenario& scenario, const RateKnob& knob, double rate
   return make_summary(s, r)["slo"]["attainment"].get<double>();
 }
 
-GoodputResult find_goodput(const Scenario& scenario, const GoodputOptions& options, const ProbeCallback& on_probe) {
+GoodputResult find_goodput_with(const Scenario& scenario, const RateKnob& knob, const GoodputOptions& options,
+                                const std::function<double(double)>& attainment, const ProbeCallback& on_probe) {
   validate(options);
   GoodputResult result;
   result.gpus = scenario.total_gpus();
   result.usd_per_hour = cluster_usd_per_hour(scenario);
-  const RateKnob knob = rate_knob_of(scenario);
   result.rate_knob = knob.name;
   result.scenario_rate_rps = knob.scenario_rate_rps;
   result.trace_native_rate_rps = knob.trace_native_rate_rps;
   GoodputOptions o = options;
   o.min_rate_rps = std::max(o.min_rate_rps, knob.min_rate_rps);
-  result.search = search_goodput([&](double rate) { return attainment_at(scenario, knob, rate); },
-                                 knob.scenario_rate_rps, o, on_probe);
+  result.search = search_goodput(attainment, knob.scenario_rate_rps, o, on_probe);
   return result;
+}
+
+GoodputResult find_goodput(const Scenario& scenario, const GoodputOptions& options, const ProbeCallback& on_probe) {
+  const RateKnob knob = rate_knob_of(scenario);
+  return find_goodput_with(
+      scenario, knob, options, [&](double rate) { return attainment_at(scenario, knob, rate); }, on_probe);
 }
 
 }  // namespace pdsim

@@ -120,6 +120,11 @@ double attainment_at(const Scenario& scenario, const RateKnob& knob, double rate
 GoodputResult find_goodput(const Scenario& scenario, const GoodputOptions& options,
                            const ProbeCallback& on_probe = {});
 
+// find_goodput with the probe supplied (e.g. one that also counts its runs).
+GoodputResult find_goodput_with(const Scenario& scenario, const RateKnob& knob, const GoodputOptions& options,
+                                const std::function<double(double rate_rps)>& attainment,
+                                const ProbeCallback& on_probe = {});
+
 // Validates options (InputError naming the option otherwise).
 void validate(const GoodputOptions& options);
 

@@ -529,17 +529,8 @@ PlanResult run_plan(const PlanSpec& plan, const LoadOptions& load, int jobs, con
   std::atomic<std::size_t> runs{0};
   // find_goodput (sim/plan/goodput.h) with every probe counted.
   auto goodput_of = [&](const Scenario& s) {
-    GoodputResult g;
-    g.gpus = s.total_gpus();
-    g.usd_per_hour = cluster_usd_per_hour(s);
     const RateKnob k = rate_knob_of(s);
-    g.rate_knob = k.name;
-    g.scenario_rate_rps = k.scenario_rate_rps;
-    g.trace_native_rate_rps = k.trace_native_rate_rps;
-    GoodputOptions o = plan.goodput;
-    o.min_rate_rps = k.min_rate_rps;
-    g.search = search_goodput([&](double rate) { return run_at(s, k, rate, &runs).attainment; }, k.scenario_rate_rps, o);
-    return g;
+    return find_goodput_with(s, k, plan.goodput, [&](double rate) { return run_at(s, k, rate, &runs).attainment; });
   };
 
   // 1. Phase configurations.
