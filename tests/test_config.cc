@@ -49,7 +49,7 @@ TEST_CASE("wrong types and impossible values name the JSON path") {
   CHECK(error_for(doc) == "test.json: $.workload.arrival.rate_rps: must be > 0, got -1");
   doc = base_scenario();
   doc["cluster"]["decode"]["instances"] = 0;
-  CHECK(error_for(doc) == "test.json: $.cluster.decode.instances: must be >= 1, got 0");
+  CHECK(error_for(doc) == "test.json: $.cluster.decode.instances: must be in [1, 100000], got 0");
   doc = base_scenario();
   doc["cluster"]["prefill"]["tp"] = 3;
   CHECK(error_for(doc) == "test.json: $.cluster.prefill.tp: must divide the model's 32 attention heads, got 3");
@@ -147,4 +147,34 @@ TEST_CASE("arrivals spanning beyond the clock's safe range are an input error") 
   auto doc = base_scenario();
   doc["workload"]["arrival"]["rate_rps"] = 1e-9;
   CHECK(error_for(doc).find("$.workload.arrival: num_requests / rate_rps spans more than 1e8 s") != std::string::npos);
+}
+
+TEST_CASE("out-of-range integers and numbers are input errors before any narrowing") {
+  auto doc = base_scenario();
+  doc["cluster"]["prefill"]["instances"] = 4294967295LL;
+  CHECK(error_for(doc) == "test.json: $.cluster.prefill.instances: must be in [1, 100000], got 4294967295");
+  doc = base_scenario();
+  doc["cluster"]["decode"]["tp"] = 4294967298LL;
+  CHECK(error_for(doc).find("$.cluster.decode.tp: must be in [1, 1024]") != std::string::npos);
+  doc = base_scenario();
+  doc["cluster"]["decode"]["block_tokens"] = 9223372036854775807LL;
+  CHECK(error_for(doc).find("$.cluster.decode.block_tokens: must be in [1, 65536]") != std::string::npos);
+  doc = base_scenario();
+  doc["workload"]["input_tokens"] = {{"dist", "lognormal"}, {"mean", 100}, {"cv", 1e300}};
+  CHECK(error_for(doc).find("$.workload.input_tokens.cv: must be in") != std::string::npos);
+  doc = base_scenario();
+  doc["cluster"]["kv_transfer"]["bandwidth_gbps"] = 1e-300;
+  CHECK(error_for(doc).find("$.cluster.kv_transfer.bandwidth_gbps: must be in") != std::string::npos);
+  CHECK_THROWS_WITH_AS(parse_json_text("{\"a\": 1e400}", "big.json"), doctest::Contains("big.json"), InputError);
+}
+
+TEST_CASE("tp must split the KV heads evenly or replicate them") {
+  auto doc = base_scenario();
+  doc["model"] = "qwen2.5-32b";  // 40 heads and 8 KV heads
+  doc["cluster"]["prefill"]["tp"] = 5;
+  doc["cluster"]["decode"]["tp"] = 5;
+  CHECK(error_for(doc) == "test.json: $.cluster.prefill.tp: must divide the model's 8 KV heads or be a multiple of it, got 5");
+  doc["cluster"]["prefill"]["tp"] = 8;
+  doc["cluster"]["decode"]["tp"] = 8;
+  CHECK(error_for(doc) == "");
 }

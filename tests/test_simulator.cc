@@ -263,3 +263,14 @@ TEST_CASE("a pool's own router overrides the cluster's and least_loaded balances
   CAPTURE(ll_p90);
   CHECK(ll_p90 < 0.8 * rr_p90);
 }
+
+TEST_CASE("KV bytes moved count the whole prompt KV with or without layerwise streaming") {
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 50;
+  const Scenario plain = make_scenario(doc);
+  doc["cluster"]["kv_transfer"]["layerwise"] = true;
+  const Scenario layerwise = make_scenario(doc);
+  const double expected = plain.model.kv_bytes_per_token() * 512 * 50;
+  CHECK(run(plain).kv_bytes_moved == expected);
+  CHECK(run(layerwise).kv_bytes_moved == expected);
+}

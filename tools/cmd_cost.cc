@@ -56,6 +56,9 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   const GpuSpec& gpu = gpus.get(o.gpu, "--gpu");
   if (model.heads % o.tp != 0)
     throw InputError("--tp", "must divide " + model.name + "'s " + std::to_string(model.heads) + " heads");
+  if (model.kv_heads % o.tp != 0 && o.tp % model.kv_heads != 0)
+    throw InputError("--tp", "must divide " + model.name + "'s " + std::to_string(model.kv_heads) +
+                                 " KV heads or be a multiple of it");
   if (o.pp > model.layers) throw InputError("--pp", "exceeds the model's layer count");
   const bool decode = !o.decode.empty();
   const auto seqs = parse_shapes(decode ? o.decode : o.prefill, decode, decode ? "--decode" : "--prefill");

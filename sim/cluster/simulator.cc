@@ -324,6 +324,7 @@ class Engine {
         continue;
       }
       double bytes = s_.model.kv_bytes_per_token() * specs_[r].input_tokens;
+      result_.kv_bytes_moved += bytes;  // all of it crosses, streamed or not
       if (s_.kv_transfer.layerwise) {
         const double share = s_.kv_transfer.bandwidth_gbps * 1e9 / 8 / static_cast<double>(batch.size());
         bytes = std::max(bytes / s_.model.layers, bytes - share * ns_to_seconds(duration));
@@ -350,7 +351,6 @@ class Engine {
       change_blocks(dec, blocks);
       state_[r].decode_blocks = blocks;
       result_.records[r].transfer_start = q_.now();
-      result_.kv_bytes_moved += state_[r].transfer_bytes;
       links_[result_.records[r].prefill_instance]->start(r, state_[r].transfer_bytes);
     }
   }

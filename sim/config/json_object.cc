@@ -129,6 +129,23 @@ std::int64_t JsonObject::positive_integer(const std::string& key, std::int64_t f
   return has(key) ? positive_integer(key) : fallback;
 }
 
+std::int64_t JsonObject::integer_in(const std::string& key, std::int64_t lo, std::int64_t hi, std::int64_t fallback) {
+  if (!has(key)) return fallback;
+  const std::int64_t v = integer(key);
+  if (v < lo || v > hi)
+    fail(key, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
+  return v;
+}
+
+double JsonObject::number_in(const std::string& key, double lo, double hi) {
+  const double v = number(key);
+  if (!(v >= lo && v <= hi)) fail(key, "must be in [" + dump_short(lo) + ", " + dump_short(hi) + "], got " + dump_short(json_.at(key)));
+  return v;
+}
+double JsonObject::number_in(const std::string& key, double lo, double hi, double fallback) {
+  return has(key) ? number_in(key, lo, hi) : fallback;
+}
+
 void JsonObject::finish() const {
   for (const auto& item : json_.items()) {
     const std::string& key = item.key();
@@ -188,6 +205,8 @@ nlohmann::json parse_json_text(const std::string& text, const std::string& where
     if (pos != std::string::npos) what = what.substr(pos);
     throw InputError(where + ":" + std::to_string(line) + ":" + std::to_string(col),
                      "malformed JSON: " + what);
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number out of range (1e400)
+    throw InputError(where, std::string("invalid JSON: ") + e.what());
   }
 }
 
@@ -209,7 +228,7 @@ void apply_override(nlohmann::json& root, const std::string& assignment, const s
   nlohmann::json value;
   try {
     value = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error&) {
+  } catch (const nlohmann::json::exception&) {
     value = text;
   }
   nlohmann::json* node = &root;

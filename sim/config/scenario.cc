@@ -63,7 +63,7 @@ LengthDist parse_length(JsonObject obj) {
   } else if (kind == "lognormal") {
     d.kind = LengthDist::Kind::kLognormal;
     d.mean = obj.positive("mean");
-    d.cv = obj.positive("cv");
+    d.cv = obj.number_in("cv", 1e-3, 100);
     clip(false);
   } else {
     d.kind = LengthDist::Kind::kEmpirical;
@@ -115,7 +115,7 @@ WorkloadConfig parse_workload(JsonObject w) {
                  : process == "gamma" ? ArrivalConfig::Process::kGamma
                                       : ArrivalConfig::Process::kConstant;
     ac.rate_rps = a.positive("rate_rps");
-    if (ac.process == ArrivalConfig::Process::kGamma) ac.cv = a.positive("cv");
+    if (ac.process == ArrivalConfig::Process::kGamma) ac.cv = a.number_in("cv", 1e-3, 100);
   }
   a.finish();
   c.arrival = ac;
@@ -142,15 +142,18 @@ PoolConfig parse_pool(JsonObject p, GpuCatalog& gpus, const ModelSpec& model, co
   c.json_path = p.path();
   c.router = parse_router(p, default_router);
   c.gpu = gpus.get(p.string("gpu"), p.file() + ": " + p.key_path("gpu"));
-  c.instances = static_cast<int>(p.positive_integer("instances", 1));
-  c.par.tp = static_cast<int>(p.positive_integer("tp", 1));
-  c.par.pp = static_cast<int>(p.positive_integer("pp", 1));
+  c.instances = static_cast<int>(p.integer_in("instances", 1, 100000, 1));
+  c.par.tp = static_cast<int>(p.integer_in("tp", 1, 1024, 1));
+  c.par.pp = static_cast<int>(p.integer_in("pp", 1, 1024, 1));
   if (model.heads % c.par.tp != 0)
     p.fail("tp", "must divide the model's " + std::to_string(model.heads) + " attention heads, got " +
                      std::to_string(c.par.tp));
+  // KV heads are split over TP ranks or replicated on them, never split unevenly (as vLLM requires).
+  if (model.kv_heads % c.par.tp != 0 && c.par.tp % model.kv_heads != 0)
+    p.fail("tp", "must divide the model's " + std::to_string(model.kv_heads) + " KV heads or be a multiple of it, got " +
+                     std::to_string(c.par.tp));
   if (c.par.pp > model.layers)
     p.fail("pp", "exceeds the model's " + std::to_string(model.layers) + " layers");
-  if (c.instances > 100000) p.fail("instances", "must be <= 100000");
   if (role != "decode") {
     c.max_batch_tokens = p.positive_integer("max_batch_tokens", 8192);
     c.max_batch_requests = p.positive_integer("max_batch_requests", 256);
@@ -158,7 +161,7 @@ PoolConfig parse_pool(JsonObject p, GpuCatalog& gpus, const ModelSpec& model, co
   if (role != "prefill") c.max_batch_size = p.positive_integer("max_batch_size", 256);
   c.memory_utilization = p.positive("memory_utilization", 0.9);
   if (c.memory_utilization > 1) p.fail("memory_utilization", "is a fraction and must be <= 1");
-  c.block_tokens = p.positive_integer("block_tokens", 16);
+  c.block_tokens = p.integer_in("block_tokens", 1, 65536, 16);
   if (role == "colocated") {
     c.policy = p.choice("policy", {"prefill_priority", "chunked"}, "prefill_priority") == "chunked"
                    ? ColocatedPolicy::kChunked
@@ -225,9 +228,8 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
     s.decode = parse_pool(cluster.object("decode"), gpus, s.model, "decode", s.router);
     if (cluster.has("colocated")) cluster.fail("colocated", "only used when mode is \"colocated\"");
     JsonObject kv = cluster.object("kv_transfer");
-    s.kv_transfer.bandwidth_gbps = kv.positive("bandwidth_gbps");
-    s.kv_transfer.latency_us = kv.number("latency_us", 5.0);
-    if (s.kv_transfer.latency_us < 0) kv.fail("latency_us", "must be >= 0");
+    s.kv_transfer.bandwidth_gbps = kv.number_in("bandwidth_gbps", 1e-3, 1e6);  // 1 Mb/s .. 1 Pb/s
+    s.kv_transfer.latency_us = kv.number_in("latency_us", 0, 1e9, 5.0);        // up to 1000 s
     s.kv_transfer.layerwise = kv.boolean("layerwise", false);
     kv.finish();
   } else {

@@ -57,7 +57,7 @@ variant negrate '"rate_rps": 5.0' '"rate_rps": -5.0'
 expect negative_rate '\$\.workload\.arrival\.rate_rps: must be > 0' -- run "$tmp/negrate.json" --out "$tmp/out-negative_rate"
 
 variant zeroinst '"instances": 1, "tp": 1, "max_batch_size"' '"instances": 0, "tp": 1, "max_batch_size"'
-expect zero_instances '\$\.cluster\.decode\.instances: must be >= 1, got 0' -- run "$tmp/zeroinst.json" --out "$tmp/out-zero_instances"
+expect zero_instances '\$\.cluster\.decode\.instances: must be in \[1, 100000\], got 0' -- run "$tmp/zeroinst.json" --out "$tmp/out-zero_instances"
 
 variant badtp '"instances": 1, "tp": 1, "max_batch_tokens"' '"instances": 1, "tp": 3, "max_batch_tokens"'
 expect tp_divides_heads '\$\.cluster\.prefill\.tp: must divide the model.s 32 attention heads' -- run "$tmp/badtp.json" --out "$tmp/out-tp_divides_heads"
@@ -85,7 +85,7 @@ expect garbled_trace 'garbled.csv:3: ContextTokens: expected a whole number' -- 
 
 expect missing_scenario 'nope.json: cannot open file' -- run "$tmp/nope.json" --out "$tmp/out-missing_scenario"
 expect bad_flag 'pdsim: ' -- run "$base" --no-such-flag
-expect bad_override '\$\.cluster\.prefill\.instances: must be >= 1, got -2' -- run "$base" --set cluster.prefill.instances=-2 --out "$tmp/out-bad_override"
+expect bad_override '\$\.cluster\.prefill\.instances: must be in \[1, 100000\], got -2' -- run "$base" --set cluster.prefill.instances=-2 --out "$tmp/out-bad_override"
 expect cost_bad_shape 'expected LEN\[xCOUNT\]' -- cost --model llama-3.1-8b --gpu h100-sxm --prefill 1024y4
 
 if [ "$failures" -ne 0 ]; then echo "$failures bad-input checks failed"; exit 1; fi
