@@ -63,7 +63,8 @@ double weight_bytes_per_gpu(const ModelSpec& model, const Parallelism& par) {
 double kv_bytes_per_token_per_gpu(const ModelSpec& model, const Parallelism& par) {
   // Each GPU holds its KV heads for its stage's layers.
   const double per_layer = 2.0 * kv_heads_per_gpu(model, par.tp) * model.head_dim * model.kv_bytes;
-  return per_layer * model.layers / par.pp;
+  // The stage with the most layers binds: ceil(layers / pp).
+  return per_layer * ((model.layers + par.pp - 1) / par.pp);
 }
 
 void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats& b, std::vector<Op>& out) {
