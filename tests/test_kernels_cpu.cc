@@ -22,8 +22,10 @@
 
 #include "kernels/backend.h"
 #include "kernels/reference.h"
+#include "kernel_test_util.h"
 
 namespace k = pdsim::kernels;
+using namespace pdsim::kernels::test;
 
 namespace {
 
@@ -40,68 +42,6 @@ std::vector<std::unique_ptr<k::Backend>> backends() {
     said = true;
   }
   return out;
-}
-
-struct Tol {
-  double atol, rtol;
-};
-Tol tol_for(const k::Backend& b) {
-  return b.compute_dtype() == k::DType::kF32 ? Tol{2e-4, 1e-3} : Tol{1e-2, 2e-2};
-}
-
-// Uniform in [-1, -0.1] U [0.1, 1]: never zero.
-std::vector<float> random_values(std::size_t n, std::mt19937& rng, float scale = 1.0f) {
-  std::uniform_real_distribution<float> mag(0.1f, 1.0f);
-  std::bernoulli_distribution sign(0.5);
-  std::vector<float> v(n);
-  for (auto& x : v) x = (sign(rng) ? 1.0f : -1.0f) * mag(rng) * scale;
-  return v;
-}
-
-// A device tensor holding `host`; `host` is replaced by what the device stores
-// (rounded to its dtype) so the reference sees the same inputs.
-k::Tensor put(k::Backend& b, std::vector<std::int64_t> shape, std::vector<float>& host) {
-  auto t = b.allocate(std::move(shape), b.compute_dtype());
-  REQUIRE(static_cast<std::size_t>(t.numel()) == host.size());
-  b.upload(t, host.data());
-  b.download(t, host.data());
-  return t;
-}
-k::Tensor put_i32(k::Backend& b, std::vector<std::int64_t> shape, const std::vector<std::int32_t>& host) {
-  auto t = b.allocate(std::move(shape), k::DType::kI32);
-  REQUIRE(static_cast<std::size_t>(t.numel()) == host.size());
-  b.upload_i32(t, host.data());
-  return t;
-}
-k::Tensor poisoned(k::Backend& b, std::vector<std::int64_t> shape) {
-  auto t = b.allocate(std::move(shape), b.compute_dtype());
-  std::vector<float> nan(static_cast<std::size_t>(t.numel()), std::numeric_limits<float>::quiet_NaN());
-  b.upload(t, nan.data());
-  return t;
-}
-std::vector<float> get(k::Backend& b, const k::Tensor& t) {
-  b.synchronize();
-  std::vector<float> v(static_cast<std::size_t>(t.numel()));
-  b.download(t, v.data());
-  return v;
-}
-
-// |got - ref| <= atol + rtol |ref| everywhere (NaN fails). Reports the first miss.
-void check_close(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref, Tol tol) {
-  REQUIRE(got.size() == ref.size());
-  std::size_t bad = 0, first = 0;
-  double worst = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(got[i] - ref[i]);
-    if (!(err <= tol.atol + tol.rtol * std::fabs(ref[i]))) {
-      if (bad++ == 0) first = i;
-    }
-    if (!(err <= worst)) worst = err;
-  }
-  INFO(what << ": " << bad << " of " << got.size() << " elements out of tolerance (atol " << tol.atol << ", rtol "
-            << tol.rtol << "), max abs err " << worst);
-  if (bad) INFO("first at " << first << ": got " << got[first] << ", reference " << ref[first]);
-  CHECK(bad == 0);
 }
 
 std::vector<std::int32_t> cu_of(const std::vector<int>& lens) {

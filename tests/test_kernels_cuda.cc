@@ -18,8 +18,10 @@
 
 #include "kernels/backend.h"
 #include "kernels/reference.h"
+#include "kernel_test_util.h"
 
 namespace k = pdsim::kernels;
+using namespace pdsim::kernels::test;
 
 namespace {
 
@@ -29,56 +31,6 @@ std::unique_ptr<k::Backend> cuda_or_skip() {
   if (!b) MESSAGE("CUDA backend test skipped: " << why);
   return b;
 }
-
-std::vector<float> rnd(std::size_t n, std::mt19937& rng) {
-  std::uniform_real_distribution<float> mag(0.1f, 1.0f);
-  std::bernoulli_distribution sign(0.5);
-  std::vector<float> v(n);
-  for (auto& x : v) x = (sign(rng) ? 1.0f : -1.0f) * mag(rng);
-  return v;
-}
-
-// Device tensor of `dt` holding `host`; `host` becomes what the device stores.
-k::Tensor put(k::Backend& b, std::vector<std::int64_t> shape, std::vector<float>& host, k::DType dt) {
-  auto t = b.allocate(std::move(shape), dt);
-  REQUIRE(static_cast<std::size_t>(t.numel()) == host.size());
-  b.upload(t, host.data());
-  b.download(t, host.data());
-  return t;
-}
-k::Tensor put_i32(k::Backend& b, std::vector<std::int64_t> shape, const std::vector<std::int32_t>& host) {
-  auto t = b.allocate(std::move(shape), k::DType::kI32);
-  b.upload_i32(t, host.data());
-  return t;
-}
-k::Tensor poisoned(k::Backend& b, std::vector<std::int64_t> shape, k::DType dt) {
-  auto t = b.allocate(std::move(shape), dt);
-  std::vector<float> nan(static_cast<std::size_t>(t.numel()), std::numeric_limits<float>::quiet_NaN());
-  b.upload(t, nan.data());
-  return t;
-}
-std::vector<float> get(k::Backend& b, const k::Tensor& t) {
-  b.synchronize();
-  std::vector<float> v(static_cast<std::size_t>(t.numel()));
-  b.download(t, v.data());
-  return v;
-}
-void check_close(const std::string& what, const std::vector<float>& got, const std::vector<double>& ref, double atol,
-                 double rtol) {
-  REQUIRE(got.size() == ref.size());
-  std::size_t bad = 0, first = 0;
-  double worst = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double err = std::fabs(got[i] - ref[i]);
-    if (!(err <= atol + rtol * std::fabs(ref[i])) && bad++ == 0) first = i;
-    if (!(err <= worst)) worst = err;
-  }
-  INFO(what << ": " << bad << " of " << got.size() << " out of tolerance, max abs err " << worst << "; first at "
-            << first << ": got " << got[first] << ", reference " << ref[first]);
-  CHECK(bad == 0);
-}
-double atol_for(k::DType dt) { return dt == k::DType::kF32 ? 2e-4 : 1e-2; }
-double rtol_for(k::DType dt) { return dt == k::DType::kF32 ? 1e-3 : 2e-2; }
 
 void run_decode(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int block_tokens,
                 const std::vector<std::int32_t>& lens, std::mt19937& rng) {
@@ -97,8 +49,8 @@ void run_decode(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int
   for (int s = 0; s < B; ++s)
     for (int i = 0; i < (lens[s] + block_tokens - 1) / block_tokens; ++i) table[s * max_blocks + i] = perm[next++];
   const std::size_t cache = static_cast<std::size_t>(num_blocks) * block_tokens * kv_heads * hd;
-  auto qh = rnd(static_cast<std::size_t>(B) * heads * hd, rng);
-  auto kh = rnd(cache, rng), vh = rnd(cache, rng);
+  auto qh = random_values(static_cast<std::size_t>(B) * heads * hd, rng);
+  auto kh = random_values(cache, rng), vh = random_values(cache, rng);
   auto q = put(b, {B, heads, hd}, qh, dt);
   auto kc = put(b, {num_blocks, block_tokens, kv_heads, hd}, kh, dt);
   auto vc = put(b, {num_blocks, block_tokens, kv_heads, hd}, vh, dt);
@@ -109,7 +61,7 @@ void run_decode(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int
                       *std::max_element(lens.begin(), lens.end())});
   check_close("decode heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
               get(b, out), k::ref::decode_attention(qh, kh, vh, table, lens, heads, kv_heads, hd, block_tokens, max_blocks),
-              atol_for(dt), rtol_for(dt));
+              tol_for(dt));
 }
 
 void run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, const std::vector<int>& lens,
@@ -117,9 +69,9 @@ void run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, co
   std::vector<std::int32_t> cu{0};
   for (int l : lens) cu.push_back(cu.back() + l);
   const std::int64_t T = cu.back();
-  auto qh = rnd(static_cast<std::size_t>(T * heads * hd), rng);
-  auto kh = rnd(static_cast<std::size_t>(T * kv_heads * hd), rng);
-  auto vh = rnd(static_cast<std::size_t>(T * kv_heads * hd), rng);
+  auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
+  auto kh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+  auto vh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
   auto q = put(b, {T, heads, hd}, qh, dt);
   auto kt = put(b, {T, kv_heads, hd}, kh, dt);
   auto v = put(b, {T, kv_heads, hd}, vh, dt);
@@ -128,8 +80,7 @@ void run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, co
   b.prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
                        *std::max_element(lens.begin(), lens.end())});
   check_close("prefill heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
-              get(b, out), k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd), atol_for(dt),
-              rtol_for(dt));
+              get(b, out), k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd), tol_for(dt));
 }
 
 }  // namespace
@@ -165,19 +116,19 @@ TEST_CASE("cuda kernels: f32 tensors run in full precision on the CUDA backend")
   run_decode(*b, f32, 8, 2, 64, 16, {1, 1000, 57}, rng);
   run_prefill(*b, f32, 8, 4, 64, {100, 7}, rng);
   const std::int64_t m = 37, n = 70, kk = 129;
-  auto xh = rnd(static_cast<std::size_t>(m * kk), rng), wh = rnd(static_cast<std::size_t>(n * kk), rng);
+  auto xh = random_values(static_cast<std::size_t>(m * kk), rng), wh = random_values(static_cast<std::size_t>(n * kk), rng);
   auto x = put(*b, {m, kk}, xh, f32);
   auto w = put(*b, {n, kk}, wh, f32);
   auto y = poisoned(*b, {m, n}, f32);
   b->gemm({&x, &w, &y, m, n, kk});
-  check_close("f32 gemm", get(*b, y), k::ref::gemm(xh, wh, m, n, kk), 2e-4, 1e-3);
+  check_close("f32 gemm", get(*b, y), k::ref::gemm(xh, wh, m, n, kk), tol_for(k::DType::kF32));
 }
 
 TEST_CASE("cuda kernels: mixed dtypes are rejected with a message and the event timer measures") {
   auto b = cuda_or_skip();
   if (!b) return;
   std::mt19937 rng(14);
-  auto xh = rnd(64, rng), wh = rnd(64, rng);
+  auto xh = random_values(64, rng), wh = random_values(64, rng);
   auto x = put(*b, {8, 8}, xh, k::DType::kBF16);
   auto w = put(*b, {8, 8}, wh, k::DType::kF32);
   auto y = b->allocate({8, 8}, k::DType::kBF16);
