@@ -67,9 +67,9 @@ class CostModel {
 // Roofline: time = max(FLOPs / (peak x eff), bytes / (HBM x eff)) + launches x
 // overhead; collectives use the ring all-reduce volume over the intra-node link.
 // When the GPU profile has a "calibrated" object (factors fitted to measured
-// kernel tables), GEMM, prefill/decode attention and all-reduce use its
-// per-class compute/memory(link) efficiencies and overheads instead of the
-// datasheet assumptions; elementwise ops and P2P always use the latter.
+// kernel tables), GEMM, prefill/decode attention, all-reduce and, when
+// fitted, elementwise ops use its per-class factors (sim/cost/calibration.h)
+// instead of the datasheet assumptions; P2P always uses the latter.
 class RooflineCostModel : public CostModel {
  public:
   // compute_bytes selects the peak (2: bf16, 1: fp8); `where` names the config for errors.

@@ -279,6 +279,7 @@ Op gemm_row_op(double m, double n, double k, int weight_bytes) {
   Op op{"gemm", OpClass::kGemm};
   op.flops = 2 * m * n * k;
   op.bytes = weight_bytes * n * k + 2 * (m * k + m * n);
+  op.m = static_cast<std::int64_t>(m), op.n = static_cast<std::int64_t>(n), op.k = static_cast<std::int64_t>(k);
   return op;
 }
 

@@ -1,6 +1,6 @@
 #include "sim/cost/cost_model.h"
 
-#include <algorithm>
+#include "sim/cost/calibration.h"
 
 namespace pdsim {
 
@@ -12,56 +12,54 @@ RooflineCostModel::RooflineCostModel(const GpuSpec& gpu, int compute_bytes, cons
       calibrated_(use_calibration && gpu.calibrated.present) {}
 
 OpPrice RooflineCostModel::price(const Op& op) const {
-  double overhead = op.kernels * gpu_.kernel_overhead_us * 1e-6;
-  const double hbm = gpu_.hbm_gbytes_per_s * 1e9 * gpu_.eff_memory;
-  const double link = gpu_.link_gbytes_per_s * 1e9 * gpu_.eff_link;
+  const double hbm = gpu_.hbm_gbytes_per_s * 1e9;
+  const double link = gpu_.link_gbytes_per_s * 1e9;
   const Calibration& cal = gpu_.calibrated;
-  // Compute time, memory time and overhead of one instance for a table-backed class.
-  auto classed = [&](double eff_compute, const RooflineFactors& fitted, double& compute_s, double& memory_s) {
-    if (calibrated_) {
-      compute_s = op.flops / (peak_flops_ * fitted.compute);
-      memory_s = op.bytes / (gpu_.hbm_gbytes_per_s * 1e9 * fitted.memory);
-      overhead = op.kernels * fitted.overhead_us * 1e-6;
-    } else {
-      compute_s = op.flops / (peak_flops_ * eff_compute);
-      memory_s = op.bytes / hbm;
-    }
+  // A table-backed class with fitted factors: the shared calibrated formula.
+  auto fitted = [&](const RooflineFactors& f, double bandwidth, double peak) {
+    const RooflineTerms t = calibrated_terms(f, op, peak, bandwidth);
+    return OpPrice{t.total_s() * op.count, t.bound(op.op_class == OpClass::kAllReduce), "roofline"};
   };
-  double compute_s = 0, memory_s = 0;
-  const char* bound = "memory";
+  if (calibrated_) {
+    switch (op.op_class) {
+      case OpClass::kGemm: return fitted(cal.gemm, hbm, peak_flops_);
+      case OpClass::kAttentionPrefill: return fitted(cal.attention_prefill, hbm, peak_flops_);
+      case OpClass::kAttentionDecode: return fitted(cal.attention_decode, hbm, peak_flops_);
+      case OpClass::kAllReduce: return fitted(cal.allreduce, link, peak_flops_);
+      case OpClass::kElementwise:
+        // Fitted on the fp32 pipes' peak, like the datasheet path below.
+        if (cal.has_elementwise) return fitted(cal.elementwise, hbm, fp32_flops_);
+        break;
+      case OpClass::kP2P: break;  // no table: datasheet factors below
+    }
+  }
+  // Datasheet peaks x assumed efficiencies.
+  RooflineTerms t;
+  t.overhead_s = op.kernels * gpu_.kernel_overhead_us * 1e-6;
+  const bool link_bound = op.op_class == OpClass::kAllReduce || op.op_class == OpClass::kP2P;
   switch (op.op_class) {
     case OpClass::kGemm:
-      classed(gpu_.eff_gemm, cal.gemm, compute_s, memory_s);
+      t.compute_s = op.flops / (peak_flops_ * gpu_.eff_gemm);
+      t.memory_s = op.bytes / (hbm * gpu_.eff_memory);
       break;
     case OpClass::kAttentionPrefill:
-      classed(gpu_.eff_attention, cal.attention_prefill, compute_s, memory_s);
-      break;
     case OpClass::kAttentionDecode:
-      classed(gpu_.eff_attention, cal.attention_decode, compute_s, memory_s);
+      t.compute_s = op.flops / (peak_flops_ * gpu_.eff_attention);
+      t.memory_s = op.bytes / (hbm * gpu_.eff_memory);
       break;
     case OpClass::kElementwise:
       // Elementwise math runs on CUDA cores (fp32 pipes), not tensor cores.
-      compute_s = op.flops / (fp32_flops_ * gpu_.eff_gemm);
-      memory_s = op.bytes / hbm;
+      t.compute_s = op.flops / (fp32_flops_ * gpu_.eff_gemm);
+      t.memory_s = op.bytes / (hbm * gpu_.eff_memory);
       break;
-    case OpClass::kAllReduce: {
-      // Ring all-reduce moves 2(n-1)/n of the message over each GPU's link.
-      const double n = op.group_gpus;
-      const double bw = calibrated_ ? gpu_.link_gbytes_per_s * 1e9 * cal.allreduce.memory : link;
-      if (calibrated_) overhead = op.kernels * cal.allreduce.overhead_us * 1e-6;
-      memory_s = 2.0 * (n - 1) / n * op.bytes / bw;
-      bound = "link";
+    case OpClass::kAllReduce:
+      t.memory_s = ring_allreduce_bytes(op) / (link * gpu_.eff_link);
       break;
-    }
     case OpClass::kP2P:
-      memory_s = op.bytes / link;
-      bound = "link";
+      t.memory_s = op.bytes / (link * gpu_.eff_link);
       break;
   }
-  double t = std::max(compute_s, memory_s);
-  if (compute_s > memory_s) bound = "compute";
-  if (overhead > t) bound = "overhead";
-  return OpPrice{(t + overhead) * op.count, bound, "roofline"};
+  return OpPrice{t.total_s() * op.count, t.bound(link_bound), "roofline"};
 }
 
 }  // namespace pdsim

@@ -19,7 +19,7 @@ double GpuSpec::peak_flops(int element_bytes, const std::string& where) const {
 namespace {
 // One class of "calibrated": the factors plus the fit's bookkeeping
 // (rows used, errors), which is read for validation and otherwise informational.
-RooflineFactors parse_factors(JsonObject obj, bool link) {
+RooflineFactors parse_factors(JsonObject obj, bool link, bool gemm = false) {
   RooflineFactors f;
   auto fraction = [&](const char* key) {
     const double v = obj.positive(key);
@@ -34,6 +34,8 @@ RooflineFactors parse_factors(JsonObject obj, bool link) {
   }
   f.overhead_us = obj.number("overhead_us");
   if (f.overhead_us < 0) obj.fail("overhead_us", "must be >= 0");
+  // Hockney half-performance rows: GEMM only, absent means 0.
+  if (gemm) f.m_half_rows = obj.number_in("m_half_rows", 0, 1e6, 0);
   obj.positive_integer("rows_fit");
   obj.positive_integer("rows_test");
   obj.number("median_abs_rel_err");
@@ -47,10 +49,14 @@ Calibration parse_calibration(JsonObject obj) {
   c.present = true;
   obj.string("method");
   obj.string("source");
-  c.gemm = parse_factors(obj.object("gemm"), false);
+  c.gemm = parse_factors(obj.object("gemm"), false, true);
   c.attention_prefill = parse_factors(obj.object("attention_prefill"), false);
   c.attention_decode = parse_factors(obj.object("attention_decode"), false);
   c.allreduce = parse_factors(obj.object("allreduce"), true);
+  if (auto e = obj.optional_object("elementwise")) {
+    c.has_elementwise = true;
+    c.elementwise = parse_factors(*e, false);
+  }
   obj.finish();
   return c;
 }

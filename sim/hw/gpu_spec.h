@@ -7,10 +7,11 @@
 namespace pdsim {
 
 // Roofline factors for one op class, fitted to measured kernel tables
-// (tools/fidelity.cc). For the all-reduce, `memory` is the link efficiency
-// and `compute` is unused.
+// (sim/cost/calibration.h). For the all-reduce, `memory` is the link
+// efficiency and `compute` is unused; m_half_rows is for GEMMs only.
 struct RooflineFactors {
   double compute = 1, memory = 1, overhead_us = 0;
+  double m_half_rows = 0;
 };
 
 // The "calibrated" object of a GPU profile: per-class factors and how well
@@ -19,6 +20,10 @@ struct RooflineFactors {
 struct Calibration {
   bool present = false;
   RooflineFactors gemm, attention_prefill, attention_decode, allreduce;
+  // Optional (written by `pdsim profile`, absent from the vLLM-table fits):
+  // when false, elementwise ops keep the datasheet factors.
+  bool has_elementwise = false;
+  RooflineFactors elementwise;
 };
 
 struct GpuSpec {

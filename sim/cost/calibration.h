@@ -1,0 +1,53 @@
+// Calibrated roofline: per-class factors fitted to measured kernel tables.
+// The formula that prices an op with fitted factors and the fit that finds
+// them live here together, so `pdsim profile`, tools/fidelity.cc and
+// RooflineCostModel all use the same one.
+#pragma once
+#include <vector>
+
+#include "sim/hw/gpu_spec.h"
+#include "sim/model/ops.h"
+
+namespace pdsim {
+
+// Seconds of one instance of `op` (count ignored) under fitted factors:
+//   max(FLOPs x (m + m_half_rows) / m / (peak x compute), bytes / (bandwidth x memory)) + kernels x overhead_us
+// `bandwidth` is HBM bytes/s for kernels and the link's bytes/s for the
+// all-reduce (whose bytes are the ring volume 2(n-1)/n x message). The
+// m_half_rows term is Hockney's half-performance length for GEMMs (a GEMM of
+// m rows runs as if it had m_half_rows more: tile and pipeline fill); it is
+// zero unless a fit chose it, and ignored for ops without m.
+struct RooflineTerms {
+  double compute_s = 0, memory_s = 0, overhead_s = 0;
+  double total_s() const { return (compute_s > memory_s ? compute_s : memory_s) + overhead_s; }
+  // What sets the time: "compute", "memory" (or "link" for the all-reduce) or "overhead".
+  const char* bound(bool link) const;
+};
+RooflineTerms calibrated_terms(const RooflineFactors& f, const Op& op, double peak_flops, double bandwidth);
+inline double calibrated_seconds(const RooflineFactors& f, const Op& op, double peak_flops, double bandwidth) {
+  return calibrated_terms(f, op, peak_flops, bandwidth).total_s();
+}
+
+// The ring all-reduce's bytes per GPU over the link for a message of `bytes`.
+double ring_allreduce_bytes(const Op& op);
+
+// One measured row of a class's table: the op it measures (count 1) and its latency.
+struct CalibrationPoint {
+  Op op;
+  double seconds = 0;
+};
+
+struct FitOptions {
+  bool link = false;         // all-reduce: fit the link factor and overhead only
+  bool fit_m_half = false;   // GEMM: also fit m_half_rows (Hockney)
+};
+
+// Grid search minimising mean |ln(predicted / measured)| over the points:
+// a coarse log grid of (compute, memory, overhead), then two finer passes
+// around the best point; with fit_m_half, once per candidate m_half_rows.
+// Factors are rounded (3 digits; overhead to 0.01 us) before being returned.
+// REQUIRES: points non-empty, every seconds > 0.
+RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points, double peak_flops,
+                                     double bandwidth, const FitOptions& options);
+
+}  // namespace pdsim

@@ -1,0 +1,140 @@
+// The calibrated roofline (sim/cost/calibration.h): the fit recovers factors
+// that generated its data, Hockney's m_half term behaves as defined, the
+// roofline prices with the same formula, and bad factors in a profile are
+// input errors.
+#include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "sim/core/error.h"
+#include "sim/cost/calibration.h"
+#include "sim/cost/cost_model.h"
+#include "sim/cost/profiled.h"
+
+using namespace pdsim;
+namespace fs = std::filesystem;
+
+namespace {
+constexpr double kPeak = 100e12, kBw = 2e12;
+
+std::vector<CalibrationPoint> gemm_points(const RooflineFactors& truth) {
+  std::vector<CalibrationPoint> pts;
+  for (double n : {1024.0, 4096.0, 14336.0})
+    for (double m = 1; m <= 8192; m *= 2) {
+      const Op op = gemm_row_op(m, n, 4096, 2);
+      pts.push_back({op, calibrated_seconds(truth, op, kPeak, kBw)});
+    }
+  return pts;
+}
+
+double worst_rel_err(const std::vector<CalibrationPoint>& pts, const RooflineFactors& f) {
+  double worst = 0;
+  for (const auto& p : pts) worst = std::max(worst, std::fabs(calibrated_seconds(f, p.op, kPeak, kBw) / p.seconds - 1));
+  return worst;
+}
+}  // namespace
+
+TEST_CASE("calibration: Hockney m_half doubles the compute term at m equal to m_half") {
+  RooflineFactors f{0.5, 1, 0, 0};
+  const Op op = gemm_row_op(64, 8192, 8192, 2);
+  const double base = calibrated_terms(f, op, kPeak, kBw).compute_s;
+  CHECK(base == doctest::Approx(op.flops / (kPeak * 0.5)).epsilon(1e-12));
+  f.m_half_rows = 64;
+  CHECK(calibrated_terms(f, op, kPeak, kBw).compute_s == doctest::Approx(2 * base).epsilon(1e-12));
+  // Attention ops have no m: the term is ignored.
+  const Op attn = attention_row_op(false, 1, 1024, 32, 8, 128);
+  RooflineFactors g{0.5, 1, 0, 0};
+  const double a0 = calibrated_terms(g, attn, kPeak, kBw).compute_s;
+  g.m_half_rows = 64;
+  CHECK(calibrated_terms(g, attn, kPeak, kBw).compute_s == a0);
+}
+
+TEST_CASE("calibration: the fit recovers the factors that generated the data") {
+  const RooflineFactors truth{0.7, 0.4, 5, 8};
+  const auto pts = gemm_points(truth);
+  const RooflineFactors with = fit_roofline_factors(pts, kPeak, kBw, FitOptions{false, true});
+  CHECK(with.m_half_rows >= 4);  // the m_half grid is coarse (.. 4 6 8 12 ..)
+  CHECK(with.m_half_rows <= 12);
+  CHECK(with.compute == doctest::Approx(0.7).epsilon(0.02));
+  CHECK(with.memory == doctest::Approx(0.4).epsilon(0.02));
+  CHECK(worst_rel_err(pts, with) < 0.02);
+  // Without the m_half term one curve cannot follow the small-m rows.
+  const RooflineFactors without = fit_roofline_factors(pts, kPeak, kBw, FitOptions{false, false});
+  CHECK(without.m_half_rows == 0);
+  CHECK(worst_rel_err(pts, without) > 0.05);
+}
+
+TEST_CASE("calibration: all-reduce fit uses the ring volume over the link") {
+  const RooflineFactors truth{1, 0.6, 12, 0};
+  std::vector<CalibrationPoint> pts;
+  for (double bytes = 1024; bytes <= 64e6; bytes *= 4) {
+    const Op op = allreduce_row_op(4, bytes);
+    // Ring: 2 (n-1)/n of the message per GPU.
+    pts.push_back({op, 2.0 * 3 / 4 * bytes / (kBw * 0.6) + 12e-6});
+  }
+  const RooflineFactors f = fit_roofline_factors(pts, kPeak, kBw, FitOptions{true, false});
+  CHECK(f.memory == doctest::Approx(0.6).epsilon(0.02));
+  CHECK(f.overhead_us == doctest::Approx(12).epsilon(0.05));
+}
+
+TEST_CASE("calibration: the roofline prices GEMM and elementwise ops with the fitted factors") {
+  GpuSpec g;
+  g.name = "hand";
+  g.dense_tflops = {{"bf16", 100}, {"fp32", 50}};
+  g.hbm_gbytes_per_s = 2000;
+  g.link_gbytes_per_s = 400;
+  g.kernel_overhead_us = 3;
+  g.calibrated.present = true;
+  g.calibrated.gemm = {0.8, 0.9, 4, 16};
+  g.calibrated.attention_prefill = g.calibrated.attention_decode = g.calibrated.allreduce = {1, 1, 0, 0};
+  Op ew{"mlp_silu_mul", OpClass::kElementwise};
+  ew.flops = 6e9;
+  ew.bytes = 3e9;
+  ew.count = 2;
+  const RooflineCostModel before(g, 2, "test");
+  // Datasheet path: max(6e9 / 50e12, 3e9 / 2e12) + 3 us, twice.
+  CHECK(before.price(ew).time_s == doctest::Approx(2 * (1.5e-3 + 3e-6)).epsilon(1e-12));
+  g.calibrated.has_elementwise = true;
+  g.calibrated.elementwise = {0.5, 0.25, 10, 0};
+  const RooflineCostModel after(g, 2, "test");
+  CHECK(after.price(ew).time_s == doctest::Approx(2 * (3e9 / (2e12 * 0.25) + 10e-6)).epsilon(1e-12));
+  Op gemm = gemm_row_op(256, 8192, 8192, 2);
+  gemm.count = 3;
+  const double compute = gemm.flops * (256 + 16) / 256 / (100e12 * 0.8);
+  CHECK(after.price(gemm).time_s == doctest::Approx(3 * (compute + 4e-6)).epsilon(1e-12));
+  CHECK(std::string(after.price(gemm).bound) == "compute");
+}
+
+TEST_CASE("calibration: m_half_rows and elementwise factors in a GPU profile are range-checked") {
+  const fs::path dir = fs::temp_directory_path() / ("pdsim_cal_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  auto write = [&](const std::string& gemm_extra, const std::string& extra_class) {
+    std::ofstream f(dir / "g.json");
+    f << R"({"name": "g", "device": "d", "dense_tflops": {"bf16": 100, "fp32": 50}, "hbm_gbytes_per_s": 2000,
+"memory_gib": 80, "intra_node_link": {"kind": "nvlink", "gbytes_per_s_per_direction": 400},
+"nic_gbits_per_s": 400, "price_usd_per_gpu_hour": 2,
+"efficiency": {"gemm": 0.8, "attention": 0.6, "memory": 0.8, "link": 0.8}, "kernel_overhead_us": 3,
+"calibrated": {"method": "m", "source": "s",
+ "gemm": {"compute": 0.8, "memory": 0.9, "overhead_us": 4, "rows_fit": 1, "rows_test": 1, "median_abs_rel_err": 0, "p90_abs_rel_err": 0)"
+      << gemm_extra << R"(},
+ "attention_prefill": {"compute": 0.8, "memory": 0.9, "overhead_us": 4, "rows_fit": 1, "rows_test": 1, "median_abs_rel_err": 0, "p90_abs_rel_err": 0},
+ "attention_decode": {"compute": 0.8, "memory": 0.9, "overhead_us": 4, "rows_fit": 1, "rows_test": 1, "median_abs_rel_err": 0, "p90_abs_rel_err": 0},
+ "allreduce": {"link": 0.9, "overhead_us": 4, "rows_fit": 1, "rows_test": 1, "median_abs_rel_err": 0, "p90_abs_rel_err": 0})"
+      << extra_class << R"(},
+"sources": {"all": "test"}})";
+  };
+  write(", \"m_half_rows\": 12", ",\n \"elementwise\": {\"compute\": 0.5, \"memory\": 0.25, \"overhead_us\": 1, "
+                                 "\"rows_fit\": 1, \"rows_test\": 1, \"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}");
+  const GpuSpec ok = load_gpu_file((dir / "g.json").string(), "g");
+  CHECK(ok.calibrated.gemm.m_half_rows == 12);
+  CHECK(ok.calibrated.has_elementwise);
+  CHECK(ok.calibrated.elementwise.memory == 0.25);
+  write(", \"m_half_rows\": -1", "");
+  CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("m_half_rows"), InputError);
+  write("", "");
+  CHECK_FALSE(load_gpu_file((dir / "g.json").string(), "g").calibrated.has_elementwise);
+  fs::remove_all(dir);
+}
