@@ -15,6 +15,7 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -67,6 +68,31 @@ TEST_CASE("kernels: gemm matches the float64 reference on ragged shapes") {
                   get(*b, y), k::ref::gemm(xh, wh, m, n, kk), tol_for(*b));
     }
   }
+}
+
+TEST_CASE("kernels: CPU backends with different thread counts run GEMMs side by side") {
+  // Each backend keeps its own thread count (no process-wide Eigen setting
+  // written per call), so two can run at once, as two real-kernel runs do.
+  const std::int64_t m = 96, n = 640, kk = 160;
+  std::mt19937 rng(7);
+  auto xh = random_values(static_cast<std::size_t>(m * kk), rng);
+  auto wh = random_values(static_cast<std::size_t>(n * kk), rng, 0.1f);
+  const auto ref = k::ref::gemm(xh, wh, m, n, kk);
+  std::vector<float> got[2];
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 2; ++t)
+    threads.emplace_back([&, t] {
+      auto b = k::make_cpu_backend(t + 1);
+      auto xc = xh, wc = wh;
+      auto x = put(*b, {m, kk}, xc);
+      auto w = put(*b, {n, kk}, wc);
+      auto y = poisoned(*b, {m, n});
+      for (int rep = 0; rep < 20; ++rep) b->gemm({&x, &w, &y, m, n, kk});
+      got[t] = get(*b, y);
+    });
+  for (auto& th : threads) th.join();
+  check_close("1-thread backend", got[0], ref, tol_for(k::DType::kF32));
+  check_close("2-thread backend", got[1], ref, tol_for(k::DType::kF32));
 }
 
 TEST_CASE("kernels: prefill attention matches the reference for GQA ratios 1 2 4 8 and ragged sequences") {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <limits>
 #include <thread>
 
@@ -91,7 +92,13 @@ int default_threads() {
 class CpuBackend final : public Backend {
  public:
   static constexpr std::int64_t kGemvRows = 8;
-  explicit CpuBackend(int threads) : nt_(threads > 0 ? threads : default_threads()) {}
+  explicit CpuBackend(int threads) : nt_(threads > 0 ? threads : default_threads()) {
+    // Eigen's thread count is process-wide; writing it per call raced between
+    // backends with different counts. It is set to 1 once, and each backend
+    // parallelises its own GEMMs over output columns with nt_ threads.
+    static std::once_flag eigen_single_threaded;
+    std::call_once(eigen_single_threaded, [] { Eigen::setNbThreads(1); });
+  }
   std::string name() const override { return "cpu"; }
   std::string device() const override {
     return cpu_model_name() + ", " + std::to_string(nt_) + " of " +
@@ -143,7 +150,6 @@ class CpuBackend final : public Backend {
     CMap x(f32(a.x, "gemm x"), a.m, a.k, Eigen::OuterStride<>(a.k));
     CMap w(f32(a.w, "gemm w"), a.n, a.k, Eigen::OuterStride<>(a.k));
     MMap y(f32m(a.y, "gemm y"), a.m, a.n, Eigen::OuterStride<>(a.n));
-    Eigen::setNbThreads(nt_);  // Eigen's setting is process-wide: set it per call
     if (a.m <= kGemvRows) {
       // Few rows (decode): stream w once at memory speed; Eigen's blocked
       // GEMM packs w first and runs at about half that rate for m = 2..8.
@@ -155,7 +161,13 @@ class CpuBackend final : public Backend {
       }
       return;
     }
-    y.noalias() = x * w.transpose();
+    // Column blocks of y, one per thread (Eigen itself runs single-threaded).
+    const std::int64_t blocks = std::min<std::int64_t>(nt_, std::max<std::int64_t>(1, a.n / 64));
+#pragma omp parallel for schedule(static) num_threads(static_cast<int>(blocks)) if (blocks > 1)
+    for (std::int64_t bi = 0; bi < blocks; ++bi) {
+      const std::int64_t j0 = a.n * bi / blocks, j1 = a.n * (bi + 1) / blocks;
+      y.middleCols(j0, j1 - j0).noalias() = x * w.middleRows(j0, j1 - j0).transpose();
+    }
   }
 
   void prefill_attention(const PrefillAttentionArgs& a) override {
