@@ -3,15 +3,20 @@
 // partitions (flash-decoding merge), GQA groups up to 32 heads per kv head,
 // head_dim 36/96/256 (scalar-load and masked-lane paths), long prefill
 // sequences spanning many 32-row tiles, f32 tensors on the CUDA backend, and
-// the event timer. Every case skips with the reason when there is no CUDA
-// device (or no CUDA build).
+// the event timer; and the tensor-core (mma.sync) prefill kernel, forced with
+// PDSIM_ATTENTION_KERNEL=mma, over ragged batches at head_dim 64 and 128 and
+// GQA ratios 1, 4, 8, checked against the reference and against the CUDA-core
+// kernel (PDSIM_ATTENTION_KERNEL=simt) on the same inputs. Every case skips
+// with the reason when there is no CUDA device (or no CUDA build).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <numeric>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <doctest/doctest.h>
@@ -64,6 +69,31 @@ void run_decode(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int
               tol_for(dt));
 }
 
+// Sets PDSIM_ATTENTION_KERNEL (which prefill kernel the CUDA backend runs:
+// auto | simt | mma) for its lifetime, then restores what was there.
+class AttentionKernelEnv {
+ public:
+  explicit AttentionKernelEnv(const char* value) {
+    const char* old = std::getenv(kVar);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv(kVar, value, 1);
+  }
+  ~AttentionKernelEnv() {
+    if (had_)
+      setenv(kVar, old_.c_str(), 1);
+    else
+      unsetenv(kVar);
+  }
+  AttentionKernelEnv(const AttentionKernelEnv&) = delete;
+  AttentionKernelEnv& operator=(const AttentionKernelEnv&) = delete;
+
+ private:
+  static constexpr const char* kVar = "PDSIM_ATTENTION_KERNEL";
+  bool had_ = false;
+  std::string old_;
+};
+
 void run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, const std::vector<int>& lens,
                  std::mt19937& rng) {
   std::vector<std::int32_t> cu{0};
@@ -106,6 +136,85 @@ TEST_CASE("cuda kernels: prefill attention over long sequences and odd head dims
   run_prefill(*b, k::DType::kBF16, 4, 1, 256, {300, 33}, rng);
   run_prefill(*b, k::DType::kBF16, 6, 3, 96, {95, 1}, rng);
   run_prefill(*b, k::DType::kBF16, 4, 2, 36, {70, 31}, rng);
+}
+
+TEST_CASE("cuda kernels: tensor-core prefill attention over ragged batches at head_dim 64 and 128 and GQA 1 4 8") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  const AttentionKernelEnv env("mma");  // an error (not a silent fallback) if the mma kernel does not apply
+  std::mt19937 rng(15);
+  // Lengths around the 16-row mma tiles, the 32/64-key K/V tiles and the 128-row query tiles.
+  const std::vector<int> lens = {1, 17, 63, 65, 130, 257};
+  for (int hd : {64, 128})
+    for (int group : {1, 4, 8}) run_prefill(*b, k::DType::kBF16, 8, 8 / group, hd, lens, rng);
+  // One sequence per batch, and long ones: many K/V tiles and query tiles, both buffers reused.
+  run_prefill(*b, k::DType::kBF16, 2, 1, 64, {128}, rng);
+  run_prefill(*b, k::DType::kBF16, 4, 4, 128, {1}, rng);
+  run_prefill(*b, k::DType::kBF16, 8, 2, 128, {1000, 3, 513}, rng);
+  run_prefill(*b, k::DType::kBF16, 8, 1, 64, {1500, 129}, rng);
+}
+
+TEST_CASE("cuda kernels: tensor-core and CUDA-core prefill kernels agree on the same inputs") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  std::mt19937 rng(16);
+  const auto bf = k::DType::kBF16;
+  for (int hd : {64, 128}) {
+    const int heads = 8, kv_heads = 2;
+    const std::vector<int> lens = {1, 17, 63, 65, 130, 257, 700};
+    std::vector<std::int32_t> cu{0};
+    for (int l : lens) cu.push_back(cu.back() + l);
+    const std::int64_t T = cu.back();
+    auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
+    auto kh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+    auto vh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
+    auto q = put(*b, {T, heads, hd}, qh, bf);
+    auto kt = put(*b, {T, kv_heads, hd}, kh, bf);
+    auto v = put(*b, {T, kv_heads, hd}, vh, bf);
+    auto cut = put_i32(*b, {static_cast<std::int64_t>(cu.size())}, cu);
+    const auto ref = k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd);
+    std::vector<float> got[2];
+    const char* kernels[2] = {"mma", "simt"};
+    for (int i = 0; i < 2; ++i) {
+      const AttentionKernelEnv env(kernels[i]);
+      auto out = poisoned(*b, {T, heads, hd}, bf);
+      b->prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
+                            *std::max_element(lens.begin(), lens.end())});
+      got[i] = get(*b, out);
+      check_close(std::string(kernels[i]) + " prefill hd=" + std::to_string(hd), got[i], ref, tol_for(bf));
+    }
+    // Both round to bf16 once at the end: they differ by about two bf16 ulps at most.
+    check_close("mma vs simt prefill hd=" + std::to_string(hd), got[0],
+                std::vector<double>(got[1].begin(), got[1].end()), tol_for(bf));
+  }
+}
+
+TEST_CASE("cuda kernels: the prefill kernel switch rejects unknown values and mma where it does not apply") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  std::mt19937 rng(17);
+  const std::vector<int> lens = {5};
+  const std::int64_t T = 5;
+  for (auto [hd, dt] : {std::pair{96, k::DType::kBF16}, std::pair{64, k::DType::kF32}}) {
+    auto qh = random_values(static_cast<std::size_t>(T * 2 * hd), rng);
+    auto q = put(*b, {T, 2, hd}, qh, dt);
+    std::vector<std::int32_t> cu = {0, 5};
+    auto cut = put_i32(*b, {2}, cu);
+    auto out = poisoned(*b, {T, 2, hd}, dt);
+    const k::PrefillAttentionArgs a{&q, &q, &q, &cut, &out, 1, 2, 2, hd, T, 5};
+    {
+      const AttentionKernelEnv env("mma");
+      CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains("does not apply"), std::runtime_error);
+    }
+    {
+      const AttentionKernelEnv env("tensorcore");
+      CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains("PDSIM_ATTENTION_KERNEL"), std::runtime_error);
+    }
+    const AttentionKernelEnv env("auto");  // falls back to the CUDA-core kernel
+    b->prefill_attention(a);
+    const auto got = get(*b, out);
+    CHECK(std::none_of(got.begin(), got.end(), [](float x) { return std::isnan(x); }));
+  }
 }
 
 TEST_CASE("cuda kernels: f32 tensors run in full precision on the CUDA backend") {

@@ -9,9 +9,18 @@
 // Compare with the card's peaks (H100 SXM: ~989 TFLOP/s dense bf16,
 // ~3.35 TB/s HBM3) to see how far each kernel is from its roof.
 //
+// Prefill attention also reports TFLOP/s and peak_frac = TFLOP/s over the
+// measured bf16 dense peak (best of 10 cuBLAS 8192^3 bf16 GEMMs on this
+// device, measured once and printed in the label), for each kernel: kernel=0
+// the tensor-core (mma.sync) kernel, kernel=1 the CUDA-core one, chosen with
+// PDSIM_ATTENTION_KERNEL (mma | simt; this benchmark sets it and restores it).
+// Causal FLOP convention: only unmasked (query, key) pairs count, i.e.
+// 4 * heads * head_dim * S * (S + 1) / 2 per sequence of S tokens (half of
+// the dense S^2 count, plus the diagonal).
+//
 //   BM_Gemm/<model>/<proj>/m      y[m, n] = x[m, k] w[n, k]^T; proj in qkv, o,
 //                                 gate_up, down; m in {1, 16, 128, 1024, 4096}
-//   BM_PrefillAttention/<model>/S prefill of S prompts of 4096 tokens (causal)
+//   BM_PrefillAttention/<model>/S/kernel  prefill of S prompts of 4096 tokens (causal)
 //   BM_DecodeAttention/<model>/B  decode of B sequences, batch x context =
 //                                 262144 cached tokens, 16-token blocks,
 //                                 shuffled block table
@@ -21,6 +30,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <memory>
 #include <numeric>
@@ -153,17 +164,70 @@ void BM_Gemm(benchmark::State& state) {
   }
 }
 
+// Sets PDSIM_ATTENTION_KERNEL (the CUDA backend's prefill kernel) for its lifetime.
+class AttentionKernelEnv {
+ public:
+  explicit AttentionKernelEnv(const char* value) {
+    const char* old = std::getenv(kVar);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv(kVar, value, 1);
+  }
+  ~AttentionKernelEnv() {
+    if (had_)
+      setenv(kVar, old_.c_str(), 1);
+    else
+      unsetenv(kVar);
+  }
+  AttentionKernelEnv(const AttentionKernelEnv&) = delete;
+  AttentionKernelEnv& operator=(const AttentionKernelEnv&) = delete;
+
+ private:
+  static constexpr const char* kVar = "PDSIM_ATTENTION_KERNEL";
+  bool had_ = false;
+  std::string old_;
+};
+
+// Measured dense bf16 peak of this device in TFLOP/s: the best of 10 timed
+// cuBLAS GEMMs of 8192^3 (bf16 in/out, fp32 accumulation), measured once.
+double measured_bf16_peak_tflops(k::Backend& b) {
+  static double peak = 0;
+  if (peak > 0) return peak;
+  constexpr std::int64_t n = 8192;
+  auto x = b.allocate({n, n}, k::DType::kBF16);
+  auto w = b.allocate({n, n}, k::DType::kBF16);
+  auto y = b.allocate({n, n}, k::DType::kBF16);
+  fill(b, x, 11);
+  fill(b, w, 12);
+  b.gemm({&x, &w, &y, n, n, n});
+  b.synchronize();
+  double best_s = 1e30;
+  for (int i = 0; i < 10; ++i) {
+    b.timer_start();
+    b.gemm({&x, &w, &y, n, n, n});
+    best_s = std::min(best_s, b.timer_stop_s());
+  }
+  peak = 2.0 * n * n * n / best_s / 1e12;
+  return peak;
+}
+
 void BM_PrefillAttention(benchmark::State& state) {
   if (skip_without_device(state)) return;
   auto& b = *backend();
   const ModelShape& model = kModels[state.range(0)];
   const int seqs = static_cast<int>(state.range(1));
+  const char* kernel = state.range(2) == 0 ? "mma" : "simt";
   constexpr int kLen = 4096;
   const std::int64_t T = static_cast<std::int64_t>(seqs) * kLen;
   const int H = model.heads, KV = model.kv_heads, hd = model.head_dim;
-  state.SetLabel(std::string(model.name) + " " + std::to_string(seqs) + "x" + std::to_string(kLen) + " heads=" +
-                 std::to_string(H) + "/" + std::to_string(KV));
   try {
+    const AttentionKernelEnv env(kernel);
+    const double peak_tflops = measured_bf16_peak_tflops(b);
+    char peak_str[32];
+    std::snprintf(peak_str, sizeof peak_str, "%.0f", peak_tflops);
+    state.SetLabel(std::string(model.name) + " " + std::to_string(seqs) + "x" + std::to_string(kLen) + " heads=" +
+                   std::to_string(H) + "/" + std::to_string(KV) + " hd=" + std::to_string(hd) + " kernel=" + kernel +
+                   " causal-flops=unmasked-pairs peak=" + peak_str + "TFLOP/s(cuBLAS 8192^3)");
     auto q = b.allocate({T, H, hd}, k::DType::kBF16);
     auto kt = b.allocate({T, KV, hd}, k::DType::kBF16);
     auto v = b.allocate({T, KV, hd}, k::DType::kBF16);
@@ -179,7 +243,11 @@ void BM_PrefillAttention(benchmark::State& state) {
     time_loop(state, b, [&] { b.prefill_attention(a); });
     // Causal: query i sees i + 1 keys; QK^T and PV are 2 FLOPs per (pair, dim) each.
     const double pairs = static_cast<double>(seqs) * kLen * (kLen + 1.0) / 2.0;
-    set_counters(state, 4.0 * pairs * H * hd, 2.0 * (2.0 * T * H * hd + 2.0 * T * KV * hd));
+    const double flops = 4.0 * pairs * H * hd;
+    set_counters(state, flops, 2.0 * (2.0 * T * H * hd + 2.0 * T * KV * hd));
+    using C = benchmark::Counter;
+    state.counters["TFLOP/s"] = C(flops / 1e12, C::kIsIterationInvariantRate);
+    state.counters["peak_frac"] = C(flops / 1e12 / peak_tflops, C::kIsIterationInvariantRate);
   } catch (const std::exception& e) {
     state.SkipWithError(e.what());
   }
@@ -234,8 +302,8 @@ void gemm_args(benchmark::internal::Benchmark* bm) {
 
 BENCHMARK(BM_Gemm)->Apply(gemm_args)->ArgNames({"model", "proj", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PrefillAttention)
-    ->ArgsProduct({{0, 1}, {1, 4}})
-    ->ArgNames({"model", "seqs"})
+    ->ArgsProduct({{0, 1}, {1, 4}, {0, 1}})
+    ->ArgNames({"model", "seqs", "kernel"})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DecodeAttention)

@@ -96,6 +96,11 @@ struct SiluGateParams {
   int ffn = 0;
 };
 
+// Prefill runs the tensor-core kernel (bf16 mma.sync, FlashAttention-2 style)
+// for bf16 with head_dim 64 or 128 on sm_80+, else the CUDA-core kernel. The
+// environment variable PDSIM_ATTENTION_KERNEL, read at each launch, overrides:
+// "simt" forces the CUDA-core kernel, "mma" demands the tensor-core one (throws
+// where it does not apply), unset or "auto" picks; any other value throws.
 template <class T> void launch_prefill_attention(const PrefillAttentionParams<T>& p, cudaStream_t stream);
 template <class T> void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t stream);
 template <class T> void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream);
