@@ -7,7 +7,10 @@
 // measured ceilings (large-GEMM FLOP/s, copy bandwidth, smallest-kernel
 // time) and roofline factors fitted to the tables ("calibrated"), so the
 // roofline can model this device. `--out profiles` installs both for use by
-// scenarios (pool "gpu": "<name>").
+// scenarios (pool "gpu": "<name>"). Tables already in measured/<name>/ from an
+// earlier `pdsim profile` (another model's shapes) are merged, not replaced,
+// and the factors are fitted on all their rows; a directory holding tables
+// from another source is refused before anything is measured.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -16,6 +19,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +28,7 @@
 #include "kernels/device_info.h"
 #include "kernels/layer_executor.h"
 #include "sim/core/error.h"
+#include "sim/cost/calibration.h"
 #include "sim/cost/profiled.h"
 #include "sim/model/model_spec.h"
 #include "tools/commands.h"
@@ -143,17 +148,75 @@ double copy_us(k::Backend& b, int iters, std::int64_t tokens, int width) {
   return 1e6 * time_op(b, iters, [&](int = 0) { b.kv_append({&kt, &v, &sm, &kc, &vc, tokens, 1, width, 1}); });
 }
 
-void write_csv(const std::string& path, const std::vector<std::string>& provenance, const std::string& header,
-               const std::vector<Row>& rows) {
+// Rows of a pdsim-measured table already in `path` (none when absent), so a
+// second model's sweep adds its shapes instead of replacing the first's.
+// Throws InputError when the file exists but was not written by pdsim
+// profile (e.g. the vLLM tables under profiles/measured/<gpu>): never overwrite
+// another source's measurements.
+void read_existing(const std::string& path, std::vector<std::string>& provenance, std::vector<Row>& rows) {
+  std::ifstream f(path);
+  if (!f) return;
+  std::string line;
+  bool first = true, header = false;
+  int line_no = 0;
+  while (std::getline(f, line)) {
+    ++line_no;
+    if (first && line.rfind("# pdsim measured table", 0) != 0 && line.rfind("# pdsim table", 0) != 0)
+      throw InputError(path, "exists and was not written by pdsim profile; choose another --name so it is not overwritten");
+    first = false;
+    if (line.rfind("# ", 0) == 0) {
+      provenance.push_back(line.substr(2));
+      continue;
+    }
+    if (!header) {
+      header = true;  // column names
+      continue;
+    }
+    Row r;
+    std::stringstream ss(line);
+    std::string cell;
+    std::vector<double> v;
+    while (std::getline(ss, cell, ',')) {
+      try {
+        v.push_back(std::stod(cell));
+      } catch (const std::exception&) {
+        throw InputError(path + ":" + std::to_string(line_no), "not a number: '" + cell + "'");
+      }
+    }
+    if (v.size() < 2) throw InputError(path + ":" + std::to_string(line_no), "too few columns");
+    r.us = v.back();
+    v.pop_back();
+    r.key = v;
+    rows.push_back(r);
+  }
+}
+
+// Writes `rows` merged with the rows already in `path` (a new row replaces an
+// old one with the same key; provenance lines are kept, new ones appended);
+// returns all rows, sorted by key.
+std::vector<Row> write_merged_csv(const std::string& path, const std::vector<std::string>& provenance,
+                                  const std::string& header, const std::vector<Row>& rows) {
+  std::vector<std::string> prov;
+  std::vector<Row> old;
+  read_existing(path, prov, old);
+  for (const auto& p : provenance)
+    if (std::find(prov.begin(), prov.end(), p) == prov.end()) prov.push_back(p);
+  std::map<std::vector<double>, double> merged;
+  for (const auto& r : old) merged[r.key] = r.us;
+  for (const auto& r : rows) merged[r.key] = r.us;
   std::ofstream f(path);
   if (!f) throw InputError(path, "cannot write");
-  for (const auto& p : provenance) f << "# " << p << "\n";
+  for (const auto& p : prov) f << "# " << p << "\n";
   f << header << "\n";
   f << std::setprecision(6);
-  for (const auto& r : rows) {
-    for (double x : r.key) f << static_cast<long long>(x) << ",";
-    f << r.us << "\n";
+  std::vector<Row> all;
+  for (const auto& [key, us] : merged) {
+    for (double x : key) f << static_cast<long long>(x) << ",";
+    f << us << "\n";
+    all.push_back({key, us});
   }
+  if (!f) throw InputError(path, "write failed");
+  return all;
 }
 
 struct Fit {
@@ -161,37 +224,17 @@ struct Fit {
   double median = 0, p90 = 0;
   int rows = 0;
 };
-// Grid search of max(flops/(peak c), bytes/(bw m)) + overhead minimising mean |ln(pred/measured)|.
-Fit fit(const std::vector<Op>& ops, const std::vector<double>& seconds, double peak, double bw, bool link) {
-  std::vector<double> grid;
-  for (int i = 0; i <= 40; ++i) grid.push_back(std::pow(10.0, -3.0 + 3.0 * i / 40));  // 0.001 .. 1
-  const std::vector<double> over = {0, 0.5, 1, 2, 3, 5, 8, 12, 20, 30, 50, 80, 120, 200, 300, 500};
-  Fit best;
-  double best_err = 1e300;
-  for (double c : link ? std::vector<double>{1.0} : grid)
-    for (double m : grid)
-      for (double o : over) {
-        double err = 0;
-        for (std::size_t i = 0; i < ops.size(); ++i) {
-          const double pred = std::max(link ? 0.0 : ops[i].flops / (peak * c), ops[i].bytes / (bw * m)) + o * 1e-6;
-          err += std::fabs(std::log(pred / seconds[i]));
-        }
-        if (err < best_err) {
-          best_err = err;
-          best.f = {c, m, o};
-        }
-      }
+// Fitted factors (sim/cost/calibration.h) and |rel err| on the same rows.
+Fit fit(const std::vector<CalibrationPoint>& points, double peak, double bw, const FitOptions& options) {
+  Fit out;
+  out.f = fit_roofline_factors(points, peak, bw, options);
   std::vector<double> rel;
-  for (std::size_t i = 0; i < ops.size(); ++i) {
-    const double pred = std::max(link ? 0.0 : ops[i].flops / (peak * best.f.compute), ops[i].bytes / (bw * best.f.memory)) +
-                        best.f.overhead_us * 1e-6;
-    rel.push_back(std::fabs(pred / seconds[i] - 1));
-  }
+  for (const auto& p : points) rel.push_back(std::fabs(calibrated_seconds(out.f, p.op, peak, bw) / p.seconds - 1));
   std::sort(rel.begin(), rel.end());
-  best.median = rel[rel.size() / 2];
-  best.p90 = rel[static_cast<std::size_t>(0.9 * (rel.size() - 1))];
-  best.rows = static_cast<int>(ops.size());
-  return best;
+  out.median = rel[rel.size() / 2];
+  out.p90 = rel[static_cast<std::size_t>(0.9 * (rel.size() - 1))];
+  out.rows = static_cast<int>(points.size());
+  return out;
 }
 
 double host_memory_gib() {
@@ -216,6 +259,12 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   else if (!(b = k::make_cuda_backend(&why))) throw InputError("--backend cuda", why);
   const std::string name = o.name.empty() ? (o.backend == "cpu" ? "host-cpu" : "cuda-device") : o.name;
   const std::string dir = o.out + "/measured/" + name;
+  // Refuse before measuring anything if DIR holds tables pdsim did not write.
+  for (const char* f : {"gemm_bf16", "context_attention_bf16", "generation_attention_bf16", "allreduce"}) {
+    std::vector<std::string> prov;
+    std::vector<Row> rows;
+    read_existing(dir + "/" + f + ".csv", prov, rows);
+  }
   std::filesystem::create_directories(dir);
   std::filesystem::create_directories(o.out + "/gpus");
   const auto t_start = std::chrono::steady_clock::now();
@@ -241,46 +290,61 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   std::vector<Shape> shapes = {{qd + 2 * kvd, h, max_m}, {h, qd, max_m}, {2LL * d.ffn, h, max_m}, {h, d.ffn, max_m},
                                {d.vocab, h, o.full ? 512 : 64}};
   std::vector<Row> gemm_rows;
-  std::vector<Op> gemm_ops;
-  std::vector<double> gemm_s;
   for (const auto& s : shapes)
-    for (std::int64_t m = 1; m <= s.max_m; m *= 2) {
-      const double us = gemm_us(*b, o.iters, m, s.n, s.k);
-      gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, us});
-      gemm_ops.push_back(gemm_row_op(m, s.n, s.k, 2));
-      gemm_s.push_back(us * 1e-6);
-    }
-  write_csv(dir + "/gemm_bf16.csv", prov("GEMM (m x k) @ (k x n)"), "m,n,k,latency_us", gemm_rows);
+    for (std::int64_t m = 1; m <= s.max_m; m *= 2)
+      gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, gemm_us(*b, o.iters, m, s.n, s.k)});
 
   // ---- attention on the model's per-GPU head layout.
   std::vector<Row> ctx_rows, gen_rows;
-  std::vector<Op> ctx_ops, gen_ops;
-  std::vector<double> ctx_s, gen_s;
   const std::vector<int> ctx_batches = o.full ? std::vector<int>{1, 2, 4, 8, 16} : std::vector<int>{1, 2, 4, 8};
   const int max_isl = o.full ? 4096 : 1024;
   for (int bsz : ctx_batches)
-    for (int isl = 16; isl <= max_isl; isl *= 2) {
-      const double us = context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim);
-      ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)}, us});
-      ctx_ops.push_back(attention_row_op(false, bsz, isl, d.heads, d.kv_heads, d.head_dim));
-      ctx_s.push_back(us * 1e-6);
-    }
-  write_csv(dir + "/context_attention_bf16.csv",
-            prov("prefill (context) attention, one layer, batch of equal prompts, no cached prefix"),
-            "batch,isl,heads,kv_heads,head_dim,latency_us", ctx_rows);
+    for (int isl = 16; isl <= max_isl; isl *= 2)
+      ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)},
+                          context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim)});
   const std::vector<int> gen_batches =
       o.full ? std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128} : std::vector<int>{1, 2, 4, 8, 16, 32};
   const int max_kv = o.full ? 8192 : 2048;
   for (int bsz : gen_batches)
-    for (int kv = 16; kv <= max_kv; kv *= 2) {
-      const double us = generation_us(*b, o.iters, bsz, kv, d.heads, d.kv_heads, d.head_dim);
-      gen_rows.push_back({{double(bsz), double(kv), double(d.heads), double(d.kv_heads), double(d.head_dim)}, us});
-      gen_ops.push_back(attention_row_op(true, bsz, kv, d.heads, d.kv_heads, d.head_dim));
-      gen_s.push_back(us * 1e-6);
+    for (int kv = 16; kv <= max_kv; kv *= 2)
+      gen_rows.push_back({{double(bsz), double(kv), double(d.heads), double(d.kv_heads), double(d.head_dim)},
+                          generation_us(*b, o.iters, bsz, kv, d.heads, d.kv_heads, d.head_dim)});
+
+  // ---- elementwise ops (RMSNorm, RoPE + KV append, SiLU-gate) as the layer
+  // executor runs them, for prefill batches of 1..max_m tokens; used only to
+  // fit the "elementwise" roofline factors (no table: the profiled model
+  // prices these with the roofline).
+  std::vector<CalibrationPoint> elem_points;
+  {
+    k::ExecutorOptions eo;
+    eo.iters = o.iters;
+    k::LayerExecutor exec(*b, d, eo);
+    for (std::int64_t t = 1; t <= max_m; t *= 4) {
+      k::LayerBatch lb;
+      lb.prefill_lens = {static_cast<int>(t)};
+      const k::LayerTiming lt = exec.run(lb);
+      BatchStats bs;
+      bs.add(SeqShape{t, 0});
+      std::vector<Op> ops;
+      build_ops(model, Parallelism{o.tp, 1}, bs, ops);
+      for (const Op& op : ops)
+        if (op.op_class == OpClass::kElementwise && lt.op_s(op.name) > 0) {
+          Op one = op;
+          one.count = 1;
+          elem_points.push_back({one, lt.op_s(op.name)});
+        }
     }
-  write_csv(dir + "/generation_attention_bf16.csv",
-            prov("decode (generation) attention, one layer, one new token per sequence, paged KV (16-token blocks)"),
-            "batch,kv_len,heads,kv_heads,head_dim,latency_us", gen_rows);
+  }
+
+  // Merge into the tables already there (another model's shapes), then fit on all rows.
+  gemm_rows = write_merged_csv(dir + "/gemm_bf16.csv", prov("GEMM (m x k) @ (k x n)"), "m,n,k,latency_us", gemm_rows);
+  ctx_rows = write_merged_csv(dir + "/context_attention_bf16.csv",
+                              prov("prefill (context) attention, one layer, batch of equal prompts, no cached prefix"),
+                              "batch,isl,heads,kv_heads,head_dim,latency_us", ctx_rows);
+  gen_rows = write_merged_csv(
+      dir + "/generation_attention_bf16.csv",
+      prov("decode (generation) attention, one layer, one new token per sequence, paged KV (16-token blocks)"),
+      "batch,kv_len,heads,kv_heads,head_dim,latency_us", gen_rows);
 
   // ---- ceilings: large GEMM, copy bandwidth, smallest kernel.
   const std::int64_t big = o.full ? 4096 : 2048;
@@ -302,7 +366,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   std::vector<Row> ar_rows;
   for (double bytes = 1024; bytes <= 64.0 * 1024 * 1024; bytes *= 4)
     ar_rows.push_back({{2, bytes}, overhead_us + 1e6 * bytes / bw});
-  write_csv(dir + "/allreduce.csv",
+  write_merged_csv(dir + "/allreduce.csv",
             {"pdsim table: all-reduce PROXY (not measured: a single device has no peer link): 2 GPUs, bytes / "
              "measured copy bandwidth + smallest-kernel time",
              "gpu: " + name + "; device: " + b->device(), "date: " + date + "; command: " + command_line},
@@ -310,9 +374,25 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
 
   // ---- fitted roofline factors, per class (fit and error on all rows of its table).
   // Byte counts of the op list are bf16; the CPU moves float32, which the fitted memory factor absorbs.
-  const Fit fg = fit(gemm_ops, gemm_s, peak_flops, bw, false);
-  const Fit fc = fit(ctx_ops, ctx_s, peak_flops, bw, false);
-  const Fit fd = fit(gen_ops, gen_s, peak_flops, bw, false);
+  auto points = [](const std::vector<Row>& rows, auto op_of) {
+    std::vector<CalibrationPoint> p;
+    for (const auto& r : rows) p.push_back({op_of(r.key), r.us * 1e-6});
+    return p;
+  };
+  const Fit fg = fit(points(gemm_rows, [](const auto& x) { return gemm_row_op(x[0], x[1], x[2], 2); }), peak_flops,
+                     bw, FitOptions{false, true});
+  const Fit fc = fit(points(ctx_rows,
+                            [](const auto& x) {
+                              return attention_row_op(false, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
+                            }),
+                     peak_flops, bw, {});
+  const Fit fd = fit(points(gen_rows,
+                            [](const auto& x) {
+                              return attention_row_op(true, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
+                            }),
+                     peak_flops, bw, {});
+  // Elementwise math runs on the fp32 pipes: the profile's fp32 peak (= the measured one here).
+  const Fit fe = fit(elem_points, peak_flops, bw, {});
   auto fac = [](const Fit& f, bool link) {
     nlohmann::ordered_json j;
     if (link) {
@@ -321,6 +401,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
       j["compute"] = std::round(f.f.compute * 1e4) / 1e4;
       j["memory"] = std::round(f.f.memory * 1e4) / 1e4;
     }
+    if (f.f.m_half_rows > 0) j["m_half_rows"] = f.f.m_half_rows;
     j["overhead_us"] = f.f.overhead_us;
     j["rows_fit"] = std::max(1, f.rows);
     j["rows_test"] = std::max(1, f.rows);
@@ -346,8 +427,10 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   p["efficiency"] = {{"gemm", 1.0}, {"attention", 1.0}, {"memory", f32 ? 0.5 : 1.0}, {"link", 1.0}};
   p["kernel_overhead_us"] = std::round(overhead_us * 100) / 100;
   nlohmann::ordered_json cal;
-  cal["method"] = "pdsim profile: grid search minimising mean |ln(predicted/measured)| of max(FLOPs/(peak x compute), "
-                  "bytes/(bandwidth x memory)) + overhead_us over every row of the class's table; errors on the same rows";
+  cal["method"] = "pdsim profile (sim/cost/calibration.h): grid search minimising mean |ln(predicted/measured)| of "
+                  "max(FLOPs x (m + m_half_rows)/m / (peak x compute), bytes/(bandwidth x memory)) + overhead_us "
+                  "(m_half_rows: GEMM only) over every row of the class's table (elementwise: the layer executor's "
+                  "RMSNorm, RoPE + KV append and SiLU-gate at 1..max tokens); errors on the same rows";
   cal["source"] = dir;
   cal["gemm"] = fac(fg, false);
   cal["attention_prefill"] = fac(fc, false);
@@ -356,6 +439,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   far.f = {1, 1, overhead_us};
   far.rows = static_cast<int>(ar_rows.size());
   cal["allreduce"] = fac(far, true);
+  cal["elementwise"] = fac(fe, false);
   p["calibrated"] = cal;
   p["sources"] = {
       {"all", "measured by `" + command_line + "` on " + date + " with the " + b->name() + " backend (" + b->device() +
@@ -379,7 +463,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   std::cout << std::setprecision(4) << "large GEMM " << tflops * 1e3 << " GFLOP/s; copy " << bw / 1e9
             << " GB/s; smallest kernel " << overhead_us << " us\n"
             << "fitted roofline (median / p90 |rel err|): gemm " << fg.median << " / " << fg.p90 << ", prefill attention "
-            << fc.median << " / " << fc.p90 << ", decode attention " << fd.median << " / " << fd.p90 << "\n"
+            << fc.median << " / " << fc.p90 << ", decode attention " << fd.median << " / " << fd.p90
+            << ", elementwise " << fe.median << " / " << fe.p90 << "\n"
             << "wrote " << dir << "/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce}.csv and "
             << json_path << " in " << wall << " s\n";
   return 0;

@@ -31,6 +31,34 @@ grep -q '"source": "measured"' "$tmp/cost.json" && fail "roofline output has mea
 "$pdsim" --data-dir "$tmp/data" cost --model tiny-llama-512 --gpu test-cpu --decode 100x4 --cost-model profiled --json |
   grep -q '"source": "measured"\|"source": "interpolated"' || fail "profiled did not use the new tables"
 
+# A second model's sweep merges into the same tables: the first model's rows stay.
+gemm="$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv"
+rows_before=$(grep -vc '^#' "$gemm")
+first_row=$(grep -v '^#' "$gemm" | sed -n 2p)
+"$pdsim" profile --backend cpu --model tiny-llama-1024 --threads 1 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+  >"$tmp/profile2.out" 2>&1 || fail "second profile: $(cat "$tmp/profile2.out")"
+rows_after=$(grep -vc '^#' "$gemm")
+[ "$rows_after" -gt "$rows_before" ] || fail "second model added no GEMM rows ($rows_before -> $rows_after)"
+grep -q "^${first_row%,*}," "$gemm" || fail "first model's row ${first_row%,*} was dropped"
+grep -q 'model shapes: tiny-llama-512' "$gemm" && grep -q 'model shapes: tiny-llama-1024' "$gemm" ||
+  fail "provenance of both sweeps expected"
+dups=$(grep -v '^#' "$gemm" | cut -d, -f1-3 | sort | uniq -d | wc -l)
+[ "$dups" -eq 0 ] || fail "duplicate GEMM shapes after merge"
+python3 - "$tmp/data/profiles/gpus/test-cpu.json" "$rows_after" <<'PY' || fail "device profile after merge"
+import json, sys
+p = json.load(open(sys.argv[1]))
+assert p["calibrated"]["gemm"]["rows_fit"] == int(sys.argv[2]) - 1, "fit must use every merged row"
+assert "elementwise" in p["calibrated"]
+PY
+# Tables another source measured are never overwritten: refused before measuring.
+mkdir -p "$tmp/data/profiles/measured/vendor"
+printf 'm,n,k,latency_us\n1,64,64,10\n' >"$tmp/data/profiles/measured/vendor/gemm_bf16.csv"
+"$pdsim" profile --backend cpu --model tiny-llama-512 --iters 1 --name vendor --out "$tmp/data/profiles" 2>"$tmp/err"
+[ $? -eq 2 ] || fail "profile into another source's tables: want exit 2"
+grep -q 'vendor/gemm_bf16.csv' "$tmp/err" || fail "error should name the file: $(cat "$tmp/err")"
+[ "$(cat "$tmp/data/profiles/measured/vendor/gemm_bf16.csv")" = "$(printf 'm,n,k,latency_us\n1,64,64,10')" ] ||
+  fail "vendor table was modified"
+
 # validate: a reduced run of the shipped real-kernel scenario.
 "$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/val" --set workload.num_requests=4 \
   --set real_kernel.iters=1 >"$tmp/val.out" 2>&1 || fail "validate: $(cat "$tmp/val.out")"
