@@ -13,6 +13,7 @@
 #include "sim/cost/calibration.h"
 #include "sim/cost/cost_model.h"
 #include "sim/cost/profiled.h"
+#include "sim/model/model_spec.h"
 
 using namespace pdsim;
 namespace fs = std::filesystem;
@@ -97,15 +98,37 @@ TEST_CASE("calibration: the roofline prices GEMM and elementwise ops with the fi
   const RooflineCostModel before(g, 2, "test");
   // Datasheet path: max(6e9 / 50e12, 3e9 / 2e12) + 3 us, twice.
   CHECK(before.price(ew).time_s == doctest::Approx(2 * (1.5e-3 + 3e-6)).epsilon(1e-12));
-  g.calibrated.has_elementwise = true;
-  g.calibrated.elementwise = {0.5, 0.25, 10, 0};
+  g.calibrated.elementwise["mlp_silu_mul"] = {0.5, 0.25, 10, 0};
   const RooflineCostModel after(g, 2, "test");
   CHECK(after.price(ew).time_s == doctest::Approx(2 * (3e9 / (2e12 * 0.25) + 10e-6)).epsilon(1e-12));
+  // An elementwise op without fitted factors keeps the datasheet path.
+  Op norms = ew;
+  norms.name = "norms_residual";
+  CHECK(after.price(norms).time_s == doctest::Approx(2 * (1.5e-3 + 3e-6)).epsilon(1e-12));
   Op gemm = gemm_row_op(256, 8192, 8192, 2);
   gemm.count = 3;
   const double compute = gemm.flops * (256 + 16) / 256 / (100e12 * 0.8);
   CHECK(after.price(gemm).time_s == doctest::Approx(3 * (compute + 4e-6)).epsilon(1e-12));
   CHECK(std::string(after.price(gemm).bound) == "compute");
+}
+
+TEST_CASE("calibration: every elementwise op the op list emits has a calibration name") {
+  ModelCatalog catalog;
+  catalog.load_file(std::string(PDSIM_SOURCE_DIR) + "/profiles/models.json");
+  for (const char* model : {"llama-3.1-8b", "opt-13b"}) {
+    BatchStats b;
+    b.add(SeqShape{100, 0});
+    b.add(SeqShape{1, 50});
+    std::vector<Op> ops;
+    build_ops(catalog.get(model, "test"), Parallelism{2, 2}, b, ops);
+    for (const Op& op : ops)
+      if (op.op_class == OpClass::kElementwise) {
+        bool listed = false;
+        for (const char* n : kElementwiseOpNames) listed = listed || std::string(n) == op.name;
+        INFO(model << " " << op.name);
+        CHECK(listed);
+      }
+  }
 }
 
 TEST_CASE("calibration: m_half_rows and elementwise factors in a GPU profile are range-checked") {
@@ -126,15 +149,20 @@ TEST_CASE("calibration: m_half_rows and elementwise factors in a GPU profile are
       << extra_class << R"(},
 "sources": {"all": "test"}})";
   };
-  write(", \"m_half_rows\": 12", ",\n \"elementwise\": {\"compute\": 0.5, \"memory\": 0.25, \"overhead_us\": 1, "
-                                 "\"rows_fit\": 1, \"rows_test\": 1, \"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}");
+  const std::string factors =
+      "{\"compute\": 0.5, \"memory\": 0.25, \"overhead_us\": 1, \"rows_fit\": 1, \"rows_test\": 1, "
+      "\"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}";
+  write(", \"m_half_rows\": 12", ",\n \"elementwise\": {\"mlp_silu_mul\": " + factors + "}");
   const GpuSpec ok = load_gpu_file((dir / "g.json").string(), "g");
   CHECK(ok.calibrated.gemm.m_half_rows == 12);
-  CHECK(ok.calibrated.has_elementwise);
-  CHECK(ok.calibrated.elementwise.memory == 0.25);
+  REQUIRE(ok.calibrated.elementwise.count("mlp_silu_mul") == 1);
+  CHECK(ok.calibrated.elementwise.at("mlp_silu_mul").memory == 0.25);
   write(", \"m_half_rows\": -1", "");
   CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("m_half_rows"), InputError);
+  // A misspelt op name is an input error with a suggestion.
+  write("", ",\n \"elementwise\": {\"mlp_silu_mull\": " + factors + "}");
+  CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("mlp_silu_mul"), InputError);
   write("", "");
-  CHECK_FALSE(load_gpu_file((dir / "g.json").string(), "g").calibrated.has_elementwise);
+  CHECK(load_gpu_file((dir / "g.json").string(), "g").calibrated.elementwise.empty());
   fs::remove_all(dir);
 }

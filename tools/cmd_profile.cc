@@ -314,12 +314,12 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // executor runs them, for prefill batches of 1..max_m tokens; used only to
   // fit the "elementwise" roofline factors (no table: the profiled model
   // prices these with the roofline).
-  std::vector<CalibrationPoint> elem_points;
+  std::map<std::string, std::vector<CalibrationPoint>> elem_points;  // by op name
   {
     k::ExecutorOptions eo;
     eo.iters = o.iters;
     k::LayerExecutor exec(*b, d, eo);
-    for (std::int64_t t = 1; t <= max_m; t *= 4) {
+    for (std::int64_t t = 1; t <= max_m; t *= 2) {
       k::LayerBatch lb;
       lb.prefill_lens = {static_cast<int>(t)};
       const k::LayerTiming lt = exec.run(lb);
@@ -331,7 +331,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
         if (op.op_class == OpClass::kElementwise && lt.op_s(op.name) > 0) {
           Op one = op;
           one.count = 1;
-          elem_points.push_back({one, lt.op_s(op.name)});
+          elem_points[op.name].push_back({one, lt.op_s(op.name)});
         }
     }
   }
@@ -392,7 +392,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
                             }),
                      peak_flops, bw, {});
   // Elementwise math runs on the fp32 pipes: the profile's fp32 peak (= the measured one here).
-  const Fit fe = fit(elem_points, peak_flops, bw, {});
+  std::map<std::string, Fit> fe;
+  for (const auto& [op_name, pts] : elem_points) fe[op_name] = fit(pts, peak_flops, bw, {});
   auto fac = [](const Fit& f, bool link) {
     nlohmann::ordered_json j;
     if (link) {
@@ -429,8 +430,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   nlohmann::ordered_json cal;
   cal["method"] = "pdsim profile (sim/cost/calibration.h): grid search minimising mean |ln(predicted/measured)| of "
                   "max(FLOPs x (m + m_half_rows)/m / (peak x compute), bytes/(bandwidth x memory)) + overhead_us "
-                  "(m_half_rows: GEMM only) over every row of the class's table (elementwise: the layer executor's "
-                  "RMSNorm, RoPE + KV append and SiLU-gate at 1..max tokens); errors on the same rows";
+                  "(m_half_rows: GEMM only) over every row of the class's table (elementwise: per op, the layer "
+                  "executor's timings at 1..max tokens); errors on the same rows";
   cal["source"] = dir;
   cal["gemm"] = fac(fg, false);
   cal["attention_prefill"] = fac(fc, false);
@@ -439,7 +440,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   far.f = {1, 1, overhead_us};
   far.rows = static_cast<int>(ar_rows.size());
   cal["allreduce"] = fac(far, true);
-  cal["elementwise"] = fac(fe, false);
+  for (const auto& [op_name, f] : fe) cal["elementwise"][op_name] = fac(f, false);
   p["calibrated"] = cal;
   p["sources"] = {
       {"all", "measured by `" + command_line + "` on " + date + " with the " + b->name() + " backend (" + b->device() +
@@ -464,7 +465,9 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
             << " GB/s; smallest kernel " << overhead_us << " us\n"
             << "fitted roofline (median / p90 |rel err|): gemm " << fg.median << " / " << fg.p90 << ", prefill attention "
             << fc.median << " / " << fc.p90 << ", decode attention " << fd.median << " / " << fd.p90
-            << ", elementwise " << fe.median << " / " << fe.p90 << "\n"
+            << "\n";
+  for (const auto& [op_name, f] : fe) std::cout << "  elementwise " << op_name << " " << f.median << " / " << f.p90 << "\n";
+  std::cout
             << "wrote " << dir << "/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce}.csv and "
             << json_path << " in " << wall << " s\n";
   return 0;

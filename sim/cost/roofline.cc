@@ -28,7 +28,8 @@ OpPrice RooflineCostModel::price(const Op& op) const {
       case OpClass::kAllReduce: return fitted(cal.allreduce, link, peak_flops_);
       case OpClass::kElementwise:
         // Fitted on the fp32 pipes' peak, like the datasheet path below.
-        if (cal.has_elementwise) return fitted(cal.elementwise, hbm, fp32_flops_);
+        if (auto it = cal.elementwise.find(op.name); it != cal.elementwise.end())
+          return fitted(it->second, hbm, fp32_flops_);
         break;
       case OpClass::kP2P: break;  // no table: datasheet factors below
     }

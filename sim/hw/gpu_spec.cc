@@ -5,6 +5,7 @@
 
 #include "sim/config/json_object.h"
 #include "sim/core/error.h"
+#include "sim/model/ops.h"
 
 namespace pdsim {
 
@@ -54,8 +55,9 @@ Calibration parse_calibration(JsonObject obj) {
   c.attention_decode = parse_factors(obj.object("attention_decode"), false);
   c.allreduce = parse_factors(obj.object("allreduce"), true);
   if (auto e = obj.optional_object("elementwise")) {
-    c.has_elementwise = true;
-    c.elementwise = parse_factors(*e, false);
+    for (const char* name : kElementwiseOpNames)
+      if (auto f = e->optional_object(name)) c.elementwise[name] = parse_factors(*f, false);
+    e->finish();
   }
   obj.finish();
   return c;

@@ -20,10 +20,9 @@ struct RooflineFactors {
 struct Calibration {
   bool present = false;
   RooflineFactors gemm, attention_prefill, attention_decode, allreduce;
-  // Optional (written by `pdsim profile`, absent from the vLLM-table fits):
-  // when false, elementwise ops keep the datasheet factors.
-  bool has_elementwise = false;
-  RooflineFactors elementwise;
+  // Optional, per elementwise op name (written by `pdsim profile`, absent
+  // from the vLLM-table fits): an op not listed keeps the datasheet factors.
+  std::map<std::string, RooflineFactors> elementwise;
 };
 
 struct GpuSpec {

@@ -43,6 +43,11 @@ struct BatchStats {
 BatchStats stats_of(const std::vector<SeqShape>& seqs);
 
 enum class OpClass { kGemm, kAttentionPrefill, kAttentionDecode, kElementwise, kAllReduce, kP2P };
+
+// Names of the elementwise ops build_ops emits (calibrated per op: their
+// efficiencies differ by 10x, e.g. SiLU's exp vs a norm's adds).
+inline constexpr const char* kElementwiseOpNames[] = {"kv_append_rope", "mlp_silu_mul", "mlp_activation",
+                                                     "norms_residual", "embedding"};
 const char* op_class_name(OpClass c);
 
 struct Op {
@@ -71,7 +76,8 @@ struct Parallelism {
 // REQUIRES: tp divides heads; heads/tp, kv_heads sharded (replicated when kv_heads < tp).
 void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats& batch, std::vector<Op>& out);
 
-// Weight bytes one GPU holds, and KV bytes per token one GPU holds.
+// Weight bytes one GPU holds (K/V projections replicated when kv_heads < tp;
+// the rest split evenly over tp x pp), and KV bytes per token one GPU holds.
 double weight_bytes_per_gpu(const ModelSpec& model, const Parallelism& par);
 double kv_bytes_per_token_per_gpu(const ModelSpec& model, const Parallelism& par);
 
