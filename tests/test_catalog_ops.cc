@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "sim/config/scenario.h"
 #include "sim/core/error.h"
 #include "sim/cost/cost_model.h"
 #include "sim/model/model_spec.h"
@@ -154,4 +155,33 @@ TEST_CASE("roofline batch time grows with prompt length and with context") {
     CHECK(t > last);
     last = t;
   }
+}
+
+TEST_CASE("weights per GPU hold a whole KV head when kv_heads is below tp") {
+  // tiny_model: hidden 64, 4 heads, 2 KV heads, head_dim 16, ffn 128, vocab 100, 2 layers, gated, rmsnorm, untied.
+  // Whole model: per layer q 64x64 + k,v 2x64x32 + o 64x64 + mlp 3x64x128 + norms 128 = 36992;
+  // x2 layers + embedding and LM head 2x6400 + final norm 64 = 86848 params, 173696 bytes.
+  const ModelSpec m = tiny_model();
+  CHECK(m.weight_bytes_total() == 173696.0);
+  // tp=2: one KV head per GPU, nothing replicated: an even split.
+  CHECK(weight_bytes_per_gpu(m, Parallelism{2, 1}) == 86848.0);
+  // tp=4: per GPU and layer q 64x16 + k,v 2x64x16 (a whole KV head, held by 2 GPUs) + o 16x64 + mlp 3x64x32
+  // + norms 128/4 = 10272; x2 layers + (embedding + LM head) 12800/4 + final norm 64/4 = 23760 params.
+  CHECK(weight_bytes_per_gpu(m, Parallelism{4, 1}) == 2 * 23760.0);
+  CHECK(weight_bytes_per_gpu(m, Parallelism{4, 2}) == 23760.0);
+  // The QKV GEMM already has the replicated shape: (1 q + 2 x 1 kv) heads x 16.
+  std::vector<Op> ops;
+  build_ops(m, Parallelism{4, 1}, stats_of({{10, 0}}), ops);
+  CHECK(find(ops, "qkv_proj").n == 48);
+  CHECK(find(ops, "qkv_proj").bytes == 2.0 * 48 * 64 + 2.0 * (10 * 64 + 10 * 48));
+
+  // KV capacity follows: 0.5 GiB usable, minus the weights, over 2 (K,V) x 1 head x 16 x 2 bytes x 2 layers = 128 B/token.
+  PoolConfig pool;
+  pool.gpu.name = "hand";
+  pool.gpu.memory_gib = 1;
+  pool.memory_utilization = 0.5;
+  pool.block_tokens = 1;
+  pool.par = Parallelism{4, 1};
+  CHECK(kv_bytes_per_token_per_gpu(m, pool.par) == 128.0);
+  CHECK(kv_capacity_tokens(m, pool, "test") == (536870912 - 47520) / 128);
 }

@@ -102,14 +102,78 @@ TEST_CASE("layerwise transfer hides most of the KV transfer behind prefill") {
   const SimResult lw = run(s);
   const auto& a = plain.records[0];
   const auto& b = lw.records[0];
-  CHECK(b.transfer_end - b.transfer_start < a.transfer_end - a.transfer_start);
-  // What remains is at least the last layer's share.
+  // The idle decode instance reserves at once, so streaming starts with the
+  // prefill; the link outpaces the prefill, so what is left at its end is the
+  // last layer's KV: (B / L) / R + latency.
+  CHECK(b.transfer_start == b.prefill_start);
+  CHECK(b.transfer_end - b.prefill_end < a.transfer_end - a.prefill_end);
   const double last_layer = s.model.kv_bytes_per_token() * 4096 / s.model.layers / (100e9 / 8);
-  CHECK(b.transfer_end - b.transfer_start >= seconds_to_ns(last_layer));
+  CHECK(std::llabs(b.transfer_end - b.prefill_end - seconds_to_ns(last_layer + 5e-6)) <= 2);
 }
 
+namespace {
+// Decode-pool KV capacity (tokens) of `doc` as given.
+std::int64_t decode_capacity(const nlohmann::json& doc) {
+  const Scenario s = make_scenario(doc);
+  return kv_capacity_tokens(s.model, s.decode, s.file);
+}
+}  // namespace
+
+TEST_CASE("layerwise streaming starts only once the decode instance has reserved memory") {
+  // Decode memory holds one request. Request 0 decodes for seconds; request 1
+  // prefills meanwhile, so its KV cannot stream (pull model) until request 0
+  // finishes, long after its prefill: then it all crosses, B / R + latency.
+  auto doc = one_request(1000, 1000);
+  doc["cluster"]["decode"]["memory_utilization"] = 0.25;
+  const std::int64_t capacity = decode_capacity(doc);
+  const std::int64_t prompt = capacity / 2;  // prompt + output fits once, not twice
+  doc = one_request(prompt, 1000);
+  doc["workload"]["num_requests"] = 2;
+  doc["workload"]["arrival"] = {{"process", "closed_loop"}, {"concurrency", 2}};
+  doc["cluster"]["decode"]["memory_utilization"] = 0.25;
+  doc["cluster"]["prefill"]["max_batch_requests"] = 1;
+  doc["cluster"]["kv_transfer"]["layerwise"] = true;
+  const Scenario s = make_scenario(doc);
+  const SimResult r = run(s);
+  const RequestRecord &r0 = r.records[0], &r1 = r.records[1];
+  CHECK(r0.transfer_start == r0.prefill_start);  // reserved at once: streams during its prefill
+  REQUIRE(r1.transfer_start == r0.finish);        // request 0's memory came back
+  REQUIRE(r1.transfer_start > r1.prefill_end);
+  const double bytes = s.model.kv_bytes_per_token() * prompt;
+  CHECK(std::llabs(r1.transfer_end - r1.transfer_start - seconds_to_ns(bytes / (400e9 / 8) + 5e-6)) <= 1);
+}
+
+TEST_CASE("layerwise streams share the link with other flows by processor sharing") {
+  // Two prompts arrive together and prefill one after the other, each taking
+  // T, on a link of R = B / (2T): slower than the KV is produced (B / T).
+  // Production lags one layer (l = T / L). Flow 0 sends alone at R over
+  // [l, T + l] (its own KV, then its last layer): B / 2. Flow 1 has KV from
+  // T + l; both then get R / 2, so flow 0 ends at T + l + (B / 2) / (R / 2) =
+  // 3T + l, and flow 1, with B / 2 left, alone at R, at 4T + l.
+  auto doc = one_request(4096, 2);
+  doc["workload"]["num_requests"] = 2;
+  doc["workload"]["arrival"] = {{"process", "closed_loop"}, {"concurrency", 2}};
+  doc["cluster"]["prefill"]["max_batch_requests"] = 1;
+  doc["cluster"]["kv_transfer"]["layerwise"] = true;
+  doc["cluster"]["kv_transfer"]["latency_us"] = 0;
+  Scenario s = make_scenario(doc);
+  const SimTime T = seconds_to_ns(cost_s(s, s.prefill, {{4096, 0}}));
+  const double B = s.model.kv_bytes_per_token() * 4096;
+  doc["cluster"]["kv_transfer"]["bandwidth_gbps"] = B / (2 * ns_to_seconds(T)) * 8 / 1e9;
+  s = make_scenario(doc);
+  const SimResult r = run(s);
+  const RequestRecord &r0 = r.records[0], &r1 = r.records[1];
+  REQUIRE(r0.prefill_start == 0);
+  REQUIRE(r1.prefill_start == T);
+  const double lag = static_cast<double>(T) / s.model.layers;
+  CHECK(std::fabs(static_cast<double>(r0.transfer_end) - (3.0 * T + lag)) <= 4);
+  CHECK(std::fabs(static_cast<double>(r1.transfer_end) - (4.0 * T + lag)) <= 4);
+  CHECK(r1.transfer_start == T);  // the idle decode instance reserved as the prefill started
+}
+
+
 TEST_CASE("conservation under memory pressure: every request finishes once and KV stays within capacity") {
-  for (const char* mode : {"disaggregated", "prefill_priority", "chunked"}) {
+  for (const char* mode : {"disaggregated", "layerwise", "prefill_priority", "chunked"}) {
     CAPTURE(mode);
     auto doc = base_scenario();
     doc["workload"]["num_requests"] = 3000;
@@ -119,7 +183,8 @@ TEST_CASE("conservation under memory pressure: every request finishes once and K
     // Little KV room so admission blocks often.
     doc["cluster"]["decode"]["memory_utilization"] = 0.3;
     doc["cluster"]["prefill"]["memory_utilization"] = 0.25;
-    if (std::string(mode) != "disaggregated") {
+    if (std::string(mode) == "layerwise") doc["cluster"]["kv_transfer"]["layerwise"] = true;
+    if (std::string(mode) != "disaggregated" && std::string(mode) != "layerwise") {
       doc["cluster"] = {{"mode", "colocated"},
                         {"colocated",
                          {{"gpu", "h100-sxm"}, {"instances", 2}, {"policy", mode}, {"memory_utilization", 0.3}}},
@@ -134,7 +199,9 @@ TEST_CASE("conservation under memory pressure: every request finishes once and K
       REQUIRE(rec.first_token >= rec.prefill_start);
       REQUIRE(rec.finish >= rec.first_token);
       if (rec.output_tokens > 1 && s.mode == Mode::kDisaggregated) {
-        REQUIRE(rec.transfer_start >= rec.prefill_end);
+        // Layerwise KV may start streaming with the prefill, never before it, and arrives after it.
+        REQUIRE(rec.transfer_start >= (s.kv_transfer.layerwise ? rec.prefill_start : rec.prefill_end));
+        REQUIRE(rec.transfer_end > rec.prefill_end);
         REQUIRE(rec.decode_start >= rec.transfer_end);
       }
     }
@@ -273,4 +340,83 @@ TEST_CASE("KV bytes moved count the whole prompt KV with or without layerwise st
   const double expected = plain.model.kv_bytes_per_token() * 512 * 50;
   CHECK(run(plain).kv_bytes_moved == expected);
   CHECK(run(layerwise).kv_bytes_moved == expected);
+}
+
+TEST_CASE("least_loaded prefill routing counts prompts whose KV has not left") {
+  // Prefill and decode instances each hold one request's KV. Request 0 (t=0)
+  // decodes for seconds on the only decode instance; request 1 (t=2 s)
+  // prefills on instance 0 and its KV waits there for decode memory. Request 2
+  // (t=4 s) must go to idle instance 1: instance 0 cannot admit it until
+  // request 0 finishes, though its prefill queue is empty.
+  auto doc = one_request(1000, 2000);
+  doc["cluster"]["prefill"]["memory_utilization"] = 0.25;
+  doc["cluster"]["decode"]["memory_utilization"] = 0.25;
+  const std::int64_t capacity = decode_capacity(doc);  // the same GPU: the same for prefill
+  const std::int64_t prompt = capacity * 6 / 10;      // one fits, two do not, with or without output
+  doc = one_request(prompt, 2000);
+  doc["workload"]["num_requests"] = 3;
+  doc["workload"]["arrival"] = {{"process", "constant"}, {"rate_rps", 0.5}};
+  doc["cluster"]["prefill"]["instances"] = 2;
+  doc["cluster"]["prefill"]["memory_utilization"] = 0.25;
+  doc["cluster"]["decode"]["memory_utilization"] = 0.25;
+  doc["cluster"]["router"] = "least_loaded";
+  const Scenario s = make_scenario(doc);
+  REQUIRE(prompt + 2000 <= capacity);
+  const SimResult r = run(s);
+  const RequestRecord &r1 = r.records[1], &r2 = r.records[2];
+  REQUIRE(r.records[0].transfer_end < r1.arrival);  // instance 0 was empty again when request 1 came
+  REQUIRE(r1.prefill_instance == 0);
+  REQUIRE(r1.prefill_end < r2.arrival);
+  REQUIRE(r1.transfer_start > r2.arrival);  // its KV still held instance 0's memory
+  CHECK(r2.prefill_instance == 1);
+  CHECK(r2.prefill_start == r2.arrival);
+}
+
+TEST_CASE("colocated closed loop routes the next request on the loads after the step") {
+  // Chunked, 2 instances, least_loaded, 3 clients. At t=0: r0 (16 in, 2 out)
+  // starts alone on instance 0; r1 (16 in, 4800 out) goes to instance 1; r2
+  // (5000 in, 2 out) to instance 0 (18 < 4816 outstanding tokens). Instance
+  // 0's second step decodes r0's last token and prefills 511 tokens of r2.
+  // r0's finish brings r3: after the step instance 0 holds 4489 prompt + 2
+  // output tokens of r2 = 4491, instance 1 about 4810 (r1 emitted a few
+  // tokens), so r3 goes to instance 0 (before the chunk is counted, 5002 > 4810).
+  auto doc = base_scenario();
+  doc["workload"]["arrival"] = {{"process", "closed_loop"}, {"concurrency", 3}};
+  doc["workload"]["num_requests"] = 4;
+  doc["cluster"] = nlohmann::json::parse(R"({"mode": "colocated", "router": "least_loaded",
+      "colocated": {"gpu": "h100-sxm", "instances": 2, "policy": "chunked", "chunk_tokens": 512}})");
+  const Scenario s = make_scenario(doc);
+  std::vector<RequestSpec> specs = {{0, 16, 2}, {0, 16, 4800}, {0, 5000, 2}, {0, 16, 2}};
+  const SimResult r = simulate(s, specs);
+  REQUIRE(r.records[0].prefill_instance == 0);
+  REQUIRE(r.records[1].prefill_instance == 1);
+  REQUIRE(r.records[2].prefill_instance == 0);
+  REQUIRE(r.records[3].arrival == r.records[0].finish);
+  REQUIRE(r.records[2].first_token > r.records[3].arrival);  // r2 still had 4489 prompt tokens to go
+  CHECK(r.records[3].prefill_instance == 0);
+}
+
+TEST_CASE("utilisation and mean KV use are averaged over the same window from first arrival to last finish") {
+  // One request arriving at t = 1 s on an idle cluster. The prefill instance
+  // holds the prompt's blocks from prefill start until its KV has left; the
+  // decode instance holds prompt + output blocks from the transfer start to
+  // the finish. Window: arrival to finish.
+  const Scenario s = make_scenario(one_request(512, 16));
+  const SimResult r = simulate(s, {RequestSpec{seconds_to_ns(1.0), 512, 16}});
+  const RequestRecord& rec = r.records[0];
+  const auto summary = make_summary(s, r);
+  const double window = ns_to_seconds(rec.finish - rec.arrival);
+  const double prefill_blocks = 512 / 16, decode_blocks = (512 + 16) / 16;
+  const double prefill_cap = static_cast<double>(r.prefill.kv_capacity_tokens / 16);
+  const double decode_cap = static_cast<double>(r.decode.kv_capacity_tokens / 16);
+  const auto& pools = summary["pools"];
+  CHECK(pools["prefill"]["kv_mean_fraction"].get<double>() ==
+        doctest::Approx(prefill_blocks / prefill_cap * ns_to_seconds(rec.transfer_end - rec.prefill_start) / window)
+            .epsilon(1e-12));
+  CHECK(pools["decode"]["kv_mean_fraction"].get<double>() ==
+        doctest::Approx(decode_blocks / decode_cap * ns_to_seconds(rec.finish - rec.transfer_start) / window)
+            .epsilon(1e-12));
+  CHECK(pools["prefill"]["utilization"].get<double>() ==
+        doctest::Approx(ns_to_seconds(rec.prefill_end - rec.prefill_start) / window).epsilon(1e-12));
+  CHECK(summary["throughput"]["duration_s"].get<double>() == doctest::Approx(window).epsilon(1e-12));
 }

@@ -155,3 +155,27 @@ TEST_CASE("garbled trace rows are errors naming file:line") {
   CHECK(error_of(missing, TraceFormat::kMooncakeJsonl).find(":1: missing or non-numeric \"output_length\"") != std::string::npos);
   CHECK(error_of("/nonexistent/trace.csv", TraceFormat::kAzureCsv).find("cannot open") != std::string::npos);
 }
+
+TEST_CASE("impossible Azure trace dates are errors naming file:line") {
+  auto trace = [](const std::string& name, const std::string& date) {
+    return write_temp(name, "TIMESTAMP,ContextTokens,GeneratedTokens\n1900-01-01 00:00:00.0,10,5\n" + date +
+                                " 00:00:01.0,10,5\n");
+  };
+  for (const std::string bad : {"2023-02-31", "2023-04-31", "2023-02-29", "1900-02-29", "2023-06-31"}) {
+    CAPTURE(bad);
+    const std::string err = error_of(trace("baddate.csv", bad), TraceFormat::kAzureCsv);
+    CHECK(err.find("pdsim_test_baddate.csv:3: TIMESTAMP: no such date: \"" + bad) != std::string::npos);
+  }
+  // Leap days that exist, and month ends, read normally.
+  for (const std::string good : {"2024-02-29", "2000-02-29", "2023-04-30", "2023-12-31"}) {
+    CAPTURE(good);
+    CHECK(error_of(trace("gooddate.csv", good), TraceFormat::kAzureCsv) == "");
+  }
+  // 2024-02-29 is the day after 2024-02-28.
+  const auto rows = read_trace(write_temp("leap.csv", "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+                                                       "2024-02-28 00:00:00.0,10,5\n2024-02-29 00:00:00.0,10,5\n"
+                                                       "2024-03-01 00:00:00.0,10,5\n"),
+                               TraceFormat::kAzureCsv);
+  CHECK(rows[1].arrival_s == 86400.0);
+  CHECK(rows[2].arrival_s == 2 * 86400.0);
+}

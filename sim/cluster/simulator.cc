@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <limits>
+#include <utility>
 
 #include "sim/core/error.h"
 #include "sim/core/event_queue.h"
@@ -21,48 +23,124 @@ std::int64_t blocks_for(std::int64_t tokens, std::int64_t block_tokens) {
   return (tokens + block_tokens - 1) / block_tokens;
 }
 
-// Egress link of one prefill instance, shared equally by its active flows.
+// Egress link of one prefill instance, processor-shared by its flows. A flow
+// whose KV is still being produced (layerwise streaming) and that has sent
+// all of it so far can take at most the production rate; the others share
+// what is left equally (max-min fair, so the link is work-conserving).
+//
+// Production is fluid and lags one layer: a prefill over [s, e] of an
+// L-layer model has produced bytes x max(0, (t - s) / (e - s) - 1/L) by t < e,
+// and all of it at e (layer l's KV leaves once layer l has run, spread evenly
+// over the prefill). So the last layer's 1/L is always sent after e.
 class SharedLink {
  public:
   SharedLink(EventQueue& q, double bytes_per_s, SimTime latency_ns, std::function<void(int)> on_done)
       : q_(q), bytes_per_ns_(bytes_per_s * 1e-9), latency_ns_(latency_ns), on_done_(std::move(on_done)) {}
 
-  void start(int request, double bytes) {
+  // Starts sending `bytes` now. REQUIRES: if produce_end > now, the KV is
+  // produced by a prefill over [produce_start, produce_end] of `layers` layers.
+  void start(int request, double bytes, SimTime produce_start, SimTime produce_end, int layers) {
     advance();
-    flows_.push_back({request, bytes});
+    Flow f;
+    f.request = request;
+    f.bytes = f.remaining_bytes = bytes;
+    if (produce_end > q_.now()) {
+      const double span = static_cast<double>(produce_end - produce_start);
+      f.produce_end = produce_end;
+      f.lag_end = static_cast<double>(produce_start) + span / layers;
+      f.produce_rate = bytes / span;
+    }
+    flows_.push_back(f);
     reschedule();
   }
 
  private:
   struct Flow {
-    int request;
-    double remaining_bytes;
+    int request = 0;
+    double bytes = 0;
+    double remaining_bytes = 0;
+    SimTime produce_end = 0;  // all KV produced from then on
+    double lag_end = 0;       // ns; production starts (one layer into the prefill)
+    double produce_rate = 0;  // bytes per ns in [lag_end, produce_end)
+    bool shared = true;       // takes an equal share; else `rate` (its production rate)
+    double rate = 0;
   };
+
+  // Bytes of f not produced yet at `now`.
+  static double unproduced(const Flow& f, SimTime now) {
+    if (now >= f.produce_end) return 0;
+    return f.bytes - f.produce_rate * std::max(0.0, static_cast<double>(now) - f.lag_end);
+  }
+  static double production_rate(const Flow& f, SimTime now) {
+    return static_cast<double>(now) < f.lag_end ? 0.0 : f.produce_rate;
+  }
 
   void advance() {
     const SimTime now = q_.now();
     if (!flows_.empty() && now > last_update_) {
-      const double each = bytes_per_ns_ * static_cast<double>(now - last_update_) / static_cast<double>(flows_.size());
-      for (auto& f : flows_) f.remaining_bytes -= each;
+      const double dt = static_cast<double>(now - last_update_);
+      const double each = share_count_ ? share_bytes_per_ns_ * dt / static_cast<double>(share_count_) : 0.0;
+      for (auto& f : flows_) {
+        f.remaining_bytes -= f.shared ? each : f.rate * dt;
+        // An event rounded up to whole ns may overshoot a catch-up point: nothing unproduced is sent.
+        if (now < f.produce_end) f.remaining_bytes = std::max(f.remaining_bytes, unproduced(f, now));
+      }
     }
     last_update_ = now;
   }
 
+  // Assigns rates (water-filling) and schedules the next change: a flow
+  // finishing, catching up with its production, or a production breakpoint.
   void reschedule() {
     const std::uint64_t version = ++version_;
     if (flows_.empty()) return;
-    double least = flows_.front().remaining_bytes;
-    for (const auto& f : flows_) least = std::min(least, f.remaining_bytes);
-    const double ns = std::max(0.0, least) * static_cast<double>(flows_.size()) / bytes_per_ns_;
-    q_.schedule_after(static_cast<SimTime>(std::ceil(ns)), [this, version] { on_event(version); });
+    const SimTime now = q_.now();
+    capped_.clear();
+    for (std::size_t i = 0; i < flows_.size(); ++i) {
+      Flow& f = flows_[i];
+      f.shared = true;
+      // Half a byte of residue is floating-point rounding, not data.
+      if (now < f.produce_end && f.remaining_bytes <= unproduced(f, now) + 0.5)
+        capped_.push_back({production_rate(f, now), i});
+    }
+    std::sort(capped_.begin(), capped_.end());
+    double capacity = bytes_per_ns_;
+    std::size_t k = flows_.size();
+    for (const auto& [cap, i] : capped_) {
+      if (cap * static_cast<double>(k) > capacity) break;  // above the equal share: not limiting
+      flows_[i].shared = false;
+      flows_[i].rate = cap;
+      capacity -= cap;
+      --k;
+    }
+    share_bytes_per_ns_ = capacity;
+    share_count_ = k;
+    const double share = k ? capacity / static_cast<double>(k) : 0.0;
+    double next = std::numeric_limits<double>::infinity();
+    double least = next;  // remaining bytes of the nearest-to-done shared flow with all KV produced
+    for (const auto& f : flows_) {
+      if (now < f.produce_end) {
+        const double t = static_cast<double>(now);
+        if (t < f.lag_end) next = std::min(next, f.lag_end - t);
+        next = std::min(next, static_cast<double>(f.produce_end - now));
+        const double p = production_rate(f, now);
+        if (f.shared && share > p) next = std::min(next, (f.remaining_bytes - unproduced(f, now)) / (share - p));
+      } else if (f.shared) {
+        least = std::min(least, f.remaining_bytes);
+      }
+    }
+    if (k > 0 && capacity > 0 && least < std::numeric_limits<double>::infinity())
+      next = std::min(next, std::max(0.0, least) * static_cast<double>(k) / capacity);
+    if (next == std::numeric_limits<double>::infinity()) return;  // nothing moves until a start()
+    q_.schedule_after(static_cast<SimTime>(std::ceil(std::max(0.0, next))), [this, version] { on_event(version); });
   }
 
   void on_event(std::uint64_t version) {
     if (version != version_) return;  // superseded by a later start()
     advance();
+    const SimTime now = q_.now();
     std::vector<int> done;
-    // Half a byte of residue is floating-point rounding, not data.
-    auto finished = [](const Flow& f) { return f.remaining_bytes <= 0.5; };
+    auto finished = [now](const Flow& f) { return now >= f.produce_end && f.remaining_bytes <= 0.5; };
     for (const auto& f : flows_)
       if (finished(f)) done.push_back(f.request);
     flows_.erase(std::remove_if(flows_.begin(), flows_.end(), finished), flows_.end());
@@ -75,6 +153,9 @@ class SharedLink {
   SimTime latency_ns_;
   std::function<void(int)> on_done_;
   std::vector<Flow> flows_;
+  std::vector<std::pair<double, std::size_t>> capped_;  // scratch: (production rate, flow index)
+  double share_bytes_per_ns_ = 0;  // capacity left to the shared flows
+  std::size_t share_count_ = 0;
   SimTime last_update_ = 0;
   std::uint64_t version_ = 0;
 };
@@ -89,7 +170,9 @@ struct Instance {
   std::int64_t capacity_blocks = 0;
   std::int64_t used_blocks = 0;
   bool busy = false;
-  std::int64_t load_tokens = 0;  // router's "outstanding tokens"
+  // Router's "outstanding tokens". Prefill: prompt tokens queued, computing,
+  // or whose KV has not left yet (it holds memory that blocks admission).
+  std::int64_t load_tokens = 0;
 
   std::deque<int> waiting;            // prefill queue (prefill/colocated)
   std::deque<int> pending_transfer;   // decode: prefilled, waiting for KV blocks
@@ -118,6 +201,7 @@ struct ReqState {
   std::int64_t prefill_blocks = 0;  // held on the prefill instance
   std::int64_t decode_blocks = 0;   // reserved on the decode/colocated instance
   double transfer_bytes = 0;
+  SimTime produce_start = 0, produce_end = 0;  // layerwise: the prefill producing the KV
 };
 
 class Engine {
@@ -307,37 +391,47 @@ class Engine {
     if (inst.batch_prefill.empty()) return;
     const SimTime duration = batch_time(inst, stats);
     begin_batch(inst, duration, static_cast<std::int64_t>(inst.batch_prefill.size()), tokens);
-    q_.schedule_after(duration, [this, &inst, duration] { on_prefill_done(inst, duration); });
+    q_.schedule_after(duration, [this, &inst] { on_prefill_done(inst); });
+    if (s_.kv_transfer.layerwise) {
+      // Streaming needs a decode reservation (pull model), so the decode
+      // instance is picked now; the KV flows from when it has reserved.
+      for (int r : inst.batch_prefill)
+        if (specs_[r].output_tokens > 1) send_to_decode(r, q_.now(), q_.now() + duration);
+    }
   }
 
   // The instance stays busy while results are handed on, so a request that
   // arrives meanwhile (closed loop) cannot start a batch in the middle of this.
-  void on_prefill_done(Instance& inst, SimTime duration) {
+  void on_prefill_done(Instance& inst) {
     const std::vector<int> batch = inst.batch_prefill;
     for (int r : batch) {
       emit_first_token(r);
-      inst.load_tokens -= specs_[r].input_tokens;
       if (specs_[r].output_tokens == 1) {
+        inst.load_tokens -= specs_[r].input_tokens;
         change_blocks(inst, -state_[r].prefill_blocks);
         state_[r].prefill_blocks = 0;
         finish(r);
         continue;
       }
-      double bytes = s_.model.kv_bytes_per_token() * specs_[r].input_tokens;
-      result_.kv_bytes_moved += bytes;  // all of it crosses, streamed or not
-      if (s_.kv_transfer.layerwise) {
-        const double share = s_.kv_transfer.bandwidth_gbps * 1e9 / 8 / static_cast<double>(batch.size());
-        bytes = std::max(bytes / s_.model.layers, bytes - share * ns_to_seconds(duration));
-      }
-      state_[r].transfer_bytes = bytes;
-      Instance& dec = route(decode_, rr_decode_);
-      result_.records[r].decode_instance = dec.index;
-      dec.load_tokens += specs_[r].input_tokens + specs_[r].output_tokens - 1;
-      dec.pending_transfer.push_back(r);
-      try_admit_transfers(dec);
+      if (!s_.kv_transfer.layerwise) send_to_decode(r, 0, 0);
     }
     end_batch(inst);
     try_start_prefill(inst);
+  }
+
+  // Routes r to a decode instance and queues its KV transfer there. With
+  // layerwise streaming the KV is produced over [produce_start, produce_end].
+  void send_to_decode(int r, SimTime produce_start, SimTime produce_end) {
+    auto& st = state_[r];
+    st.transfer_bytes = s_.model.kv_bytes_per_token() * specs_[r].input_tokens;
+    result_.kv_bytes_moved += st.transfer_bytes;
+    st.produce_start = produce_start;
+    st.produce_end = produce_end;
+    Instance& dec = route(decode_, rr_decode_);
+    result_.records[r].decode_instance = dec.index;
+    dec.load_tokens += specs_[r].input_tokens + specs_[r].output_tokens - 1;
+    dec.pending_transfer.push_back(r);
+    try_admit_transfers(dec);
   }
 
   // ---- KV transfer ----------------------------------------------------------
@@ -351,14 +445,17 @@ class Engine {
       change_blocks(dec, blocks);
       state_[r].decode_blocks = blocks;
       result_.records[r].transfer_start = q_.now();
-      links_[result_.records[r].prefill_instance]->start(r, state_[r].transfer_bytes);
+      links_[result_.records[r].prefill_instance]->start(r, state_[r].transfer_bytes, state_[r].produce_start,
+                                                         state_[r].produce_end, s_.model.layers);
     }
   }
 
   void on_transfer_done(int r) {
     auto& rec = result_.records[r];
     rec.transfer_end = q_.now();
+    PDSIM_CHECK(rec.prefill_end >= 0, "KV transfer ended before its prefill");
     Instance& pre = prefill_[rec.prefill_instance];
+    pre.load_tokens -= specs_[r].input_tokens;
     change_blocks(pre, -state_[r].prefill_blocks);
     state_[r].prefill_blocks = 0;
     try_start_prefill(pre);
@@ -385,7 +482,8 @@ class Engine {
     const SimTime duration = batch_time(inst, stats);
     begin_batch(inst, duration, static_cast<std::int64_t>(inst.running.size()), stats.new_tokens);
     q_.schedule_after(duration, [this, &inst] {
-      advance_decodes(inst);
+      advance_decodes(inst, finished_now_);
+      for (int r : finished_now_) finish(r);
       try_admit_transfers(inst);
       end_batch(inst);
       start_decode_iteration(inst);
@@ -402,8 +500,12 @@ class Engine {
     return stats;
   }
 
-  // Every request of the finished iteration emits one token.
-  void advance_decodes(Instance& inst) {
+  // Every request of the finished iteration emits one token; those now done
+  // are put in `finished` (cleared first). The caller calls finish() on them
+  // once the step's state is complete: in a closed loop, finish() brings the
+  // next arrival, and the router must see post-step loads.
+  void advance_decodes(Instance& inst, std::vector<int>& finished) {
+    finished.clear();
     const SimTime now = q_.now();
     // Requests that also decoded in the previous iteration share one gap, so
     // equal consecutive gaps go to the histogram as one weighted entry.
@@ -436,7 +538,7 @@ class Engine {
     }
     inst.running.erase(std::remove_if(inst.running.begin(), inst.running.end(), done), inst.running.end());
     for (int r : inst.batch_decode)
-      if (done(r)) finish(r);
+      if (done(r)) finished.push_back(r);
     inst.batch_decode.clear();
   }
 
@@ -511,7 +613,7 @@ class Engine {
   }
 
   void on_colocated_step_done(Instance& inst) {
-    advance_decodes(inst);
+    advance_decodes(inst, finished_now_);
     std::vector<int> completed;
     for (std::size_t i = 0; i < inst.batch_prefill.size(); ++i) {
       const int r = inst.batch_prefill[i];
@@ -526,13 +628,14 @@ class Engine {
         inst.load_tokens -= 1;
         change_blocks(inst, -state_[r].decode_blocks);
         state_[r].decode_blocks = 0;
-        finish(r);
+        finished_now_.push_back(r);
       } else {
         inst.load_tokens -= 1;
         inst.load_tokens += specs_[r].input_tokens;  // advance_decodes subtracts it at the end
         join_running(inst, r);
       }
     }
+    for (int r : finished_now_) finish(r);  // still busy: an arrival here only queues
     end_batch(inst);
     start_colocated_step(inst);
   }
@@ -559,7 +662,6 @@ class Engine {
     st.instances = static_cast<int>(pool.size());
     st.gpus = p.gpus();
     st.kv_capacity_tokens = pool.front().capacity_blocks * p.block_tokens;
-    const SimTime end = q_.now();
     for (auto& inst : pool) {
       change_blocks(inst, 0);  // closes the time integral at the end time
       PDSIM_CHECK(inst.used_blocks == 0, "KV blocks not returned at the end of the run");
@@ -570,7 +672,7 @@ class Engine {
       st.batch_tokens += inst.batch_tokens;
       const double cap = static_cast<double>(inst.capacity_blocks);
       st.kv_peak_fraction = std::max(st.kv_peak_fraction, static_cast<double>(inst.peak_blocks) / cap);
-      if (end > 0) st.kv_mean_fraction += inst.block_ns / (cap * static_cast<double>(end)) / static_cast<double>(pool.size());
+      st.kv_fraction_s += inst.block_ns * 1e-9 / cap;
     }
     return st;
   }
@@ -585,6 +687,7 @@ class Engine {
   std::vector<Instance> prefill_, decode_, colocated_;
   std::vector<std::unique_ptr<SharedLink>> links_;
   std::vector<Op> ops_;
+  std::vector<int> finished_now_;  // scratch: requests done in the step being completed
   std::size_t rr_prefill_ = 0, rr_decode_ = 0;
   std::size_t finished_ = 0;
   bool closed_loop_ = false;

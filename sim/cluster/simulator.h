@@ -10,9 +10,10 @@
 //
 // KV transfer: each prefill instance has one egress link of `bandwidth_gbps`;
 // concurrent transfers share it equally (processor sharing) and each pays
-// `latency_us` once. With `layerwise`, the KV is streamed while the prefill
-// computes; what remains at prefill end is max(1/L of the bytes, bytes -
-// per-request bandwidth share x prefill time).
+// `latency_us` once. With `layerwise`, the decode instance is picked when the
+// prefill starts and the KV streams from when it has reserved memory, while
+// the prefill computes: a flow cannot send KV not yet produced (fluid, one
+// layer behind the prefill), and the bandwidth it leaves goes to the others.
 //
 // One Simulator is one run; it owns its event queue, RNG-free state and
 // metrics, so independent runs can proceed in parallel threads.
@@ -38,7 +39,9 @@ struct PoolStats {
   std::int64_t batch_requests = 0;      // summed batch sizes (requests)
   std::int64_t batch_tokens = 0;        // summed new tokens per batch
   double kv_peak_fraction = 0;          // max over instances of used/capacity
-  double kv_mean_fraction = 0;          // time-weighted, averaged over instances
+  // Time integral of KV used/capacity (seconds), summed over instances; the
+  // summary averages it over its window as it does busy_s.
+  double kv_fraction_s = 0;
 };
 
 struct SimResult {

@@ -12,17 +12,25 @@ nlohmann::ordered_json dist_json(const Distribution& d) {
   return {{"mean", d.mean}, {"p50", d.p50}, {"p90", d.p90}, {"p99", d.p99}, {"max", d.max}};
 }
 
+// Time average, per instance, of a quantity whose integral over the run
+// (summed over `instances`) is integral_s, over the summary's window: first
+// arrival to last finish (nothing is busy or held outside it). Utilisation
+// and KV use both go through here.
+double time_average(double integral_s, double window_s, int instances) {
+  return window_s > 0 ? integral_s / (instances * window_s) : 0.0;
+}
+
 nlohmann::ordered_json pool_json(const PoolStats& p, double duration_s) {
   nlohmann::ordered_json j;
   j["instances"] = p.instances;
   j["gpus"] = p.gpus;
-  j["utilization"] = duration_s > 0 ? p.busy_s / (p.instances * duration_s) : 0.0;
+  j["utilization"] = time_average(p.busy_s, duration_s, p.instances);
   j["batches"] = p.batches;
   j["mean_batch_requests"] = p.batches ? static_cast<double>(p.batch_requests) / p.batches : 0.0;
   j["mean_batch_tokens"] = p.batches ? static_cast<double>(p.batch_tokens) / p.batches : 0.0;
   j["kv_capacity_tokens_per_instance"] = p.kv_capacity_tokens;
   j["kv_peak_fraction"] = p.kv_peak_fraction;
-  j["kv_mean_fraction"] = p.kv_mean_fraction;
+  j["kv_mean_fraction"] = time_average(p.kv_fraction_s, duration_s, p.instances);
   return j;
 }
 

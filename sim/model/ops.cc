@@ -57,7 +57,12 @@ Op gemm(const char* name, std::int64_t m, std::int64_t n, std::int64_t k, int co
 }  // namespace
 
 double weight_bytes_per_gpu(const ModelSpec& model, const Parallelism& par) {
-  return model.weight_bytes_total() / (static_cast<double>(par.tp) * par.pp);
+  // K/V projections are split by KV head; with kv_heads < tp each GPU keeps a
+  // whole head, so the TP group holds kv_heads_per_gpu x tp heads' worth.
+  const double extra_heads = static_cast<double>(kv_heads_per_gpu(model, par.tp)) * par.tp - model.kv_heads;
+  const double per_kv_head = 2.0 * model.head_dim * (model.hidden + (model.bias == BiasKind::kNone ? 0 : 1));
+  const double replicated = static_cast<double>(model.layers) * extra_heads * per_kv_head * model.weight_bytes;
+  return (model.weight_bytes_total() + replicated) / (static_cast<double>(par.tp) * par.pp);
 }
 
 double kv_bytes_per_token_per_gpu(const ModelSpec& model, const Parallelism& par) {

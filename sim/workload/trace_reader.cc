@@ -39,6 +39,12 @@ std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
   return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
+int days_in_month(int y, int m) {
+  static const int kDays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
 // "YYYY-MM-DD HH:MM:SS[.fraction]" -> seconds since the epoch.
 double parse_timestamp(const std::string& s, const std::string& path, std::int64_t line) {
   int y, mo, d, h, mi;
@@ -47,6 +53,11 @@ double parse_timestamp(const std::string& s, const std::string& path, std::int64
   if (std::sscanf(s.c_str(), "%d-%d-%d %d:%d:%lf%c", &y, &mo, &d, &h, &mi, &sec, &tail) != 6 || mo < 1 ||
       mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec >= 61)
     throw InputError(where(path, line), "TIMESTAMP: expected \"YYYY-MM-DD HH:MM:SS.fff\", got \"" + s + "\"");
+  // days_from_civil would silently roll an impossible date into the next month.
+  if (d > days_in_month(y, mo))
+    throw InputError(where(path, line), "TIMESTAMP: no such date: \"" + s + "\" (" + std::to_string(y) + "-" +
+                                            (mo < 10 ? "0" : "") + std::to_string(mo) + " has " +
+                                            std::to_string(days_in_month(y, mo)) + " days)");
   return static_cast<double>(days_from_civil(y, mo, d)) * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
 }
 
