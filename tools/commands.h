@@ -20,5 +20,6 @@ Command add_goodput_command(CLI::App& app, const GlobalOptions& global);
 Command add_plan_command(CLI::App& app, const GlobalOptions& global);
 Command add_profile_command(CLI::App& app, const GlobalOptions& global);
 Command add_validate_command(CLI::App& app, const GlobalOptions& global);
+Command add_compare_tables_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace pdsim::cli

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   commands[profile] = cli::add_profile_command(*profile, global);
   auto* validate = app.add_subcommand("validate", "run a scenario with roofline, profiled and real timings; compare");
   commands[validate] = cli::add_validate_command(*validate, global);
+  auto* compare = app.add_subcommand("compare-tables", "measured kernel tables side by side (ours vs another set, same shapes)");
+  commands[compare] = cli::add_compare_tables_command(*compare, global);
   auto* devices = app.add_subcommand("devices", "list the CUDA devices this build can use");
   commands[devices] = [] {
     std::string why;

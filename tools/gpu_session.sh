@@ -1,0 +1,358 @@
+#!/usr/bin/env bash
+# Run ON a lent GPU machine (issue 4's GPU work in one call). Here, first:
+#   bash tools/gpu_kit.sh                       # .gpukit/: the .debs the device image lacks
+# then the device tool's run with carry [".gpukit"] and the command
+#   bash tools/gpu_session.sh
+#
+# Steps, in order, each under `timeout`, logged with tee into one log and
+# timed; a failing step does not stop the others, and every step's exit status
+# lands in the summary:
+#   kit         unpack .gpukit/*.deb with dpkg -x into a private prefix (never /)
+#   configure   CMake (Ninja if present), Release, CUDA on, CUDA archs of the device (90 on H100/H200),
+#               CMAKE_PREFIX_PATH = the kit prefix
+#   build       every target, all cores
+#   smi         nvidia-smi
+#   tests       the kernel tests over every backend, CUDA included (pdsim_tests -tc='*kernels*')
+#   memcheck    compute-sanitizer memcheck on those tests
+#   racecheck   compute-sanitizer racecheck on the attention kernel tests
+#   bench       the kernel benchmarks (pdsim_kernel_bench), JSON into results/kernel-bench-<gpu>.json
+#   profile8b   pdsim profile --backend cuda, llama-3.1-8b tp 1, into profiles/ as <gpu>-pdsim
+#   profile70b  the same for llama-3.1-70b (merged into the same tables)
+#   compare     pdsim compare-tables: <gpu>-pdsim vs the vLLM tables of the same GPU
+#               (profiles/measured/<gpu>; an H200 is compared with h100-sxm, the only Hopper tables)
+#               -> results/kernels-vs-vllm-<gpu>.{md,csv}
+#   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
+#               -> results/validation-<gpu>.{md,json}
+#   ctest       the whole test suite (whatever time is left)
+#   pack        $OUT/gpu-results.tar.gz (paths relative to the repository root: profiles/measured/<gpu>-pdsim/,
+#               profiles/gpus/<gpu>-pdsim.json, results/...), $OUT/gpu-session.log, $OUT/summary.txt
+# <gpu> comes from nvidia-smi's device name: h100-sxm (NVIDIA H100 80GB HBM3), h200, ...
+# The whole script ends within --budget seconds (default 530): each step's
+# limit is its own budget or what is left, whichever is smaller, and a step
+# with too little time left is skipped (and says so in the summary). Exit 0
+# only when every selected step ran and passed (or lacked its input and said so).
+#
+# Options:
+#   --dry-run                  print the steps and their limits, run nothing
+#   --steps a,b,...            run only these of the steps after build (kit, configure, build always run;
+#                              --steps none: only those three)
+#   --skip a,b,...             skip these steps
+#   --no-gpu                   skip the steps that need a GPU (to test the kit and configure on a machine without one)
+#   --no-build                 configure only (with --no-gpu: checks the kit without a long build)
+#   --ignore-system-packages   configure with CMAKE_IGNORE_PREFIX_PATH=/usr, so only the kit can satisfy
+#                              find_package (to prove the kit suffices on a machine that has the packages)
+#   --budget SECONDS           whole-script limit (default 530)
+#   --out DIR                  where the log, summary and tarball go (default $OUT, else out/gpu-session)
+#   --build-dir DIR            (default build-gpu)
+#   --name NAME                device profile name (default <gpu>-pdsim)
+#   --theirs NAME              table set to compare with (default: profiles/measured/<gpu>, else h100-sxm)
+# Environment: LIMIT_<step> (that step's budget in seconds, e.g. LIMIT_build=900), PROFILE_ARGS
+# (extra pdsim profile options, e.g. "--iters 5"), VALIDATE_ARGS (extra pdsim validate options, e.g.
+# "--set workload.num_requests=200"), CUDA_ARCHS (default: the device's, e.g. "90").
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT" || exit 1
+SELF="$ROOT/tools/gpu_session.sh"
+BUDGET=530
+OUTDIR=${OUT:-$ROOT/out/gpu-session}
+BUILD_DIR=$ROOT/build-gpu
+KIT=$ROOT/.gpukit
+PREFIX=${TMPDIR:-/tmp}/pdsim-gpukit
+DRY=0 NO_GPU=0 NO_BUILD=0 IGNORE_SYS=0 STEPS="" SKIP="" NAME="" THEIRS_OPT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dry-run) DRY=1 ;;
+    --no-gpu) NO_GPU=1 ;;
+    --no-build) NO_BUILD=1 ;;
+    --ignore-system-packages) IGNORE_SYS=1 ;;
+    --steps) STEPS=",$2,"; shift ;;
+    --skip) SKIP=",$2,"; shift ;;
+    --budget) BUDGET=$2; shift ;;
+    --out) OUTDIR=$2; shift ;;
+    --build-dir) BUILD_DIR=$2; shift ;;
+    --name) NAME=$2; shift ;;
+    --theirs) THEIRS_OPT=$2; shift ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "gpu_session: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+case "$BUILD_DIR" in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+case "$OUTDIR" in /*) ;; *) OUTDIR=$ROOT/$OUTDIR ;; esac
+START=$(date +%s)
+DEADLINE=$((START + BUDGET))
+PACK_RESERVE=20
+JOBS=$(nproc 2>/dev/null || echo 4)
+
+# ---------------------------------------------------------------- the device
+GPU_NAME="" COMPUTE_CAP=""
+if [ "$NO_GPU" -eq 0 ] && command -v nvidia-smi >/dev/null; then
+  GPU_NAME=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+  COMPUTE_CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
+fi
+lower=$(echo "$GPU_NAME" | tr '[:upper:]' '[:lower:]')
+case "$lower" in
+  *h200*) BASE=h200 ;;
+  *h100*pcie*) BASE=h100-pcie ;;
+  *h100*nvl*) BASE=h100-nvl ;;
+  *h100*) BASE=h100-sxm ;;            # "NVIDIA H100 80GB HBM3": the SXM part
+  *a100*80gb*) BASE=a100-sxm-80g ;;
+  *l40s*) BASE=l40s ;;
+  *l40*) BASE=l40 ;;
+  "") BASE=no-gpu ;;
+  *) BASE=$(echo "$lower" | sed 's/^nvidia //; s/[^a-z0-9][^a-z0-9]*/-/g; s/^-//; s/-$//') ;;
+esac
+OURS=${NAME:-$BASE-pdsim}
+if [ -n "$THEIRS_OPT" ]; then THEIRS=$THEIRS_OPT
+elif [ -f "profiles/measured/$BASE/gemm_bf16.csv" ]; then THEIRS=$BASE
+else THEIRS=h100-sxm; fi
+CUDA_ARCHS=${CUDA_ARCHS:-${COMPUTE_CAP:-90}}
+PDSIM=$BUILD_DIR/tools/pdsim
+TESTS=$BUILD_DIR/tests/pdsim_tests
+BENCH=$BUILD_DIR/kernels/bench/pdsim_kernel_bench
+SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+export ROOT BUILD_DIR KIT PREFIX NO_GPU IGNORE_SYS JOBS BASE OURS THEIRS CUDA_ARCHS PDSIM TESTS BENCH SANITIZER
+export PROFILE_ARGS=${PROFILE_ARGS:-} VALIDATE_ARGS=${VALIDATE_ARGS:-}
+
+# ---------------------------------------------------------------- steps
+# Each step runs in `bash -c` under timeout; exit 77 = skipped (its reason printed).
+need() { for f in "$@"; do [ -e "$f" ] || { echo "skipped: $f does not exist (an earlier step failed?)"; exit 77; }; done; }
+
+step_kit() {
+  ls "$KIT"/*.deb >/dev/null 2>&1 || {
+    echo "no .deb files in $KIT (run tools/gpu_kit.sh before the device call and carry .gpukit): configuring with the system's packages"
+    exit 77
+  }
+  rm -rf "$PREFIX" && mkdir -p "$PREFIX" || exit 1
+  for d in "$KIT"/*.deb; do
+    if command -v dpkg-deb >/dev/null; then
+      dpkg-deb -x "$d" "$PREFIX" || exit 1
+    else  # no dpkg: a .deb is an ar archive holding data.tar.*
+      member=$(ar t "$d" | grep '^data\.tar') || exit 1
+      case "$member" in *.xz) z=-J ;; *.zst) z=--zstd ;; *.gz) z=-z ;; *) z= ;; esac
+      ar p "$d" "$member" | tar -x $z -f - -C "$PREFIX" || exit 1
+    fi
+    echo "unpacked $(basename "$d")"
+  done
+  [ -f "$KIT/MANIFEST" ] && cat "$KIT/MANIFEST"
+  du -sh "$PREFIX"
+}
+
+step_configure() {
+  local args=(-S "$ROOT" -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DPDSIM_WITH_CUDA=ON
+              "-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS")
+  [ -d "$PREFIX/usr" ] && args+=("-DCMAKE_PREFIX_PATH=$PREFIX/usr")
+  if [ ! -f "$BUILD_DIR/CMakeCache.txt" ] && command -v ninja >/dev/null; then args+=(-G Ninja); fi
+  local major
+  major=$(cmake --version | head -1 | sed 's/[^0-9]*\([0-9]*\).*/\1/')
+  [ "${major:-3}" -ge 4 ] && args+=(-DCMAKE_POLICY_VERSION_MINIMUM=3.5)  # old cmake_policy lines in package configs
+  if [ "$IGNORE_SYS" -eq 1 ]; then
+    # Only the kit may satisfy find_package; the tools are named explicitly since /usr/bin is ignored too.
+    args+=(-DCMAKE_IGNORE_PREFIX_PATH=/usr "-DCMAKE_CXX_COMPILER=$(command -v c++ || command -v g++)")
+    command -v ninja >/dev/null && args+=("-DCMAKE_MAKE_PROGRAM=$(command -v ninja)")
+  fi
+  cmake --version | head -1
+  echo "cmake ${args[*]}"
+  cmake "${args[@]}" 2>&1 | tee "$PREFIX.configure.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
+  echo "--- packages found (must be under $PREFIX when the kit is used):"
+  grep -E '^(nlohmann_json|CLI11|Eigen3|doctest|benchmark)_DIR:' "$BUILD_DIR/CMakeCache.txt"
+  if [ -d "$PREFIX/usr" ]; then
+    local outside
+    outside=$(grep -E '^(nlohmann_json|CLI11|Eigen3|doctest|benchmark)_DIR:' "$BUILD_DIR/CMakeCache.txt" | grep -v "=$PREFIX/")
+    [ -z "$outside" ] || echo "note: found outside the kit: $outside"
+  fi
+  if [ "$NO_GPU" -eq 0 ] && ! grep -q 'pdsim: CUDA .* found, building CUDA kernels' "$PREFIX.configure.log"; then
+    echo "nvcc was not found: this build would be CPU-only"; exit 1
+  fi
+}
+
+step_build() {
+  need "$BUILD_DIR/CMakeCache.txt"
+  cmake --build "$BUILD_DIR" -j "$JOBS" || exit 1
+}
+
+step_smi() {
+  nvidia-smi || exit 1
+  nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit --format=csv
+  echo "device profile name: $OURS; compared with: profiles/measured/$THEIRS; CUDA archs built: $CUDA_ARCHS"
+}
+
+step_tests() {
+  need "$TESTS" "$PDSIM"
+  "$PDSIM" devices | tee /dev/stderr | grep -q GiB || { echo "pdsim sees no CUDA device: the CUDA tests would only skip"; exit 1; }
+  "$TESTS" -tc='*kernels*' --duration=true
+}
+
+step_memcheck() {
+  need "$TESTS" "$SANITIZER"
+  "$SANITIZER" --tool memcheck --error-exitcode 3 --print-limit 30 "$TESTS" -tc='*kernels*'
+}
+
+step_racecheck() {
+  need "$TESTS" "$SANITIZER"
+  "$SANITIZER" --tool racecheck --error-exitcode 3 --print-limit 30 "$TESTS" -tc='*kernels*attention*'
+}
+
+step_bench() {
+  need "$BENCH"
+  mkdir -p "$ROOT/results"
+  "$BENCH" --benchmark_min_time=0.05 --benchmark_counters_tabular=true \
+    --benchmark_out="$ROOT/results/kernel-bench-$BASE.json" --benchmark_out_format=json
+}
+
+step_profile8b() {
+  need "$PDSIM"
+  # shellcheck disable=SC2086  # PROFILE_ARGS is a list of options
+  "$PDSIM" profile --backend cuda --model llama-3.1-8b --tp 1 --name "$OURS" --out "$ROOT/profiles" $PROFILE_ARGS
+}
+
+step_profile70b() {
+  need "$PDSIM"
+  # shellcheck disable=SC2086
+  "$PDSIM" profile --backend cuda --model llama-3.1-70b --tp 1 --name "$OURS" --out "$ROOT/profiles" $PROFILE_ARGS
+}
+
+step_compare() {
+  need "$PDSIM" "$ROOT/profiles/measured/$OURS/gemm_bf16.csv" "$ROOT/profiles/measured/$THEIRS/gemm_bf16.csv"
+  [ "$THEIRS" = "$BASE" ] || echo "note: no tables of $BASE from vLLM: comparing with $THEIRS (another GPU)"
+  "$PDSIM" compare-tables --ours "profiles/measured/$OURS" --theirs "profiles/measured/$THEIRS" \
+    --out "results/kernels-vs-vllm-$BASE"
+}
+
+step_validate() {
+  need "$PDSIM"
+  local set=()
+  if [ -f "$ROOT/profiles/gpus/$OURS.json" ]; then
+    set=(--set "cluster.prefill.gpu=$OURS" --set "cluster.decode.gpu=$OURS")
+  else
+    echo "note: no profiles/gpus/$OURS.json (profile failed?): validating on the datasheet h100-sxm profile and vLLM tables"
+  fi
+  rm -rf "$BUILD_DIR/validate"
+  # shellcheck disable=SC2086  # VALIDATE_ARGS is a list of options
+  "$PDSIM" validate scenarios/llama8b-real-gpu.json --out "$BUILD_DIR/validate" "${set[@]}" $VALIDATE_ARGS || exit
+  cp "$BUILD_DIR/validate/validation.md" "$ROOT/results/validation-$BASE.md" &&
+    cp "$BUILD_DIR/validate/validation.json" "$ROOT/results/validation-$BASE.json"
+}
+
+step_ctest() {
+  need "$BUILD_DIR/CTestTestfile.cmake"
+  (cd "$BUILD_DIR" && ctest -j "$JOBS" --output-on-failure --timeout 200)
+}
+
+export -f need step_kit step_configure step_build step_smi step_tests step_memcheck step_racecheck step_bench \
+  step_profile8b step_profile70b step_compare step_validate step_ctest
+
+# name  budget_s  min_s  gpu  what
+PLAN=(
+  "kit 30 5 0 unpack .gpukit/*.deb with dpkg -x into $PREFIX"
+  "configure 90 10 0 cmake -S . -B ${BUILD_DIR#"$ROOT"/} (Ninja if present) Release, CUDA archs $CUDA_ARCHS, CMAKE_PREFIX_PATH=$PREFIX/usr"
+  "build 240 30 0 cmake --build ${BUILD_DIR#"$ROOT"/} -j $JOBS (all targets)"
+  "smi 15 3 1 nvidia-smi"
+  "tests 60 10 1 pdsim_tests -tc='*kernels*' (every kernel over CPU and CUDA backends)"
+  "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
+  "racecheck 35 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
+  "bench 40 10 1 pdsim_kernel_bench --benchmark_out=results/kernel-bench-$BASE.json"
+  "profile8b 90 30 1 pdsim profile --backend cuda --model llama-3.1-8b --tp 1 --name $OURS --out profiles"
+  "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
+  "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
+  "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
+  "ctest 200 90 1 ctest -j $JOBS (the whole suite, with what time is left)"
+)
+
+selected() {  # step name -> 0 when it should run
+  local s=$1
+  case "$SKIP" in *",$s,"*) return 1 ;; esac
+  case "$s" in kit|configure) return 0 ;; build) [ "$NO_BUILD" -eq 0 ]; return ;; esac
+  [ -z "$STEPS" ] && return 0
+  case "$STEPS" in *",$s,"*) return 0 ;; esac
+  return 1
+}
+
+if [ "$DRY" -eq 1 ]; then
+  echo "gpu_session (dry run): device \"${GPU_NAME:-none}\" -> tables profiles/measured/$OURS, results *-$BASE; budget ${BUDGET}s"
+  for entry in "${PLAN[@]}"; do
+    read -r name budget min gpu what <<<"$entry"
+    if ! selected "$name"; then state="not selected"
+    elif [ "$gpu" -eq 1 ] && [ "$NO_GPU" -eq 1 ]; then state="skipped: --no-gpu"
+    else state="runs"; fi
+    printf '%-11s limit %3ss  %-14s %s\n' "$name" "$budget" "($state)" "$what"
+  done
+  printf '%-11s always     %-14s %s\n' pack "(runs)" "tar -czf \$OUT/gpu-results.tar.gz profiles/measured/$OURS profiles/gpus/$OURS.json results/*-$BASE.*; log and summary"
+  exit 0
+fi
+
+mkdir -p "$OUTDIR" || exit 1
+LOG=$OUTDIR/gpu-session.log
+SUMMARY=$OUTDIR/summary.txt
+: >"$LOG"
+: >"$SUMMARY"
+{
+  echo "gpu_session: $(date -u '+%Y-%m-%d %H:%M:%S UTC') on $(uname -n), $JOBS cores; device \"${GPU_NAME:-none}\""
+  echo "repository: $ROOT ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo 'no git') + working tree); budget ${BUDGET}s"
+  echo "device profile: $OURS; vLLM tables compared: $THEIRS; results: results/*-$BASE.*"
+} | tee -a "$LOG"
+
+record() { printf '%-11s %-24s %7s  %s\n' "$1" "$2" "$3" "$4" | tee -a "$SUMMARY" >/dev/null; }
+
+for entry in "${PLAN[@]}"; do
+  read -r name budget min gpu what <<<"$entry"
+  v="LIMIT_$name" && budget=${!v:-$budget}  # e.g. LIMIT_build=900 for a slow machine
+  if ! selected "$name"; then continue; fi
+  if [ "$gpu" -eq 1 ] && [ "$NO_GPU" -eq 1 ]; then record "$name" "skipped (--no-gpu)" "-" "$what"; continue; fi
+  left=$((DEADLINE - PACK_RESERVE - $(date +%s)))
+  if [ "$left" -lt "$min" ]; then
+    record "$name" "skipped (time: ${left}s)" "-" "$what"
+    echo "=== [$name] skipped: ${left}s left, needs at least ${min}s" | tee -a "$LOG"
+    continue
+  fi
+  limit=$((budget < left - 5 ? budget : left - 5))
+  echo "" | tee -a "$LOG"
+  echo "=== [$name] $(date -u +%H:%M:%S) limit ${limit}s: $what" | tee -a "$LOG"
+  t0=$(date +%s%N)
+  timeout -k 5 "$limit" bash -c "step_$name" 2>&1 | tee -a "$LOG"
+  rc=${PIPESTATUS[0]}
+  secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+  case "$rc" in
+    0) status=ok ;;
+    77) status=skipped ;;
+    124|137) status="TIMEOUT (${limit}s)" ;;
+    *) status="FAILED (exit $rc)" ;;
+  esac
+  echo "=== [$name] $status in ${secs}s" | tee -a "$LOG"
+  record "$name" "$status" "${secs}s" "$what"
+done
+
+# ---------------------------------------------------------------- pack
+echo "" | tee -a "$LOG"
+echo "=== [pack] $(date -u +%H:%M:%S)" | tee -a "$LOG"
+files=()
+for f in "profiles/measured/$OURS" "profiles/gpus/$OURS.json" "results/validation-$BASE.md" "results/validation-$BASE.json" \
+         "results/kernels-vs-vllm-$BASE.md" "results/kernels-vs-vllm-$BASE.csv" "results/kernel-bench-$BASE.json"; do
+  [ -e "$ROOT/$f" ] && files+=("$f")
+done
+if [ "${#files[@]}" -gt 0 ]; then
+  if tar -czf "$OUTDIR/gpu-results.tar.gz" -C "$ROOT" "${files[@]}"; then
+    record pack ok "-" "gpu-results.tar.gz: ${files[*]}"
+    tar -tzvf "$OUTDIR/gpu-results.tar.gz" | tee -a "$LOG"
+  else
+    record pack "FAILED" "-" "tar"
+  fi
+else
+  record pack "nothing to pack" "-" "no tables or results were made"
+fi
+total=$(($(date +%s) - START))
+{
+  echo ""
+  echo "=== summary (${total}s of ${BUDGET}s; device \"${GPU_NAME:-none}\"; profile $OURS)"
+  cat "$SUMMARY"
+  echo "files in $OUTDIR: $(find "$OUTDIR" -maxdepth 1 -type f -printf '%f ')"
+  echo "to install the results, at the repository root: tar -xzf gpu-results.tar.gz"
+} | tee -a "$LOG"
+# The log comes back only under 16 MiB: keep its head and tail if it grew larger.
+if [ "$(stat -c %s "$LOG")" -gt $((15 * 1024 * 1024)) ]; then
+  { head -c 4000000 "$LOG"; echo; echo "[... cut to stay under 16 MiB ...]"; tail -c 10000000 "$LOG"; } >"$LOG.cut" && mv "$LOG.cut" "$LOG"
+fi
+# Exit 0 when every selected step succeeded (or was skipped by an option or for want of its input).
+! grep -qE 'FAILED|TIMEOUT|skipped \(time' "$SUMMARY"
