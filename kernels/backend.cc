@@ -4,8 +4,10 @@
 #include "kernels/backend.h"
 
 #include <algorithm>
+#include <vector>
 
 #include "kernels/check.h"
+#include "kernels/random_fill.h"
 
 namespace pdsim::kernels {
 
@@ -44,6 +46,12 @@ void Tensor::reset() {
   data_ = nullptr;
   owner_ = nullptr;
   shape_.clear();
+}
+
+void Backend::fill_random(Tensor& t, float scale, std::uint32_t seed) {
+  std::vector<float> h(static_cast<std::size_t>(t.numel()));
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = random_fill_value(seed, i, scale);
+  upload(t, h.data());
 }
 
 Tensor Backend::allocate(std::vector<std::int64_t> shape, DType dtype) {

@@ -131,6 +131,10 @@ class Backend {
   virtual void upload(Tensor& dst, const float* src) = 0;
   virtual void upload_i32(Tensor& dst, const std::int32_t* src) = 0;
   virtual void download(const Tensor& src, float* dst) = 0;
+  // Fills a float tensor with random_fill_value(seed, i, scale) for each
+  // element i (kernels/random_fill.h). The default generates on the host
+  // and uploads; the CUDA backend generates on the device.
+  virtual void fill_random(Tensor& t, float scale, std::uint32_t seed);
 
   virtual void gemm(const GemmArgs& a) = 0;
   virtual void prefill_attention(const PrefillAttentionArgs& a) = 0;

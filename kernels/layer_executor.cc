@@ -48,16 +48,7 @@ double LayerTiming::op_s(const std::string& name) const {
 
 namespace {
 // Small nonzero pseudo-random values in [-scale, -scale/10] U [scale/10, scale].
-void fill(Backend& b, Tensor& t, float scale, std::uint32_t seed) {
-  std::vector<float> h(static_cast<std::size_t>(t.numel()));
-  std::uint32_t s = seed * 2654435761u + 12345u;
-  for (auto& x : h) {
-    s = s * 1664525u + 1013904223u;
-    const float u = static_cast<float>(s >> 8) * (1.0f / 16777216.0f);  // [0, 1)
-    x = (u < 0.5f ? -1.0f : 1.0f) * scale * (0.1f + 1.8f * std::fabs(u - 0.5f));
-  }
-  b.upload(t, h.data());
-}
+void fill(Backend& b, Tensor& t, float scale, std::uint32_t seed) { b.fill_random(t, scale, seed); }
 }  // namespace
 
 struct LayerExecutor::Buffers {

@@ -22,6 +22,7 @@
 #include <doctest/doctest.h>
 
 #include "kernels/backend.h"
+#include "kernels/random_fill.h"
 #include "kernels/reference.h"
 #include "kernel_test_util.h"
 
@@ -67,6 +68,32 @@ TEST_CASE("kernels: gemm matches the float64 reference on ragged shapes") {
       check_close(b->name() + " gemm " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(kk),
                   get(*b, y), k::ref::gemm(xh, wh, m, n, kk), tol_for(*b));
     }
+  }
+}
+
+TEST_CASE("kernels: fill_random gives every backend the same small nonzero values") {
+  for (auto& b : backends()) {
+    const std::int64_t n = 4099;  // not a multiple of any block size
+    auto t = poisoned(*b, {n});
+    b->fill_random(t, 0.5f, 42);
+    const auto got = get(*b, t);
+    std::vector<double> want(static_cast<std::size_t>(n));
+    int negative = 0, out_of_range = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      want[i] = k::random_fill_value(42, static_cast<std::uint64_t>(i), 0.5f);
+      out_of_range += std::fabs(want[i]) < 0.05 - 1e-7 || std::fabs(want[i]) > 0.5 + 1e-7;
+      negative += want[i] < 0;
+    }
+    CHECK(out_of_range == 0);
+    check_close(b->name() + " fill_random", got, want, tol_for(*b));
+    CHECK(negative > n / 3);  // both signs, roughly balanced
+    CHECK(negative < 2 * n / 3);
+    auto other = poisoned(*b, {n});
+    b->fill_random(other, 0.5f, 43);
+    const auto got43 = get(*b, other);
+    int same = 0;
+    for (std::int64_t i = 0; i < n; ++i) same += got43[i] == got[i];
+    CHECK(same < n / 100);  // another seed, other values
   }
 }
 

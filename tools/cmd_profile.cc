@@ -52,15 +52,10 @@ std::string utc_now() {
   return buf;
 }
 
+// Filled on the backend itself (a 70B layer's weights are gigabytes).
 k::Tensor filled(k::Backend& b, std::vector<std::int64_t> shape, float scale = 0.05f) {
   auto t = b.allocate(std::move(shape), b.compute_dtype());
-  std::vector<float> h(static_cast<std::size_t>(t.numel()));
-  std::uint32_t s = 12345;
-  for (auto& x : h) {
-    s = s * 1664525u + 1013904223u;
-    x = scale * (static_cast<float>(s >> 8) / 16777216.0f - 0.5f + 0.01f);
-  }
-  b.upload(t, h.data());
+  b.fill_random(t, scale, 12345);
   return t;
 }
 k::Tensor ints(k::Backend& b, const std::vector<std::int32_t>& v) {

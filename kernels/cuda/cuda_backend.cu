@@ -342,6 +342,17 @@ class CudaBackend final : public Backend {
     });
   }
 
+  void fill_random(Tensor& t, float scale, std::uint32_t seed) override {
+    const char* op = "fill_random";
+    const DType d = t.dtype();
+    check_tensor(&t, op, "t", d, t.numel());
+    dispatch_float(d, op, [&](auto tag) {
+      using S = decltype(tag);
+      launch_fill_random(t.as<S>(), t.numel(), scale, seed, stream_);
+    });
+    synchronize();  // like upload: the values are there when this returns
+  }
+
   void synchronize() override { cudaCheck(cudaStreamSynchronize(stream_)); }
   void timer_start() override { cudaCheck(cudaEventRecord(start_, stream_)); }
   double timer_stop_s() override {

@@ -6,6 +6,7 @@
 
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/ops.cuh"
+#include "kernels/random_fill.h"
 
 namespace pdsim::kernels::cuda {
 namespace {
@@ -114,7 +115,23 @@ __global__ void __launch_bounds__(kThreads) kv_append_kernel(KvAppendParams<T> p
   }
 }
 
+// ------------------------------------------------------------ random fill ---
+template <class T>
+__global__ void __launch_bounds__(kThreads) fill_random_kernel(T* out, long long n, float scale, std::uint32_t seed) {
+  for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; idx < n;
+       idx += static_cast<long long>(gridDim.x) * blockDim.x)
+    out[idx] = from_f32<T>(random_fill_value(seed, static_cast<std::uint64_t>(idx), scale));
+}
+
 }  // namespace
+
+template <class T>
+void launch_fill_random(T* out, std::int64_t n, float scale, std::uint32_t seed, cudaStream_t stream) {
+  PDSIM_CUDA_REQUIRE(n >= 0, "fill_random: negative size");
+  if (n == 0) return;
+  fill_random_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(out, n, scale, seed);
+  cudaCheckLaunch();
+}
 
 template <class T>
 void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream) {
@@ -148,6 +165,8 @@ void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream) {
   cudaCheckLaunch();
 }
 
+template void launch_fill_random<float>(float*, std::int64_t, float, std::uint32_t, cudaStream_t);
+template void launch_fill_random<bf16>(bf16*, std::int64_t, float, std::uint32_t, cudaStream_t);
 template void launch_rmsnorm<float>(const RmsNormParams<float>&, cudaStream_t);
 template void launch_rmsnorm<bf16>(const RmsNormParams<bf16>&, cudaStream_t);
 template void launch_rope<float>(const RopeParams<float>&, cudaStream_t);
