@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -22,6 +23,7 @@
 #include <doctest/doctest.h>
 
 #include "kernels/backend.h"
+#include "kernels/scoped_env.h"
 #include "kernels/reference.h"
 #include "kernel_test_util.h"
 
@@ -69,33 +71,11 @@ void run_decode(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int
               tol_for(dt));
 }
 
-// Sets PDSIM_ATTENTION_KERNEL (which prefill kernel the CUDA backend runs:
-// auto | simt | mma) for its lifetime, then restores what was there.
-class AttentionKernelEnv {
- public:
-  explicit AttentionKernelEnv(const char* value) {
-    const char* old = std::getenv(kVar);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(kVar, value, 1);
-  }
-  ~AttentionKernelEnv() {
-    if (had_)
-      setenv(kVar, old_.c_str(), 1);
-    else
-      unsetenv(kVar);
-  }
-  AttentionKernelEnv(const AttentionKernelEnv&) = delete;
-  AttentionKernelEnv& operator=(const AttentionKernelEnv&) = delete;
-
- private:
-  static constexpr const char* kVar = "PDSIM_ATTENTION_KERNEL";
-  bool had_ = false;
-  std::string old_;
-};
-
-void run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, const std::vector<int>& lens,
-                 std::mt19937& rng) {
+// Prefill attention on random inputs drawn from `rng`, checked against the
+// float64 reference; returns the output. `kernel` (when set) picks the CUDA
+// prefill kernel (PDSIM_ATTENTION_KERNEL) for the call.
+std::vector<float> run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd,
+                               const std::vector<int>& lens, std::mt19937& rng, const char* kernel = nullptr) {
   std::vector<std::int32_t> cu{0};
   for (int l : lens) cu.push_back(cu.back() + l);
   const std::int64_t T = cu.back();
@@ -107,10 +87,17 @@ void run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, co
   auto v = put(b, {T, kv_heads, hd}, vh, dt);
   auto cut = put_i32(b, {static_cast<std::int64_t>(cu.size())}, cu);
   auto out = poisoned(b, {T, heads, hd}, dt);
-  b.prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
-                       *std::max_element(lens.begin(), lens.end())});
-  check_close("prefill heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
-              get(b, out), k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd), tol_for(dt));
+  {
+    std::unique_ptr<k::ScopedEnv> env;
+    if (kernel) env = std::make_unique<k::ScopedEnv>("PDSIM_ATTENTION_KERNEL", kernel);
+    b.prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
+                         *std::max_element(lens.begin(), lens.end())});
+  }
+  auto got = get(b, out);
+  check_close(std::string(kernel ? kernel : "auto") + " prefill heads=" + std::to_string(heads) + "/" +
+                  std::to_string(kv_heads) + " hd=" + std::to_string(hd),
+              got, k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd), tol_for(dt));
+  return got;
 }
 
 }  // namespace
@@ -141,7 +128,7 @@ TEST_CASE("cuda kernels: prefill attention over long sequences and odd head dims
 TEST_CASE("cuda kernels: tensor-core prefill attention over ragged batches at head_dim 64 and 128 and GQA 1 4 8") {
   auto b = cuda_or_skip();
   if (!b) return;
-  const AttentionKernelEnv env("mma");  // an error (not a silent fallback) if the mma kernel does not apply
+  const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", "mma");  // an error (not a silent fallback) if the mma kernel does not apply
   std::mt19937 rng(15);
   // Lengths around the 16-row mma tiles, the 32/64-key K/V tiles and the 128-row query tiles.
   const std::vector<int> lens = {1, 17, 63, 65, 130, 257};
@@ -158,34 +145,14 @@ TEST_CASE("cuda kernels: tensor-core and CUDA-core prefill kernels agree on the 
   auto b = cuda_or_skip();
   if (!b) return;
   std::mt19937 rng(16);
-  const auto bf = k::DType::kBF16;
   for (int hd : {64, 128}) {
-    const int heads = 8, kv_heads = 2;
     const std::vector<int> lens = {1, 17, 63, 65, 130, 257, 700};
-    std::vector<std::int32_t> cu{0};
-    for (int l : lens) cu.push_back(cu.back() + l);
-    const std::int64_t T = cu.back();
-    auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
-    auto kh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
-    auto vh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
-    auto q = put(*b, {T, heads, hd}, qh, bf);
-    auto kt = put(*b, {T, kv_heads, hd}, kh, bf);
-    auto v = put(*b, {T, kv_heads, hd}, vh, bf);
-    auto cut = put_i32(*b, {static_cast<std::int64_t>(cu.size())}, cu);
-    const auto ref = k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd);
-    std::vector<float> got[2];
-    const char* kernels[2] = {"mma", "simt"};
-    for (int i = 0; i < 2; ++i) {
-      const AttentionKernelEnv env(kernels[i]);
-      auto out = poisoned(*b, {T, heads, hd}, bf);
-      b->prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
-                            *std::max_element(lens.begin(), lens.end())});
-      got[i] = get(*b, out);
-      check_close(std::string(kernels[i]) + " prefill hd=" + std::to_string(hd), got[i], ref, tol_for(bf));
-    }
+    std::mt19937 same_inputs = rng;  // a copy draws the same inputs for the second kernel
+    const auto mma = run_prefill(*b, k::DType::kBF16, 8, 2, hd, lens, rng, "mma");
+    const auto simt = run_prefill(*b, k::DType::kBF16, 8, 2, hd, lens, same_inputs, "simt");
     // Both round to bf16 once at the end: they differ by about two bf16 ulps at most.
-    check_close("mma vs simt prefill hd=" + std::to_string(hd), got[0],
-                std::vector<double>(got[1].begin(), got[1].end()), tol_for(bf));
+    check_close("mma vs simt prefill hd=" + std::to_string(hd), mma, std::vector<double>(simt.begin(), simt.end()),
+                tol_for(k::DType::kBF16));
   }
 }
 
@@ -203,14 +170,14 @@ TEST_CASE("cuda kernels: the prefill kernel switch rejects unknown values and mm
     auto out = poisoned(*b, {T, 2, hd}, dt);
     const k::PrefillAttentionArgs a{&q, &q, &q, &cut, &out, 1, 2, 2, hd, T, 5};
     {
-      const AttentionKernelEnv env("mma");
+      const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", "mma");
       CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains("does not apply"), std::runtime_error);
     }
     {
-      const AttentionKernelEnv env("tensorcore");
+      const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", "tensorcore");
       CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains("PDSIM_ATTENTION_KERNEL"), std::runtime_error);
     }
-    const AttentionKernelEnv env("auto");  // falls back to the CUDA-core kernel
+    const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", "auto");  // falls back to the CUDA-core kernel
     b->prefill_attention(a);
     const auto got = get(*b, out);
     CHECK(std::none_of(got.begin(), got.end(), [](float x) { return std::isnan(x); }));

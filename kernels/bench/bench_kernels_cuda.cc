@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/scoped_env.h"
 
 namespace k = pdsim::kernels;
 
@@ -164,30 +165,6 @@ void BM_Gemm(benchmark::State& state) {
   }
 }
 
-// Sets PDSIM_ATTENTION_KERNEL (the CUDA backend's prefill kernel) for its lifetime.
-class AttentionKernelEnv {
- public:
-  explicit AttentionKernelEnv(const char* value) {
-    const char* old = std::getenv(kVar);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(kVar, value, 1);
-  }
-  ~AttentionKernelEnv() {
-    if (had_)
-      setenv(kVar, old_.c_str(), 1);
-    else
-      unsetenv(kVar);
-  }
-  AttentionKernelEnv(const AttentionKernelEnv&) = delete;
-  AttentionKernelEnv& operator=(const AttentionKernelEnv&) = delete;
-
- private:
-  static constexpr const char* kVar = "PDSIM_ATTENTION_KERNEL";
-  bool had_ = false;
-  std::string old_;
-};
-
 // Measured dense bf16 peak of this device in TFLOP/s: the best of 10 timed
 // cuBLAS GEMMs of 8192^3 (bf16 in/out, fp32 accumulation), measured once.
 double measured_bf16_peak_tflops(k::Backend& b) {
@@ -221,7 +198,7 @@ void BM_PrefillAttention(benchmark::State& state) {
   const std::int64_t T = static_cast<std::int64_t>(seqs) * kLen;
   const int H = model.heads, KV = model.kv_heads, hd = model.head_dim;
   try {
-    const AttentionKernelEnv env(kernel);
+    const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", kernel);
     const double peak_tflops = measured_bf16_peak_tflops(b);
     char peak_str[32];
     std::snprintf(peak_str, sizeof peak_str, "%.0f", peak_tflops);
