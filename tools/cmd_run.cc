@@ -25,6 +25,7 @@ struct RunOptions {
   std::vector<std::string> overrides;
   bool quiet = false;
   bool memo = false;  // real cost model: reuse identical batch shapes' times
+  std::string timings;  // real cost model: timings file to replay and extend
 };
 
 // Writes via a temporary file and rename, so a reader never sees half a file.
@@ -44,6 +45,8 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   load.data_dir = g.data_dir;
   load.overrides = o.overrides;
   if (o.memo) load.overrides.push_back("real_kernel.memo=true");
+  if (!o.timings.empty())  // a CLI path is relative to the working directory, not the scenario
+    load.overrides.push_back("real_kernel.timings_file=" + fs::absolute(o.timings).string());
   load.seed_override = o.seed;
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.scenario).stem() : fs::path(o.out_dir);
   // Stale results from an earlier run must not pass for this run's if it fails.
@@ -81,6 +84,8 @@ Command add_run_command(CLI::App& app, const GlobalOptions& global) {
   app.add_option("--set", o->overrides, "override a scenario value: PATH=VALUE (e.g. cluster.decode.instances=2)");
   app.add_flag("--quiet", o->quiet, "print nothing on success");
   app.add_flag("--memo", o->memo, "cost model real: reuse the measured time of identical batch shapes");
+  app.add_option("--timings", o->timings,
+                 "cost model real: timings file; shapes found there are replayed, the rest measured and added");
   return [o, &global] { return run(*o, global); };
 }
 

@@ -32,6 +32,7 @@ struct ValidateOptions {
   std::int64_t seed = -1;
   std::vector<std::string> overrides;
   bool memo = false;
+  std::string timings;
 };
 
 const char* kMetrics[][3] = {{"ttft_p50", "ttft_s", "p50"},
@@ -60,6 +61,8 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     LoadOptions l = load;
     l.overrides.push_back("cost_model=\"" + name + "\"");
     if (name == "real" && o.memo) l.overrides.push_back("real_kernel.memo=true");
+    if (name == "real" && !o.timings.empty())
+      l.overrides.push_back("real_kernel.timings_file=" + std::filesystem::absolute(o.timings).string());
     if (name == "profiled") {
       std::string missing;
       for (const PoolConfig* p : {&base.prefill, &base.decode, &base.colocated})
@@ -151,12 +154,14 @@ Command add_validate_command(CLI::App& app, const GlobalOptions& global) {
   app.add_option("--seed", o->seed, "override the scenario's seed")->check(CLI::NonNegativeNumber);
   app.add_option("--set", o->overrides, "override a scenario value: PATH=VALUE");
   app.add_flag("--memo", o->memo, "real run: reuse the time of identical batch shapes");
+  app.add_option("--timings", o->timings, "real run: timings file to replay and extend (sim/cost/real_timings.h)");
   return [o, &global] {
     std::string cmd = "pdsim validate " + o->scenario;
     if (!o->out_dir.empty()) cmd += " --out " + o->out_dir;
     if (o->seed >= 0) cmd += " --seed " + std::to_string(o->seed);
     for (const auto& s : o->overrides) cmd += " --set " + s;
     if (o->memo) cmd += " --memo";
+    if (!o->timings.empty()) cmd += " --timings " + o->timings;
     return validate(*o, global, cmd);
   };
 }

@@ -9,12 +9,14 @@
 #include "sim/core/error.h"
 #include "sim/core/event_queue.h"
 #include "sim/cost/factory.h"
+#include "sim/cost/real_timings.h"
 
 namespace pdsim {
 
-std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool) {
+std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool,
+                                           const RealKernelOptions* real) {
   return make_cost_model(scenario.cost_model, pool.gpu, scenario.model, scenario.file + ": " + pool.json_path + ".gpu",
-                         scenario.data_dir, scenario.real_kernel);
+                         scenario.data_dir, real ? *real : scenario.real_kernel);
 }
 
 namespace {
@@ -215,9 +217,12 @@ class Engine {
       r.input_tokens = reqs[i].input_tokens;
       r.output_tokens = reqs[i].output_tokens;
     }
+    RealKernelOptions real = s.real_kernel;
+    if (s.cost_model == "real" && !real.timings_file.empty())
+      timings_ = real.timings = std::make_shared<RealTimings>(real.timings_file, s.model.name);
     if (s.mode == Mode::kDisaggregated) {
-      prefill_cost_ = make_cost_model(s, s.prefill);
-      decode_cost_ = make_cost_model(s, s.decode);
+      prefill_cost_ = make_cost_model(s, s.prefill, &real);
+      decode_cost_ = make_cost_model(s, s.decode, &real);
       add_pool(Role::kPrefill, s.prefill, prefill_cost_.get(), prefill_);
       add_pool(Role::kDecode, s.decode, decode_cost_.get(), decode_);
       const double bytes_per_s = s.kv_transfer.bandwidth_gbps * 1e9 / 8;
@@ -225,7 +230,7 @@ class Engine {
         links_.emplace_back(std::make_unique<SharedLink>(q_, bytes_per_s, seconds_to_ns(s.kv_transfer.latency_us * 1e-6),
                                                          [this](int r) { on_transfer_done(r); }));
     } else {
-      colocated_cost_ = make_cost_model(s, s.colocated);
+      colocated_cost_ = make_cost_model(s, s.colocated, &real);
       add_pool(Role::kColocated, s.colocated, colocated_cost_.get(), colocated_);
     }
     check_requests_fit();
@@ -254,6 +259,7 @@ class Engine {
     result_.prefill = pool_stats(prefill_);
     result_.decode = pool_stats(decode_);
     result_.colocated = pool_stats(colocated_);
+    if (timings_) timings_->save();  // only after a complete run: never a partial file
     return std::move(result_);
   }
 
@@ -683,6 +689,7 @@ class Engine {
   EventQueue q_;
   std::vector<ReqState> state_;
   SimResult result_;
+  std::shared_ptr<RealTimings> timings_;  // real-kernel timings file, saved after a complete run
   std::unique_ptr<CostModel> prefill_cost_, decode_cost_, colocated_cost_;
   std::vector<Instance> prefill_, decode_, colocated_;
   std::vector<std::unique_ptr<SharedLink>> links_;

@@ -58,8 +58,10 @@ struct SimOptions {
   std::function<void(double)> progress;
 };
 
-// Builds the cost model named by scenario.cost_model for one pool.
-std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool);
+// Builds the cost model named by scenario.cost_model for one pool; `real`
+// overrides scenario.real_kernel (a run shares one opened timings file).
+std::unique_ptr<CostModel> make_cost_model(const Scenario& scenario, const PoolConfig& pool,
+                                           const RealKernelOptions* real = nullptr);
 
 // Runs the scenario to completion. Throws InputError if a request can never
 // fit (e.g. longer than the KV capacity), InternalError on a broken invariant.

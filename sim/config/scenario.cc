@@ -250,6 +250,8 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
     s.real_kernel.iters = static_cast<int>(rk.positive_integer("iters", 1));
     s.real_kernel.threads = static_cast<int>(rk.integer("threads", 0));
     if (s.real_kernel.threads < 0) rk.fail("threads", "must be >= 0 (0 = all cores)");
+    const std::string timings = rk.string("timings_file", "");
+    if (!timings.empty()) s.real_kernel.timings_file = resolve_relative(file, timings);
     rk.finish();
   }
   s.data_dir = options.data_dir;

@@ -19,8 +19,11 @@
 // the CUDA backend is reached only through kernels::make_cuda_backend.
 //
 // Timings are measurements: two runs of a scenario differ by the machine's
-// noise (the byte-identical-output guarantee does not hold for "real").
+// noise, unless both use one timings file (sim/cost/real_timings.h), whose
+// replay makes the second byte-identical to the first.
 // memo: reuse the measured time of an identical mapped batch shape.
+// timings (options.timings): look each batch shape up in a timings file
+// first and add what was measured (memo implied; sim/cost/real_timings.h).
 #pragma once
 #include <map>
 #include <memory>
@@ -29,6 +32,7 @@
 
 #include "sim/cost/cost_model.h"
 #include "sim/cost/real_kernel_options.h"
+#include "sim/cost/real_timings.h"
 
 namespace pdsim::kernels {
 class Backend;
@@ -62,10 +66,7 @@ class RealKernelCostModel : public CostModel {
   static kernels::LayerBatch map_batch(const BatchStats& batch, double* prefill_pairs_scale);
 
  private:
-  struct Measured {
-    std::map<std::string, double> per_layer_s;  // op name -> one layer
-    double lm_head_s = 0;
-  };
+  using Measured = RealBatchTiming;
   const Measured& measure(const Parallelism& par, const BatchStats& batch) const;
 
   RooflineCostModel roofline_;
@@ -74,8 +75,7 @@ class RealKernelCostModel : public CostModel {
   std::string where_;
   std::unique_ptr<kernels::Backend> backend_;
   mutable std::map<int, std::unique_ptr<kernels::LayerExecutor>> executors_;  // by tp
-  mutable std::map<std::tuple<int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>, Measured>
-      memo_;
+  mutable std::map<RealBatchKey, Measured> memo_;
   mutable Measured last_;
   mutable std::int64_t measured_ = 0, memo_hits_ = 0;
 };

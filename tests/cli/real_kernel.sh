@@ -79,6 +79,26 @@ PY
 [ -s "$tmp/val/validation.md" ] || fail "no validation.md"
 grep -q "| real |" "$tmp/val/validation.md" || fail "validation.md has no real row"
 
+# Timings file: the first run measures and records, the second replays every
+# batch and is byte-identical (summary, requests, and the file itself).
+run_t() { "$pdsim" run "$src/scenarios/tiny-real-cpu.json" --set workload.num_requests=5 --set real_kernel.iters=1 "$@"; }
+run_t --out "$tmp/t1" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "run with --timings"
+grep -q '^# device: ' "$tmp/timings.csv" || fail "timings file has no device line"
+cp "$tmp/timings.csv" "$tmp/timings0.csv"
+run_t --out "$tmp/t2" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "replay with --timings"
+for f in summary.json requests.csv; do cmp -s "$tmp/t1/$f" "$tmp/t2/$f" || fail "replayed $f differs"; done
+cmp -s "$tmp/timings.csv" "$tmp/timings0.csv" || fail "a full replay rewrote the timings file"
+# ... and not with a file for another model or device, or a garbled one.
+run_t --out "$tmp/t3" --timings "$tmp/timings.csv" --set model=tiny-llama-1024 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'timings.csv:2: .*tiny-llama-1024' "$tmp/err" || fail "timings of another model: $(cat "$tmp/err")"
+sed 's/^# device: .*/# device: some other machine/' "$tmp/timings0.csv" >"$tmp/other.csv"
+run_t --out "$tmp/t4" --timings "$tmp/other.csv" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'some other machine' "$tmp/err" || fail "timings of another device: $(cat "$tmp/err")"
+sed '6s/,[^,]*$/,abc/' "$tmp/timings0.csv" >"$tmp/bad.csv"
+run_t --out "$tmp/t5" --timings "$tmp/bad.csv" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'bad.csv:6: ' "$tmp/err" || fail "garbled timings row: $(cat "$tmp/err")"
+[ ! -e "$tmp/t5/summary.json" ] || fail "a failed run left a summary"
+
 # Bad input: exit 2 with one line.
 "$pdsim" profile --backend cpu --model no-such-model --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "unknown model: want exit 2"
 "$pdsim" profile --backend cpu --model opt-13b --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "non-gated model: want exit 2"

@@ -1,0 +1,59 @@
+// RealTimings: the real-kernel model's measured batch timings kept in a file
+// (scenario "real_kernel.timings_file", `pdsim run|validate --timings FILE`).
+// A run finds each batch shape there first and measures only the shapes the
+// file lacks; after a complete run the file holds every shape the run used.
+// Re-running with a file that already holds them all measures nothing, so
+// its outputs are byte-identical: a real-kernel run can be replayed and
+// compared exactly (measurements otherwise differ by the machine's noise).
+//
+// Format (CSV; `#` lines are provenance and are checked on load):
+//   # pdsim real-kernel timings
+//   # model: <catalog name>
+//   # device: <backend device string>
+//   tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds
+// one row per op of one layer (and `lm_head`, once per batch) per batch
+// shape; seconds printed with 17 significant digits (exact round trip).
+// A file for another model or device is an input error: its times would not
+// be this run's.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <tuple>
+
+namespace pdsim {
+
+// tp, prefill_seqs, prefill_tokens, decode_seqs, decode_kv_tokens (rounded), logit_rows
+using RealBatchKey = std::tuple<int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+
+struct RealBatchTiming {
+  std::map<std::string, double> per_layer_s;  // op name -> one layer
+  double lm_head_s = 0;
+};
+
+class RealTimings {
+ public:
+  // Loads `path` when it exists (InputError naming file:line on a bad file
+  // or one for another model); otherwise starts empty.
+  RealTimings(std::string path, std::string model);
+
+  // The device the timings were measured on must be `device` (InputError
+  // naming `where` otherwise); an empty file takes it.
+  void bind_device(const std::string& device, const std::string& where);
+
+  const RealBatchTiming* find(const RealBatchKey& key) const;
+  void add(const RealBatchKey& key, RealBatchTiming timing);
+  std::int64_t replayed() const { return replayed_; }
+  std::int64_t added() const { return added_; }
+  void count_replay() { ++replayed_; }
+
+  // Writes every entry (sorted by key) when the run added any; atomic (temp file + rename).
+  void save() const;
+
+ private:
+  std::string path_, model_, device_;
+  std::map<RealBatchKey, RealBatchTiming> entries_;
+  std::int64_t replayed_ = 0, added_ = 0;
+};
+
+}  // namespace pdsim
