@@ -46,27 +46,29 @@ double GapHistogram::quantile_s(double p) const {
   return max_s();
 }
 
-namespace {
 double sorted_percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0.0;
   const double pos = p / 100.0 * static_cast<double>(sorted.size() - 1);
   const auto lo = static_cast<std::size_t>(std::floor(pos));
   const std::size_t hi = std::min(lo + 1, sorted.size() - 1);
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - static_cast<double>(lo));
 }
-}  // namespace
 
 double percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0.0;
   std::sort(values.begin(), values.end());
   return sorted_percentile(values, p);
 }
 
 Distribution distribution_of(const std::vector<double>& values) {
-  Distribution d;
-  d.count = values.size();
-  if (values.empty()) return d;
   std::vector<double> sorted = values;
   std::sort(sorted.begin(), sorted.end());
+  return distribution_of_sorted(sorted);
+}
+
+Distribution distribution_of_sorted(const std::vector<double>& sorted) {
+  Distribution d;
+  d.count = sorted.size();
+  if (sorted.empty()) return d;
   auto at = [&](double p) { return sorted_percentile(sorted, p); };
   d.mean = std::accumulate(sorted.begin(), sorted.end(), 0.0) / static_cast<double>(sorted.size());
   d.p50 = at(50);

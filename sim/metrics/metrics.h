@@ -51,11 +51,14 @@ class GapHistogram {
 
 // Linear-interpolated percentile (numpy's default); p in [0, 100]. Sorts a copy.
 double percentile(std::vector<double> values, double p);
+// The same on values already sorted ascending (no copy).
+double sorted_percentile(const std::vector<double>& sorted, double p);
 
 struct Distribution {
   double mean = 0, p50 = 0, p90 = 0, p99 = 0, max = 0;
   std::size_t count = 0;
 };
-Distribution distribution_of(const std::vector<double>& values);
+Distribution distribution_of(const std::vector<double>& values);  // sorts a copy
+Distribution distribution_of_sorted(const std::vector<double>& sorted);
 
 }  // namespace pdsim
