@@ -11,15 +11,8 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*"; exit 1; }
 if [ "$(id -u)" -eq 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
-cat >"$tmp/plan.json" <<JSON
-{ "scenario": "$src/scenarios/quickstart.json",
-  "target_rps": 60,
-  "modes": ["disaggregated", "colocated"],
-  "prefill": {"gpus": ["h100-sxm", "l40s"], "tp": [1, 2], "instances": [1, 3]},
-  "decode":  {"gpus": ["h100-sxm", "l40s"], "tp": [1], "instances": [1, 3]},
-  "colocated": {"gpus": ["h100-sxm"], "policies": ["prefill_priority", "chunked"], "instances": [1, 4]},
-  "max_total_gpus": 8 }
-JSON
+# The plan both plan tests use (tests/cli/fixtures/quickstart-plan.json; @SRC@ = this checkout).
+sed "s#@SRC@#$src#" "$src/tests/cli/fixtures/quickstart-plan.json" >"$tmp/plan.json"
 sed 's/"target_rps": 60,/"objective": "goodput_per_usd",/' "$tmp/plan.json" >"$tmp/plan_max.json"
 outputs="plan.json candidates.csv finalists.csv phases.csv sweep.csv pareto.csv cost_vs_ratio.csv best_scenario.json finalist_2.json plots.gp"
 for p in plan plan_max; do
