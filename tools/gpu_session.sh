@@ -47,7 +47,7 @@
 #   --name NAME                device profile name (default <gpu>-pdsim)
 #   --theirs NAME              table set to compare with (default: profiles/measured/<gpu>, else h100-sxm)
 # Environment: LIMIT_<step> (that step's budget in seconds, e.g. LIMIT_build=900), PROFILE_ARGS
-# (extra pdsim profile options, e.g. "--iters 5"), VALIDATE_ARGS (extra pdsim validate options, e.g.
+# (pdsim profile options; default "--full", e.g. "--full --iters 5"), VALIDATE_ARGS (extra pdsim validate options, e.g.
 # "--set workload.num_requests=200"), CUDA_ARCHS (default: the device's, e.g. "90").
 set -uo pipefail
 
@@ -113,7 +113,9 @@ TESTS=$BUILD_DIR/tests/pdsim_tests
 BENCH=$BUILD_DIR/kernels/bench/pdsim_kernel_bench
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 export ROOT BUILD_DIR KIT PREFIX NO_GPU IGNORE_SYS JOBS BASE OURS THEIRS CUDA_ARCHS PDSIM TESTS BENCH SANITIZER
-export PROFILE_ARGS=${PROFILE_ARGS:-} VALIDATE_ARGS=${VALIDATE_ARGS:-}
+# --full: the larger grid (m to 8192, prompts to 4096, contexts to 8192); cheap on a GPU, and the
+# validate scenario's prompts (lognormal, mean 1024) reach past the default grid.
+export PROFILE_ARGS=${PROFILE_ARGS---full} VALIDATE_ARGS=${VALIDATE_ARGS:-}
 
 # ---------------------------------------------------------------- steps
 # Each step runs in `bash -c` under timeout; exit 77 = skipped (its reason printed).
