@@ -147,8 +147,11 @@ double copy_us(k::Backend& b, int iters, std::int64_t tokens, int width) {
 // second model's sweep adds its shapes instead of replacing the first's.
 // Throws InputError when the file exists but was not written by pdsim
 // profile (e.g. the vLLM tables under profiles/measured/<gpu>): never overwrite
-// another source's measurements.
-void read_existing(const std::string& path, std::vector<std::string>& provenance, std::vector<Row>& rows) {
+// another source's measurements; likewise when it was measured on another
+// device or configuration (its "gpu: ...; device: ..." line differs from
+// `device_line`): one table, one device.
+void read_existing(const std::string& path, const std::string& device_line, std::vector<std::string>& provenance,
+                   std::vector<Row>& rows) {
   std::ifstream f(path);
   if (!f) return;
   std::string line;
@@ -160,7 +163,12 @@ void read_existing(const std::string& path, std::vector<std::string>& provenance
       throw InputError(path, "exists and was not written by pdsim profile; choose another --name so it is not overwritten");
     first = false;
     if (line.rfind("# ", 0) == 0) {
-      provenance.push_back(line.substr(2));
+      const std::string p = line.substr(2);
+      if (p.rfind("gpu: ", 0) == 0 && p != device_line)
+        throw InputError(path + ":" + std::to_string(line_no),
+                         "measured on another device or configuration (" + p + "; this run: " + device_line +
+                             "); choose another --name or remove the directory");
+      provenance.push_back(p);
       continue;
     }
     if (!header) {
@@ -189,11 +197,12 @@ void read_existing(const std::string& path, std::vector<std::string>& provenance
 // Writes `rows` merged with the rows already in `path` (a new row replaces an
 // old one with the same key; provenance lines are kept, new ones appended);
 // returns all rows, sorted by key.
-std::vector<Row> write_merged_csv(const std::string& path, const std::vector<std::string>& provenance,
-                                  const std::string& header, const std::vector<Row>& rows) {
+std::vector<Row> write_merged_csv(const std::string& path, const std::string& device_line,
+                                  const std::vector<std::string>& provenance, const std::string& header,
+                                  const std::vector<Row>& rows) {
   std::vector<std::string> prov;
   std::vector<Row> old;
-  read_existing(path, prov, old);
+  read_existing(path, device_line, prov, old);
   for (const auto& p : provenance)
     if (std::find(prov.begin(), prov.end(), p) == prov.end()) prov.push_back(p);
   std::map<std::vector<double>, double> merged;
@@ -254,11 +263,12 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   else if (!(b = k::make_cuda_backend(&why))) throw InputError("--backend cuda", why);
   const std::string name = o.name.empty() ? (o.backend == "cpu" ? "host-cpu" : "cuda-device") : o.name;
   const std::string dir = o.out + "/measured/" + name;
-  // Refuse before measuring anything if DIR holds tables pdsim did not write.
+  const std::string device_line = "gpu: " + name + "; device: " + b->device();
+  // Refuse before measuring anything if DIR holds tables pdsim did not write, or another device's.
   for (const char* f : {"gemm_bf16", "context_attention_bf16", "generation_attention_bf16", "allreduce"}) {
     std::vector<std::string> prov;
     std::vector<Row> rows;
-    read_existing(dir + "/" + f + ".csv", prov, rows);
+    read_existing(dir + "/" + f + ".csv", device_line, prov, rows);
   }
   std::filesystem::create_directories(dir);
   std::filesystem::create_directories(o.out + "/gpus");
@@ -268,7 +278,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   auto prov = [&](const std::string& what) {
     return std::vector<std::string>{
         "pdsim measured table: " + what,
-        "gpu: " + name + "; device: " + b->device(),
+        device_line,
         "backend: " + b->name() + " (pdsim kernels, " + dtype + " storage; stored under the bf16 file name the profiled model reads)",
         "date: " + date + "; command: " + command_line,
         "model shapes: " + model.name + " tp=" + std::to_string(o.tp) + "; minimum of " + std::to_string(o.iters) +
@@ -332,12 +342,12 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   }
 
   // Merge into the tables already there (another model's shapes), then fit on all rows.
-  gemm_rows = write_merged_csv(dir + "/gemm_bf16.csv", prov("GEMM (m x k) @ (k x n)"), "m,n,k,latency_us", gemm_rows);
-  ctx_rows = write_merged_csv(dir + "/context_attention_bf16.csv",
+  gemm_rows = write_merged_csv(dir + "/gemm_bf16.csv", device_line, prov("GEMM (m x k) @ (k x n)"), "m,n,k,latency_us", gemm_rows);
+  ctx_rows = write_merged_csv(dir + "/context_attention_bf16.csv", device_line,
                               prov("prefill (context) attention, one layer, batch of equal prompts, no cached prefix"),
                               "batch,isl,heads,kv_heads,head_dim,latency_us", ctx_rows);
   gen_rows = write_merged_csv(
-      dir + "/generation_attention_bf16.csv",
+      dir + "/generation_attention_bf16.csv", device_line,
       prov("decode (generation) attention, one layer, one new token per sequence, paged KV (16-token blocks)"),
       "batch,kv_len,heads,kv_heads,head_dim,latency_us", gen_rows);
 
@@ -350,22 +360,19 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   const double copy_s = copy_us(*b, o.iters, copy_tokens, 64) * 1e-6;
   const double copy_bytes = 4.0 * copy_tokens * 64 * static_cast<double>(k::dtype_bytes(b->compute_dtype()));
   const double bw = copy_bytes / copy_s;  // read k, v; write both caches
-  std::vector<double> tiny;
-  {
-    auto x = filled(*b, {1, 64}), w = filled(*b, {64}), y = b->allocate({1, 64}, b->compute_dtype());
-    tiny.push_back(time_op(*b, std::max(o.iters, 21), [&](int = 0) { b->rmsnorm({&x, &w, &y, 1, 64, 1e-5f}); }));
-  }
-  const double overhead_us = tiny[0] * 1e6;
+  auto tiny_x = filled(*b, {1, 64}), tiny_w = filled(*b, {64}), tiny_y = b->allocate({1, 64}, b->compute_dtype());
+  const double overhead_us =
+      1e6 * time_op(*b, std::max(o.iters, 21), [&](int = 0) { b->rmsnorm({&tiny_x, &tiny_w, &tiny_y, 1, 64, 1e-5f}); });
 
   // ---- all-reduce proxy: one device has no link; a 2-member ring moves `bytes` each way,
   // priced as a copy of `bytes` at the measured bandwidth plus the smallest-kernel time.
   std::vector<Row> ar_rows;
   for (double bytes = 1024; bytes <= 64.0 * 1024 * 1024; bytes *= 4)
     ar_rows.push_back({{2, bytes}, overhead_us + 1e6 * bytes / bw});
-  write_merged_csv(dir + "/allreduce.csv",
+  write_merged_csv(dir + "/allreduce.csv", device_line,
             {"pdsim table: all-reduce PROXY (not measured: a single device has no peer link): 2 GPUs, bytes / "
              "measured copy bandwidth + smallest-kernel time",
-             "gpu: " + name + "; device: " + b->device(), "date: " + date + "; command: " + command_line},
+             device_line, "date: " + date + "; command: " + command_line},
             "gpus,bytes,latency_us", ar_rows);
 
   // ---- fitted roofline factors, per class (fit and error on all rows of its table).

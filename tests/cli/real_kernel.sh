@@ -59,6 +59,11 @@ grep -q 'vendor/gemm_bf16.csv' "$tmp/err" || fail "error should name the file: $
 [ "$(cat "$tmp/data/profiles/measured/vendor/gemm_bf16.csv")" = "$(printf 'm,n,k,latency_us\n1,64,64,10')" ] ||
   fail "vendor table was modified"
 
+# ... nor tables measured on another device or configuration (here: another thread count).
+"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 2 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+  2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'another device or configuration' "$tmp/err" || fail "profile of another configuration into test-cpu: $(cat "$tmp/err")"
+
 # validate: a reduced run of the shipped real-kernel scenario.
 "$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/val" --set workload.num_requests=4 \
   --set real_kernel.iters=1 >"$tmp/val.out" 2>&1 || fail "validate: $(cat "$tmp/val.out")"
