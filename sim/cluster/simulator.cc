@@ -9,6 +9,7 @@
 #include "sim/core/error.h"
 #include "sim/core/event_queue.h"
 #include "sim/cost/factory.h"
+#include "sim/cost/real_kernel.h"
 #include "sim/cost/real_timings.h"
 
 namespace pdsim {
@@ -260,6 +261,16 @@ class Engine {
     result_.decode = pool_stats(decode_);
     result_.colocated = pool_stats(colocated_);
     if (timings_) timings_->save();  // only after a complete run: never a partial file
+    for (const auto* c : {prefill_cost_.get(), decode_cost_.get(), colocated_cost_.get()})
+      if (const auto* rk = dynamic_cast<const RealKernelCostModel*>(c)) {
+        RealKernelStats& st = result_.real_kernel;
+        st.present = true;
+        st.backend = rk->backend_name();
+        st.device = rk->device();
+        st.batches_measured += rk->batches_measured();
+        st.batches_memoized += rk->batches_memoized();
+      }
+    if (timings_) result_.real_kernel.batches_replayed = timings_->replayed();
     return std::move(result_);
   }
 

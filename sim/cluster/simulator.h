@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "sim/config/scenario.h"
@@ -44,6 +45,15 @@ struct PoolStats {
   double kv_fraction_s = 0;
 };
 
+// Where a real-kernel run's times came from (cost_model "real" only).
+struct RealKernelStats {
+  bool present = false;
+  std::string backend, device;
+  std::int64_t batches_measured = 0;  // executed on the backend
+  std::int64_t batches_memoized = 0;  // reused within the run (memo)
+  std::int64_t batches_replayed = 0;  // read from the timings file
+};
+
 struct SimResult {
   std::vector<RequestRecord> records;  // index = request id
   GapHistogram tbt;
@@ -51,6 +61,7 @@ struct SimResult {
   double kv_bytes_moved = 0;
   SimTime end_time = 0;  // last event
   std::uint64_t events = 0;
+  RealKernelStats real_kernel;
 };
 
 struct SimOptions {

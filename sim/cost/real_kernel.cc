@@ -65,8 +65,12 @@ const RealKernelCostModel::Measured& RealKernelCostModel::measure(const Parallel
   const RealBatchKey key{par.tp, b.prefill_seqs, b.prefill_tokens, b.decode_seqs,
                          static_cast<std::int64_t>(std::llround(b.decode_kv_tokens)), b.logit_rows};
   if (options_.timings) {
-    if (const Measured* known = options_.timings->find(key)) {
-      options_.timings->count_replay();
+    bool from_file = false;
+    if (const Measured* known = options_.timings->find(key, &from_file)) {
+      if (from_file)
+        options_.timings->count_replay();
+      else
+        ++memo_hits_;  // measured earlier in this run
       return *known;
     }
   }

@@ -66,6 +66,7 @@ RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(
       throw InputError(where(), "not a valid timings row: '" + line + "'");
     }
     if (std::get<0>(key) < 1) throw InputError(where(), "tp must be >= 1");
+    file_keys_.insert(key);
     auto& t = entries_[key];
     if (cells[6] == "lm_head")
       t.lm_head_s = seconds;
@@ -86,9 +87,11 @@ void RealTimings::bind_device(const std::string& device, const std::string& wher
                                 device + "\"");
 }
 
-const RealBatchTiming* RealTimings::find(const RealBatchKey& key) const {
+const RealBatchTiming* RealTimings::find(const RealBatchKey& key, bool* from_file) const {
   auto it = entries_.find(key);
-  return it == entries_.end() ? nullptr : &it->second;
+  if (it == entries_.end()) return nullptr;
+  if (from_file) *from_file = file_keys_.count(key) > 0;
+  return &it->second;
 }
 
 void RealTimings::add(const RealBatchKey& key, RealBatchTiming timing) {

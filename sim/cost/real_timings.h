@@ -18,6 +18,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <tuple>
 
@@ -41,7 +42,9 @@ class RealTimings {
   // naming `where` otherwise); an empty file takes it.
   void bind_device(const std::string& device, const std::string& where);
 
-  const RealBatchTiming* find(const RealBatchKey& key) const;
+  // The timing of `key`, or nullptr. `from_file` (when given) says whether it
+  // was read from the file rather than measured earlier in this run.
+  const RealBatchTiming* find(const RealBatchKey& key, bool* from_file = nullptr) const;
   void add(const RealBatchKey& key, RealBatchTiming timing);
   std::int64_t replayed() const { return replayed_; }
   std::int64_t added() const { return added_; }
@@ -53,6 +56,7 @@ class RealTimings {
  private:
   std::string path_, model_, device_;
   std::map<RealBatchKey, RealBatchTiming> entries_;
+  std::set<RealBatchKey> file_keys_;  // the entries read from the file
   std::int64_t replayed_ = 0, added_ = 0;
 };
 

@@ -126,6 +126,13 @@ nlohmann::ordered_json make_summary(const Scenario& s, const SimResult& r) {
                {"usd_total", dollars},
                {"usd_per_million_output_tokens", output_tokens > 0 ? dollars / (output_tokens / 1e6) : 0.0}};
   j["sim"] = {{"end_time_s", ns_to_seconds(r.end_time)}, {"events", r.events}};
+  if (r.real_kernel.present)
+    j["real_kernel"] = {{"backend", r.real_kernel.backend},
+                        {"device", r.real_kernel.device},
+                        {"batches_measured", r.real_kernel.batches_measured},
+                        {"batches_memoized", r.real_kernel.batches_memoized},
+                        {"batches_replayed", r.real_kernel.batches_replayed},
+                        {"timings_file", s.real_kernel.timings_file}};
   return j;
 }
 

@@ -85,14 +85,25 @@ PY
 grep -q "| real |" "$tmp/val/validation.md" || fail "validation.md has no real row"
 
 # Timings file: the first run measures and records, the second replays every
-# batch and is byte-identical (summary, requests, and the file itself).
+# batch: same requests and metrics (only summary.json's real_kernel counts
+# differ), the file unchanged; a third replay is byte-identical to the second.
 run_t() { "$pdsim" run "$src/scenarios/tiny-real-cpu.json" --set workload.num_requests=5 --set real_kernel.iters=1 "$@"; }
 run_t --out "$tmp/t1" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "run with --timings"
 grep -q '^# device: ' "$tmp/timings.csv" || fail "timings file has no device line"
 cp "$tmp/timings.csv" "$tmp/timings0.csv"
 run_t --out "$tmp/t2" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "replay with --timings"
-for f in summary.json requests.csv; do cmp -s "$tmp/t1/$f" "$tmp/t2/$f" || fail "replayed $f differs"; done
+cmp -s "$tmp/t1/requests.csv" "$tmp/t2/requests.csv" || fail "replayed requests.csv differs"
+python3 - "$tmp/t1/summary.json" "$tmp/t2/summary.json" <<'PY' || fail "replayed summary differs beyond real_kernel counts"
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+ra, rb = a.pop("real_kernel"), b.pop("real_kernel")
+assert a == b
+assert ra["batches_measured"] > 0 and ra["batches_replayed"] == 0, ra
+assert rb["batches_measured"] == 0 and rb["batches_replayed"] == ra["batches_measured"] + ra["batches_memoized"], (ra, rb)
+PY
 cmp -s "$tmp/timings.csv" "$tmp/timings0.csv" || fail "a full replay rewrote the timings file"
+run_t --out "$tmp/t2b" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "second replay"
+for f in summary.json requests.csv; do cmp -s "$tmp/t2/$f" "$tmp/t2b/$f" || fail "replays differ in $f"; done
 # ... and not with a file for another model or device, or a garbled one.
 run_t --out "$tmp/t3" --timings "$tmp/timings.csv" --set model=tiny-llama-1024 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'timings.csv:2: .*tiny-llama-1024' "$tmp/err" || fail "timings of another model: $(cat "$tmp/err")"
