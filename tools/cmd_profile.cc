@@ -11,9 +11,12 @@
 // earlier `pdsim profile` (another model's shapes) are merged, not replaced,
 // and the factors are fitted on all their rows; a directory holding tables
 // from another source is refused before anything is measured.
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -294,26 +297,50 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   const std::int64_t max_m = o.full ? 8192 : 1024;
   std::vector<Shape> shapes = {{qd + 2 * kvd, h, max_m}, {h, qd, max_m}, {2LL * d.ffn, h, max_m}, {h, d.ffn, max_m},
                                {d.vocab, h, o.full ? 512 : 64}};
-  std::vector<Row> gemm_rows;
-  for (const auto& s : shapes)
-    for (std::int64_t m = 1; m <= s.max_m; m *= 2)
-      gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, gemm_us(*b, o.iters, m, s.n, s.k)});
-
-  // ---- attention on the model's per-GPU head layout.
-  std::vector<Row> ctx_rows, gen_rows;
   const std::vector<int> ctx_batches = o.full ? std::vector<int>{1, 2, 4, 8, 16} : std::vector<int>{1, 2, 4, 8};
   const int max_isl = o.full ? 4096 : 1024;
-  for (int bsz : ctx_batches)
-    for (int isl = 16; isl <= max_isl; isl *= 2)
-      ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)},
-                          context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim)});
   const std::vector<int> gen_batches =
       o.full ? std::vector<int>{1, 2, 4, 8, 16, 32, 64, 128} : std::vector<int>{1, 2, 4, 8, 16, 32};
   const int max_kv = o.full ? 8192 : 2048;
+
+  // Progress on stderr when it is a terminal: points measured of all points.
+  auto doublings = [](std::int64_t lo, std::int64_t hi) {
+    int n = 0;
+    for (std::int64_t x = lo; x <= hi; x *= 2) ++n;
+    return n;
+  };
+  int total = doublings(1, max_m);  // elementwise sweep
+  for (const auto& s : shapes) total += doublings(1, s.max_m);
+  total += static_cast<int>(ctx_batches.size()) * doublings(16, max_isl) +
+           static_cast<int>(gen_batches.size()) * doublings(16, max_kv);
+  int done = 0;
+  const bool show_progress = isatty(STDERR_FILENO);
+  auto tick = [&](const char* phase) {
+    ++done;
+    if (show_progress) std::fprintf(stderr, "\rprofiling %-11s %4d/%d points", phase, done, total);
+  };
+
+  std::vector<Row> gemm_rows;
+  for (const auto& s : shapes)
+    for (std::int64_t m = 1; m <= s.max_m; m *= 2) {
+      gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, gemm_us(*b, o.iters, m, s.n, s.k)});
+      tick("gemm");
+    }
+
+  // ---- attention on the model's per-GPU head layout.
+  std::vector<Row> ctx_rows, gen_rows;
+  for (int bsz : ctx_batches)
+    for (int isl = 16; isl <= max_isl; isl *= 2) {
+      ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)},
+                          context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim)});
+      tick("prefill-att");
+    }
   for (int bsz : gen_batches)
-    for (int kv = 16; kv <= max_kv; kv *= 2)
+    for (int kv = 16; kv <= max_kv; kv *= 2) {
       gen_rows.push_back({{double(bsz), double(kv), double(d.heads), double(d.kv_heads), double(d.head_dim)},
                           generation_us(*b, o.iters, bsz, kv, d.heads, d.kv_heads, d.head_dim)});
+      tick("decode-att");
+    }
 
   // ---- elementwise ops (RMSNorm, RoPE + KV append, SiLU-gate) as the layer
   // executor runs them, for prefill batches of 1..max_m tokens; used only to
@@ -328,6 +355,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
       k::LayerBatch lb;
       lb.prefill_lens = {static_cast<int>(t)};
       const k::LayerTiming lt = exec.run(lb);
+      tick("elementwise");
       BatchStats bs;
       bs.add(SeqShape{t, 0});
       std::vector<Op> ops;
@@ -340,6 +368,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
         }
     }
   }
+
+  if (show_progress) std::fprintf(stderr, "\r%60s\r", "");
 
   // Merge into the tables already there (another model's shapes), then fit on all rows.
   gemm_rows = write_merged_csv(dir + "/gemm_bf16.csv", device_line, prov("GEMM (m x k) @ (k x n)"), "m,n,k,latency_us", gemm_rows);

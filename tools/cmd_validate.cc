@@ -4,7 +4,10 @@
 // Writes DIR/validation.json (each model's summary.json object under its name,
 // rel_err.<model>.{ttft_p50,ttft_p90,tpot_p50,tpot_p90} = model / real - 1)
 // and DIR/validation.md.
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -14,7 +17,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "kernels/backend.h"
 #include "sim/cluster/simulator.h"
 #include "sim/config/scenario.h"
 #include "sim/core/error.h"
@@ -75,22 +77,22 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     }
     const Scenario s = load_scenario(o.scenario, l);
     const auto t0 = std::chrono::steady_clock::now();
-    const SimResult r = simulate(s, requests, SimOptions{});
+    SimOptions sim_options;
+    if (isatty(STDERR_FILENO))
+      sim_options.progress = [&name](double done) {
+        std::fprintf(stderr, "\rvalidate: %-8s run %5.1f%% of requests done", name.c_str(), 100 * done);
+      };
+    const SimResult r = simulate(s, requests, sim_options);
+    if (sim_options.progress) std::fprintf(stderr, "\r%60s\r", "");
     wall[name] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out[name] = make_summary(s, r);
     ran.push_back(name);
   }
   out["skipped"] = skipped;
-  // The backend the real run used (same choice as sim/cost/real_kernel.cc).
-  std::string backend_device;
-  {
-    std::string why;
-    std::unique_ptr<kernels::Backend> b;
-    if (base.real_kernel.backend != "cpu") b = kernels::make_cuda_backend(&why);
-    if (!b) b = kernels::make_cpu_backend(base.real_kernel.threads);
-    backend_device = b->name() + ": " + b->device();
-    out["real_backend"] = {{"name", b->name()}, {"device", b->device()}};
-  }
+  // The backend the real run used, from its summary.
+  const auto& rk = out["real"]["real_kernel"];
+  out["real_backend"] = {{"name", rk["backend"]}, {"device", rk["device"]}};
+  const std::string backend_device = rk["backend"].get<std::string>() + ": " + rk["device"].get<std::string>();
   nlohmann::ordered_json rel = nlohmann::ordered_json::object();
   for (const auto& name : ran) {
     if (name == "real") continue;
