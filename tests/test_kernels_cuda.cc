@@ -113,6 +113,8 @@ TEST_CASE("cuda kernels: decode attention with many context splits, large GQA gr
   run_decode(*b, k::DType::kBF16, 4, 4, 256, 16, {700, 33}, rng);    // hd 256
   run_decode(*b, k::DType::kBF16, 6, 2, 96, 16, {300, 17}, rng);     // hd 96: masked lanes
   run_decode(*b, k::DType::kBF16, 4, 2, 36, 8, {200, 9}, rng);       // hd 36: scalar loads
+  // group 8, hd 170: 49088 bytes of dynamic shared memory (<= 48 KiB) + 256 static (> 48 KiB): must opt in.
+  run_decode(*b, k::DType::kBF16, 16, 2, 170, 16, {300, 40}, rng);
 }
 
 TEST_CASE("cuda kernels: prefill attention over long sequences and odd head dims") {

@@ -730,7 +730,8 @@ void set_smem(Kernel kernel, std::size_t bytes) {
   PDSIM_CUDA_REQUIRE(bytes + kTile * sizeof(long long) <= static_cast<std::size_t>(optin),
                      "attention needs " + std::to_string(bytes) + " bytes of shared memory, device allows " +
                          std::to_string(optin) + " (head_dim or heads/kv_heads too large)");
-  if (bytes > 48 * 1024)
+  // Static + dynamic must fit the 48 KiB default: count offs[] so dynamic sizes just under 48 KiB opt in too.
+  if (bytes + kTile * sizeof(long long) > 48 * 1024)
     cudaCheck(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
 }
 
