@@ -889,6 +889,7 @@ template <class T>
 void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
   check_heads(p.heads, p.kv_heads);
   PDSIM_CUDA_REQUIRE(p.batch >= 0 && p.batch <= 65535, "decode attention: batch must be <= 65535");
+  PDSIM_CUDA_REQUIRE(p.kv_heads <= 65535, "decode attention: kv_heads must be <= 65535 (grid y)");
   PDSIM_CUDA_REQUIRE(p.block_tokens > 0, "decode attention: block_tokens must be > 0");
   PDSIM_CUDA_REQUIRE(p.num_splits == 1 || (p.split_tokens > 0 && p.split_tokens % kTile == 0 && p.partial_acc &&
                                            p.partial_max && p.partial_sum),
