@@ -118,6 +118,13 @@ struct SiluGateArgs {
   int ffn;
 };
 
+// x += residual, elementwise (a decoder layer's two residual connections).
+struct ResidualAddArgs {
+  Tensor* x;               // [elements], updated in place
+  const Tensor* residual;  // [elements]
+  std::int64_t elements;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -143,6 +150,7 @@ class Backend {
   virtual void rmsnorm(const RmsNormArgs& a) = 0;
   virtual void rope(const RopeArgs& a) = 0;
   virtual void silu_gate(const SiluGateArgs& a) = 0;
+  virtual void residual_add(const ResidualAddArgs& a) = 0;
 
   // Timing: start/stop bracket enqueued work (CUDA events; steady clock on CPU).
   virtual void synchronize() = 0;

@@ -267,10 +267,14 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
                             bt, max_blocks_per_seq, max_ctx});
       });
     timed(4, [&] { b.gemm({&B.attn, &w.wo, &B.h1, T, h, H * hd}); });
-    timed(8, [&] { b.rmsnorm({&B.h1, &w.norm2, &B.xn2, T, d.hidden, d.norm_eps}); });
+    timed(8, [&] {
+      b.residual_add({&B.h1, &x, T * h});  // attention output + layer input
+      b.rmsnorm({&B.h1, &w.norm2, &B.xn2, T, d.hidden, d.norm_eps});
+    });
     timed(5, [&] { b.gemm({&B.xn2, &w.gate_up, &B.gu, T, 2 * f, h}); });
     timed(6, [&] { b.silu_gate({&B.gu, &B.act, T, d.ffn}); });
     timed(7, [&] { b.gemm({&B.act, &w.down, &B.y, T, h, f}); });
+    timed(8, [&] { b.residual_add({&B.y, &B.h1, T * h}); });  // MLP output + attention residual
     double lm = 0;
     if (batch.logit_rows > 0) {
       b.timer_start();

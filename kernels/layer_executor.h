@@ -8,12 +8,11 @@
 //   tensor views for a fused output) -> kv_append_rope (RoPE on q, k; K/V
 //   written to a paged cache) -> attention_prefill (ragged causal, prefill
 //   sequences) and/or attention_decode (paged, decode sequences) -> o_proj ->
-//   post-attention RMSNorm -> mlp_gate_up -> mlp_silu_mul -> mlp_down.
-// Op names match sim/model/ops.cc. norms_residual is the two RMSNorms: the
-// backend has no add op, so the two residual adds are not executed (they move
-// 3 x tokens x hidden elements each, about 1.5 norms' worth of bytes; on the
-// tiny models this is < 1% of a layer). LayerNorm models are run with RMSNorm
-// and biases are ignored; only gated-SiLU MLPs are supported.
+//   residual add -> post-attention RMSNorm -> mlp_gate_up -> mlp_silu_mul ->
+//   mlp_down -> residual add.
+// Op names match sim/model/ops.cc. norms_residual is the two RMSNorms and the
+// two residual adds. LayerNorm models are run with RMSNorm and biases are
+// ignored; only gated-SiLU MLPs are supported.
 // A full model is L identical layers: the layer time is multiplied by L (the
 // report says so), plus one lm_head GEMM over the rows that emit a token.
 //

@@ -132,4 +132,10 @@ std::vector<double> silu_gate(const std::vector<float>& gu, std::int64_t rows, i
   return y;
 }
 
+std::vector<double> residual_add(const std::vector<float>& x, const std::vector<float>& residual) {
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) y[i] = static_cast<double>(x[i]) + residual[i];
+  return y;
+}
+
 }  // namespace pdsim::kernels::ref

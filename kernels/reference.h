@@ -38,4 +38,7 @@ std::vector<double> rope(const std::vector<float>& x, const std::vector<std::int
 // out[r, f] = silu(gate_up[r, f]) * gate_up[r, ffn + f]
 std::vector<double> silu_gate(const std::vector<float>& gate_up, std::int64_t rows, int ffn);
 
+// x[i] + residual[i]
+std::vector<double> residual_add(const std::vector<float>& x, const std::vector<float>& residual);
+
 }  // namespace pdsim::kernels::ref

@@ -281,6 +281,22 @@ TEST_CASE("kernels: silu gate matches the reference") {
   }
 }
 
+TEST_CASE("kernels: residual add matches the reference in place") {
+  std::mt19937 rng(8);
+  for (auto& b : backends()) {
+    for (std::int64_t n : {1, 1000, 300001}) {  // the last spans several CPU chunks and is not a multiple of any
+      auto xh = random_values(static_cast<std::size_t>(n), rng);
+      auto rh = random_values(static_cast<std::size_t>(n), rng);
+      auto x = put(*b, {n}, xh);
+      auto r = put(*b, {n}, rh);
+      b->residual_add({&x, &r, n});
+      // The inputs as the backend holds them (bf16 on CUDA), so the reference sees the same values.
+      check_close(b->name() + " residual_add " + std::to_string(n), get(*b, x), k::ref::residual_add(xh, rh),
+                  tol_for(*b));
+    }
+  }
+}
+
 TEST_CASE("kernels: the harness catches a wrong kernel") {
   // The comparison must be able to fail: a reference for the wrong shape
   // (transposed weights) is out of tolerance.

@@ -346,6 +346,20 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void residual_add(const ResidualAddArgs& a) override {
+    float* x = f32m(a.x, "x");
+    const float* r = f32(a.residual, "residual");
+    need(a.x, a.elements, "x");
+    need(a.residual, a.elements, "residual");
+    const std::int64_t chunk = 1 << 16;
+    const std::int64_t chunks = (a.elements + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (a.elements >= (1 << 18)) num_threads(nt_)
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const std::int64_t lo = c * chunk, n = std::min(chunk, a.elements - lo);
+      Eigen::Map<Eigen::ArrayXf>(x + lo, n) += Eigen::Map<const Eigen::ArrayXf>(r + lo, n);
+    }
+  }
+
   void synchronize() override {}
   void timer_start() override { t0_ = std::chrono::steady_clock::now(); }
   double timer_stop_s() override {

@@ -342,6 +342,19 @@ class CudaBackend final : public Backend {
     });
   }
 
+  void residual_add(const ResidualAddArgs& a) override {
+    const char* op = "residual_add";
+    PDSIM_REQ(a.x != nullptr, "x is null");
+    PDSIM_REQ(a.elements >= 0, "negative size");
+    const DType t = a.x->dtype();
+    check_tensor(a.x, op, "x", t, a.elements);
+    check_tensor(a.residual, op, "residual", t, a.elements);
+    dispatch_float(t, op, [&](auto tag) {
+      using S = decltype(tag);
+      launch_residual_add(a.x->as<S>(), a.residual->as<const S>(), a.elements, stream_);
+    });
+  }
+
   void fill_random(Tensor& t, float scale, std::uint32_t seed) override {
     const char* op = "fill_random";
     const DType d = t.dtype();

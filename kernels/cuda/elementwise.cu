@@ -115,6 +115,14 @@ __global__ void __launch_bounds__(kThreads) kv_append_kernel(KvAppendParams<T> p
   }
 }
 
+// ----------------------------------------------------------- residual add ---
+template <class T>
+__global__ void __launch_bounds__(kThreads) residual_add_kernel(T* x, const T* residual, long long n) {
+  for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; idx < n;
+       idx += static_cast<long long>(gridDim.x) * blockDim.x)
+    x[idx] = from_f32<T>(to_f32(x[idx]) + to_f32(residual[idx]));
+}
+
 // ------------------------------------------------------------ random fill ---
 template <class T>
 __global__ void __launch_bounds__(kThreads) fill_random_kernel(T* out, long long n, float scale, std::uint32_t seed) {
@@ -124,6 +132,14 @@ __global__ void __launch_bounds__(kThreads) fill_random_kernel(T* out, long long
 }
 
 }  // namespace
+
+template <class T>
+void launch_residual_add(T* x, const T* residual, std::int64_t n, cudaStream_t stream) {
+  PDSIM_CUDA_REQUIRE(n >= 0, "residual_add: negative size");
+  if (n == 0) return;
+  residual_add_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(x, residual, n);
+  cudaCheckLaunch();
+}
 
 template <class T>
 void launch_fill_random(T* out, std::int64_t n, float scale, std::uint32_t seed, cudaStream_t stream) {
@@ -165,6 +181,8 @@ void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream) {
   cudaCheckLaunch();
 }
 
+template void launch_residual_add<float>(float*, const float*, std::int64_t, cudaStream_t);
+template void launch_residual_add<bf16>(bf16*, const bf16*, std::int64_t, cudaStream_t);
 template void launch_fill_random<float>(float*, std::int64_t, float, std::uint32_t, cudaStream_t);
 template void launch_fill_random<bf16>(bf16*, std::int64_t, float, std::uint32_t, cudaStream_t);
 template void launch_rmsnorm<float>(const RmsNormParams<float>&, cudaStream_t);

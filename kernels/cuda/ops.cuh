@@ -105,6 +105,8 @@ template <class T> void launch_prefill_attention(const PrefillAttentionParams<T>
 template <class T> void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t stream);
 template <class T> void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream);
 template <class T> void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
+// x[i] += residual[i], i < n.
+template <class T> void launch_residual_add(T* x, const T* residual, std::int64_t n, cudaStream_t stream);
 // out[i] = random_fill_value(seed, i, scale) (kernels/random_fill.h), i < n.
 template <class T> void launch_fill_random(T* out, std::int64_t n, float scale, std::uint32_t seed, cudaStream_t stream);
 template <class T> void launch_rope(const RopeParams<T>& p, cudaStream_t stream);
