@@ -146,6 +146,13 @@ double copy_us(k::Backend& b, int iters, std::int64_t tokens, int width) {
   return 1e6 * time_op(b, iters, [&](int = 0) { b.kv_append({&kt, &v, &sm, &kc, &vc, tokens, 1, width, 1}); });
 }
 
+// Provenance of one profile run: "run: <command and settings>; date: <UTC>".
+// Lines equal up to the date come from runs of one grid (the later replaces
+// the earlier's rows), so merging keeps only the latest of them.
+constexpr const char* kRunPrefix = "run: ";
+std::string run_line(const std::string& what, const std::string& date) { return kRunPrefix + what + "; date: " + date; }
+std::string run_key(const std::string& line) { return line.substr(0, line.rfind("; date: ")); }
+
 // Rows of a pdsim-measured table already in `path` (none when absent), so a
 // second model's sweep adds its shapes instead of replacing the first's.
 // Throws InputError when the file exists but was not written by pdsim
@@ -206,8 +213,14 @@ std::vector<Row> write_merged_csv(const std::string& path, const std::string& de
   std::vector<std::string> prov;
   std::vector<Row> old;
   read_existing(path, device_line, prov, old);
-  for (const auto& p : provenance)
+  for (const auto& p : provenance) {
+    // An earlier run of the same command re-measured every row this one did: its line goes.
+    if (p.rfind(kRunPrefix, 0) == 0)
+      prov.erase(std::remove_if(prov.begin(), prov.end(),
+                                [&](const std::string& q) { return run_key(q) == run_key(p); }),
+                 prov.end());
     if (std::find(prov.begin(), prov.end(), p) == prov.end()) prov.push_back(p);
+  }
   std::map<std::vector<double>, double> merged;
   for (const auto& r : old) merged[r.key] = r.us;
   for (const auto& r : rows) merged[r.key] = r.us;
@@ -283,9 +296,9 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
         "pdsim measured table: " + what,
         device_line,
         "backend: " + b->name() + " (pdsim kernels, " + dtype + " storage; stored under the bf16 file name the profiled model reads)",
-        "date: " + date + "; command: " + command_line,
-        "model shapes: " + model.name + " tp=" + std::to_string(o.tp) + "; minimum of " + std::to_string(o.iters) +
-            " timed calls after one warm-up"};
+        run_line(command_line + "; model shapes: " + model.name + " tp=" + std::to_string(o.tp) + "; minimum of " +
+                 std::to_string(o.iters) + " timed calls after one warm-up",
+                 date)};
   };
   std::cout << "profiling " << b->name() << " backend (" << b->device() << ") for " << model.name << " tp=" << o.tp
             << "\n";
@@ -402,7 +415,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   write_merged_csv(dir + "/allreduce.csv", device_line,
             {"pdsim table: all-reduce PROXY (not measured: a single device has no peer link): 2 GPUs, bytes / "
              "measured copy bandwidth + smallest-kernel time",
-             device_line, "date: " + date + "; command: " + command_line},
+             device_line, run_line(command_line, date)},
             "gpus,bytes,latency_us", ar_rows);
 
   // ---- fitted roofline factors, per class (fit and error on all rows of its table).
@@ -523,6 +536,7 @@ Command add_profile_command(CLI::App& app, const GlobalOptions& global) {
                       std::to_string(o->tp) + " --out " + o->out;
     if (!o->name.empty()) cmd += " --name " + o->name;
     if (o->threads) cmd += " --threads " + std::to_string(o->threads);
+    if (o->iters != 3) cmd += " --iters " + std::to_string(o->iters);
     if (o->full) cmd += " --full";
     (void)app;
     return profile(*o, global, cmd);

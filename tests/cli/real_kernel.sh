@@ -18,7 +18,7 @@ for f in gemm_bf16 context_attention_bf16 generation_attention_bf16 allreduce; d
   csv="$tmp/data/profiles/measured/test-cpu/$f.csv"
   [ -s "$csv" ] || fail "no $f.csv"
   grep -q '^# .*device: ' "$csv" || fail "$f.csv has no device provenance line"
-  grep -q '^# .*command: pdsim profile' "$csv" || [ "$f" = allreduce ] || fail "$f.csv has no command line"
+  grep -q '^# run: pdsim profile .*; date: ' "$csv" || fail "$f.csv has no run (command, date) line"
 done
 [ -s "$tmp/data/profiles/gpus/test-cpu.json" ] || fail "no device profile"
 # Both cost models load what profile wrote.
@@ -42,6 +42,12 @@ rows_after=$(grep -vc '^#' "$gemm")
 grep -q "^${first_row%,*}," "$gemm" || fail "first model's row ${first_row%,*} was dropped"
 grep -q 'model shapes: tiny-llama-512' "$gemm" && grep -q 'model shapes: tiny-llama-1024' "$gemm" ||
   fail "provenance of both sweeps expected"
+# Profiling the first model again replaces its rows and its run line (one line per grid).
+"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+  >/dev/null 2>&1 || fail "third profile"
+[ "$(grep -c '^# run: .*model shapes: tiny-llama-512' "$gemm")" -eq 1 ] || fail "expected one run line for tiny-llama-512: $(grep '^#' "$gemm")"
+[ "$(grep -c '^# run: .*model shapes: tiny-llama-1024' "$gemm")" -eq 1 ] || fail "the other model's run line was lost"
+[ "$(grep -vc '^#' "$gemm")" -eq "$rows_after" ] || fail "re-profiling a model changed the row count"
 dups=$(grep -v '^#' "$gemm" | cut -d, -f1-3 | sort | uniq -d | wc -l)
 [ "$dups" -eq 0 ] || fail "duplicate GEMM shapes after merge"
 python3 - "$tmp/data/profiles/gpus/test-cpu.json" "$rows_after" <<'PY' || fail "device profile after merge"
