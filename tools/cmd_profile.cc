@@ -278,6 +278,10 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   if (o.backend == "cpu") b = k::make_cpu_backend(o.threads);
   else if (!(b = k::make_cuda_backend(&why))) throw InputError("--backend cuda", why);
   const std::string name = o.name.empty() ? (o.backend == "cpu" ? "host-cpu" : "cuda-device") : o.name;
+  // The name becomes a directory and a file name under --out: no paths.
+  if (name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos ||
+      name[0] == '.')
+    throw InputError("--name " + name, "use letters, digits, '.', '_' and '-' only, not starting with '.'");
   const std::string dir = o.out + "/measured/" + name;
   const std::string device_line = "gpu: " + name + "; device: " + b->device();
   // Refuse before measuring anything if DIR holds tables pdsim did not write, or another device's.

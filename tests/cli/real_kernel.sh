@@ -127,6 +127,7 @@ run_t --out "$tmp/t5" --timings "$tmp/bad.csv" 2>"$tmp/err" >/dev/null
 if ! "$pdsim" devices | grep -q GiB; then
   "$pdsim" profile --backend cuda --model tiny-llama-512 --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "cuda without a device: want exit 2"
 fi
+"$pdsim" profile --backend cpu --model tiny-llama-512 --name ../escape --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "--name with a path: want exit 2"
 "$pdsim" validate "$tmp/none.json" 2>/dev/null; [ $? -eq 2 ] || fail "missing scenario: want exit 2"
 "$pdsim" run "$src/scenarios/tiny-real-cpu.json" --out "$tmp/r" --set real_kernel.backend=gpu 2>/dev/null
 [ $? -eq 2 ] || fail "real_kernel.backend=gpu: want exit 2"
