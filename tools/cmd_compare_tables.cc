@@ -32,6 +32,7 @@
 #include "sim/core/error.h"
 #include "sim/cost/profiled.h"
 #include "sim/hw/gpu_spec.h"
+#include "sim/metrics/metrics.h"
 #include "tools/commands.h"
 
 namespace pdsim::cli {
@@ -53,14 +54,8 @@ struct Row {
   bool raised = false;  // ours was raised by the loader's running max
 };
 
-// Linear interpolation between order statistics (numpy's default). REQUIRES: v non-empty.
-double quantile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  const double pos = q * static_cast<double>(v.size() - 1);
-  const auto i = static_cast<std::size_t>(pos);
-  if (i + 1 >= v.size()) return v.back();
-  return v[i] + (pos - static_cast<double>(i)) * (v[i + 1] - v[i]);
-}
+// q in [0, 1]; numpy's linear interpolation (sim/metrics/metrics.h). REQUIRES: v non-empty.
+double quantile(const std::vector<double>& v, double q) { return percentile(v, 100 * q); }
 
 std::string fmt(const char* f, double x) {
   char buf[64];

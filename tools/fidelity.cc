@@ -30,6 +30,7 @@
 #include "sim/cost/calibration.h"
 #include "sim/cost/profiled.h"
 #include "sim/hw/gpu_spec.h"
+#include "sim/metrics/metrics.h"
 #include "sim/model/model_spec.h"
 #include "sim/model/ops.h"
 
@@ -45,14 +46,7 @@ const char* kGpus[] = {"a100-sxm-80g", "h100-sxm", "l40s"};
 struct Errors {
   std::vector<double> v;  // |pred / measured - 1|
   void add(double pred, double meas) { v.push_back(std::fabs(pred / meas - 1)); }
-  double q(double p) const {
-    if (v.empty()) return NAN;
-    std::vector<double> s = v;
-    std::sort(s.begin(), s.end());
-    const double pos = p * (s.size() - 1);
-    const std::size_t i = static_cast<std::size_t>(pos);
-    return i + 1 < s.size() ? s[i] + (pos - i) * (s[i + 1] - s[i]) : s[i];
-  }
+  double q(double p) const { return v.empty() ? NAN : percentile(v, 100 * p); }  // p in [0, 1]
   ojson json() const { return {{"n", v.size()}, {"median", q(0.5)}, {"p90", q(0.9)}}; }
 };
 
