@@ -10,7 +10,7 @@
 #   kit         unpack .gpukit/*.deb with dpkg -x into a private prefix (never /)
 #   configure   CMake (Ninja if present), Release, CUDA on, CUDA archs of the device (90 on H100/H200),
 #               CMAKE_PREFIX_PATH = the kit prefix
-#   build       every target, all cores
+#   build       pdsim, pdsim_tests, pdsim_kernel_bench (what the GPU steps run), all cores
 #   smi         nvidia-smi
 #   tests       the kernel tests over every backend, CUDA included (pdsim_tests -tc='*kernels*')
 #   memcheck    compute-sanitizer memcheck on those tests
@@ -23,7 +23,7 @@
 #               -> results/kernels-vs-vllm-<gpu>.{md,csv}
 #   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
 #               -> results/validation-<gpu>.{md,json}
-#   ctest       the whole test suite (whatever time is left)
+#   ctest       the other targets, then the whole test suite (whatever time is left)
 #   pack        $OUT/gpu-results.tar.gz (paths relative to the repository root: profiles/measured/<gpu>-pdsim/,
 #               profiles/gpus/<gpu>-pdsim.json, results/...), $OUT/gpu-session.log, $OUT/summary.txt
 # <gpu> comes from nvidia-smi's device name: h100-sxm (NVIDIA H100 80GB HBM3), h200, ...
@@ -170,9 +170,10 @@ step_configure() {
   fi
 }
 
+# Only what the GPU steps run; the ctest step builds the rest if time is left.
 step_build() {
   need "$BUILD_DIR/CMakeCache.txt"
-  cmake --build "$BUILD_DIR" -j "$JOBS" || exit 1
+  cmake --build "$BUILD_DIR" -j "$JOBS" --target pdsim pdsim_tests pdsim_kernel_bench || exit 1
 }
 
 step_smi() {
@@ -240,6 +241,7 @@ step_validate() {
 
 step_ctest() {
   need "$BUILD_DIR/CTestTestfile.cmake"
+  cmake --build "$BUILD_DIR" -j "$JOBS" || exit 1
   (cd "$BUILD_DIR" && ctest -j "$JOBS" --output-on-failure --timeout 200)
 }
 
@@ -250,7 +252,7 @@ export -f need step_kit step_configure step_build step_smi step_tests step_memch
 PLAN=(
   "kit 30 5 0 unpack .gpukit/*.deb with dpkg -x into $PREFIX"
   "configure 90 10 0 cmake -S . -B ${BUILD_DIR#"$ROOT"/} (Ninja if present) Release, CUDA archs $CUDA_ARCHS, CMAKE_PREFIX_PATH=$PREFIX/usr"
-  "build 240 30 0 cmake --build ${BUILD_DIR#"$ROOT"/} -j $JOBS (all targets)"
+  "build 240 30 0 cmake --build ${BUILD_DIR#"$ROOT"/} -j $JOBS --target pdsim pdsim_tests pdsim_kernel_bench"
   "smi 15 3 1 nvidia-smi"
   "tests 60 10 1 pdsim_tests -tc='*kernels*' (every kernel over CPU and CUDA backends)"
   "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
@@ -260,7 +262,7 @@ PLAN=(
   "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
-  "ctest 200 90 1 ctest -j $JOBS (the whole suite, with what time is left)"
+  "ctest 200 90 1 build the other targets, then ctest -j $JOBS (the whole suite, with what time is left)"
 )
 
 selected() {  # step name -> 0 when it should run
