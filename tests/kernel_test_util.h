@@ -1,10 +1,14 @@
 // Helpers shared by the kernel tests (tests/test_kernels_cpu.cc over every
 // backend, tests/test_kernels_cuda.cc for CUDA-only cases): random non-zero
 // inputs, device tensors whose host copy is rounded to what the device stores,
-// NaN-poisoned outputs, and the atol + rtol |ref| comparison.
+// NaN-poisoned outputs, the atol + rtol |ref| comparison, and a paged decode
+// attention case.
 #pragma once
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <numeric>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "kernels/backend.h"
+#include "kernels/reference.h"
 
 namespace pdsim::kernels::test {
 
@@ -79,6 +84,41 @@ inline void check_close(const std::string& what, const std::vector<float>& got, 
             << tol.rtol << "), max abs err " << worst);
   if (bad) INFO("first at " << first << ": got " << got[first] << ", reference " << ref[first]);
   CHECK(bad == 0);
+}
+
+// Decode attention over a paged KV cache whose blocks are a shuffled
+// permutation (plus unused blocks), on random inputs drawn from `rng`,
+// checked against the float64 reference.
+inline void run_decode(Backend& b, DType dt, int heads, int kv_heads, int hd, int block_tokens,
+                const std::vector<std::int32_t>& lens, std::mt19937& rng) {
+  const int B = static_cast<int>(lens.size());
+  int max_blocks = 1, total = 0;
+  for (int l : lens) {
+    max_blocks = std::max(max_blocks, (l + block_tokens - 1) / block_tokens);
+    total += (l + block_tokens - 1) / block_tokens;
+  }
+  const int num_blocks = total + 2;  // two blocks belong to no sequence
+  std::vector<std::int32_t> perm(num_blocks);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
+  int next = 0;
+  for (int s = 0; s < B; ++s)
+    for (int i = 0; i < (lens[s] + block_tokens - 1) / block_tokens; ++i) table[s * max_blocks + i] = perm[next++];
+  const std::size_t cache = static_cast<std::size_t>(num_blocks) * block_tokens * kv_heads * hd;
+  auto qh = random_values(static_cast<std::size_t>(B) * heads * hd, rng);
+  auto kh = random_values(cache, rng), vh = random_values(cache, rng);
+  auto q = put(b, {B, heads, hd}, qh, dt);
+  auto kc = put(b, {num_blocks, block_tokens, kv_heads, hd}, kh, dt);
+  auto vc = put(b, {num_blocks, block_tokens, kv_heads, hd}, vh, dt);
+  auto bt = put_i32(b, {B, max_blocks}, table);
+  auto cl = put_i32(b, {B}, lens);
+  auto out = poisoned(b, {B, heads, hd}, dt);
+  b.decode_attention({&q, &kc, &vc, &bt, &cl, &out, B, heads, kv_heads, hd, block_tokens, max_blocks,
+                      *std::max_element(lens.begin(), lens.end())});
+  check_close("decode heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
+              get(b, out), ref::decode_attention(qh, kh, vh, table, lens, heads, kv_heads, hd, block_tokens, max_blocks),
+              tol_for(dt));
 }
 
 }  // namespace pdsim::kernels::test

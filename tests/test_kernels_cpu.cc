@@ -151,47 +151,12 @@ TEST_CASE("kernels: prefill attention matches the reference for GQA ratios 1 2 4
 
 TEST_CASE("kernels: decode attention matches the reference through a shuffled block table") {
   std::mt19937 rng(3);
-  for (auto& b : backends()) {
-    for (int kv_heads : {8, 4, 2, 1}) {
+  for (auto& b : backends())
+    for (int kv_heads : {8, 4, 2, 1})
       for (int block_tokens : {16, 32}) {
-        const int heads = 8, hd = 64;
-        const std::vector<std::int32_t> lens = {1, 15, 16, 17, 100, 257, 33};
-        const int B = static_cast<int>(lens.size());
-        int max_blocks = 0, total_blocks = 0;
-        for (int l : lens) {
-          max_blocks = std::max(max_blocks, (l + block_tokens - 1) / block_tokens);
-          total_blocks += (l + block_tokens - 1) / block_tokens;
-        }
-        const int num_blocks = total_blocks + 3;  // some blocks belong to no sequence
-        std::vector<std::int32_t> perm(num_blocks);
-        std::iota(perm.begin(), perm.end(), 0);
-        std::shuffle(perm.begin(), perm.end(), rng);
-        std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
-        int next = 0;
-        for (int s = 0; s < B; ++s)
-          for (int i = 0; i < (lens[s] + block_tokens - 1) / block_tokens; ++i) table[s * max_blocks + i] = perm[next++];
-        const std::int64_t cache_elems = static_cast<std::int64_t>(num_blocks) * block_tokens * kv_heads * hd;
-        auto qh = random_values(static_cast<std::size_t>(B * heads * hd), rng);
-        auto kch = random_values(static_cast<std::size_t>(cache_elems), rng);
-        auto vch = random_values(static_cast<std::size_t>(cache_elems), rng);
-        auto q = put(*b, {B, heads, hd}, qh);
-        auto kc = put(*b, {num_blocks, block_tokens, kv_heads, hd}, kch);
-        auto vc = put(*b, {num_blocks, block_tokens, kv_heads, hd}, vch);
-        auto bt = put_i32(*b, {B, max_blocks}, table);
-        auto cl = put_i32(*b, {B}, lens);
-        auto out = poisoned(*b, {B, heads, hd});
-        k::DecodeAttentionArgs a{&q,    &kc,   &vc, &bt,          &cl,        &out,
-                                 B,     heads, kv_heads, hd, block_tokens, max_blocks,
-                                 *std::max_element(lens.begin(), lens.end())};
-        b->decode_attention(a);
-        check_close(b->name() + " decode attention kv_heads=" + std::to_string(kv_heads) +
-                        " block_tokens=" + std::to_string(block_tokens),
-                    get(*b, out),
-                    k::ref::decode_attention(qh, kch, vch, table, lens, heads, kv_heads, hd, block_tokens, max_blocks),
-                    tol_for(*b));
+        INFO(b->name() << " kv_heads=" << kv_heads << " block_tokens=" << block_tokens);
+        run_decode(*b, b->compute_dtype(), 8, kv_heads, 64, block_tokens, {1, 15, 16, 17, 100, 257, 33}, rng);
       }
-    }
-  }
 }
 
 TEST_CASE("kernels: kv append writes exactly the mapped slots") {

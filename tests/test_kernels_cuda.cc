@@ -39,38 +39,6 @@ std::unique_ptr<k::Backend> cuda_or_skip() {
   return b;
 }
 
-void run_decode(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int block_tokens,
-                const std::vector<std::int32_t>& lens, std::mt19937& rng) {
-  const int B = static_cast<int>(lens.size());
-  int max_blocks = 1, total = 0;
-  for (int l : lens) {
-    max_blocks = std::max(max_blocks, (l + block_tokens - 1) / block_tokens);
-    total += (l + block_tokens - 1) / block_tokens;
-  }
-  const int num_blocks = total + 2;
-  std::vector<std::int32_t> perm(num_blocks);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
-  int next = 0;
-  for (int s = 0; s < B; ++s)
-    for (int i = 0; i < (lens[s] + block_tokens - 1) / block_tokens; ++i) table[s * max_blocks + i] = perm[next++];
-  const std::size_t cache = static_cast<std::size_t>(num_blocks) * block_tokens * kv_heads * hd;
-  auto qh = random_values(static_cast<std::size_t>(B) * heads * hd, rng);
-  auto kh = random_values(cache, rng), vh = random_values(cache, rng);
-  auto q = put(b, {B, heads, hd}, qh, dt);
-  auto kc = put(b, {num_blocks, block_tokens, kv_heads, hd}, kh, dt);
-  auto vc = put(b, {num_blocks, block_tokens, kv_heads, hd}, vh, dt);
-  auto bt = put_i32(b, {B, max_blocks}, table);
-  auto cl = put_i32(b, {B}, lens);
-  auto out = poisoned(b, {B, heads, hd}, dt);
-  b.decode_attention({&q, &kc, &vc, &bt, &cl, &out, B, heads, kv_heads, hd, block_tokens, max_blocks,
-                      *std::max_element(lens.begin(), lens.end())});
-  check_close("decode heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
-              get(b, out), k::ref::decode_attention(qh, kh, vh, table, lens, heads, kv_heads, hd, block_tokens, max_blocks),
-              tol_for(dt));
-}
-
 // Prefill attention on random inputs drawn from `rng`, checked against the
 // float64 reference; returns the output. `kernel` (when set) picks the CUDA
 // prefill kernel (PDSIM_ATTENTION_KERNEL) for the call.
