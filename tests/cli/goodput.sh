@@ -8,7 +8,8 @@ src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 base=$src/scenarios/quickstart.json
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=tests/cli/lib.sh
+. "$src/tests/cli/lib.sh"
 
 "$pdsim" goodput "$base" --json >"$tmp/g.json" || fail "goodput exited $?"
 for key in '"goodput_rps":' '"goodput_rps_per_gpu":' '"goodput_rps_per_usd_hour":' '"bracket_rps":' \
@@ -34,17 +35,6 @@ grep -q '"goodput_rps": 0' "$tmp/none.json" || fail "infeasible SLO: goodput not
 grep -q '"slo_feasible": false' "$tmp/none.json" || fail "infeasible SLO not flagged"
 grep -q 'cannot be met' "$tmp/none.json" || fail "infeasible SLO: no message"
 
-# expect PATTERN ARGS...: exit 2 and one stderr line matching PATTERN.
-expect() {
-  local pattern=$1
-  shift
-  "$pdsim" "$@" >/dev/null 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" -eq 2 ] || fail "exit $rc, expected 2, for: $* ($(cat "$tmp/err"))"
-  grep -qE -- "$pattern" "$tmp/err" || fail "stderr does not match /$pattern/: $(cat "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "expected one stderr line: $(cat "$tmp/err")"
-  echo "ok   $(cat "$tmp/err")"
-}
 expect 'quickstart.json: \$\.workload\.arrival\.process: .*closed_loop' goodput "$base" \
   --set 'workload.arrival={"process": "closed_loop", "concurrency": 4}'
 expect '--attainment: must be in \(0, 1\]' goodput "$base" --attainment 1.5

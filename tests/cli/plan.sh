@@ -9,7 +9,8 @@ pdsim=$1
 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+# shellcheck source=tests/cli/lib.sh
+. "$src/tests/cli/lib.sh"
 attainment() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['slo']['attainment'])" "$1"; }
 
 # The plan both plan tests use (tests/cli/fixtures/quickstart-plan.json; @SRC@ = this checkout).
@@ -57,16 +58,6 @@ if command -v gnuplot >/dev/null 2>&1; then
   echo "ok   plots written (PNG and SVG)"
 fi
 
-expect() {
-  local pattern=$1
-  shift
-  "$pdsim" "$@" >/dev/null 2>"$tmp/err"
-  local rc=$?
-  [ "$rc" -eq 2 ] || fail "exit $rc, expected 2, for: $* ($(cat "$tmp/err"))"
-  grep -qE -- "$pattern" "$tmp/err" || fail "stderr does not match /$pattern/: $(cat "$tmp/err")"
-  [ "$(wc -l <"$tmp/err")" -eq 1 ] || fail "expected one stderr line: $(cat "$tmp/err")"
-  echo "ok   $(cat "$tmp/err")"
-}
 sed 's/"l40s"\]/"l40z"]/' "$tmp/plan.json" | sed '0,/l40z/s//l40s/' >"$tmp/bad.json"
 expect 'bad.json: \$\.decode\.gpus\[1\]: unknown GPU "l40z"' plan "$tmp/bad.json" --out "$tmp/bad"
 [ ! -e "$tmp/bad/plan.json" ] || fail "plan.json left after a failed plan"
