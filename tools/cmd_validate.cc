@@ -42,6 +42,54 @@ const char* kMetrics[][3] = {{"ttft_p50", "ttft_s", "p50"},
                              {"tpot_p50", "tpot_s", "p50"},
                              {"tpot_p90", "tpot_s", "p90"}};
 
+// Per-op view of two representative batches priced by every cost model that
+// ran: a prefill of one prompt of the mean input length, and a decode step of
+// the decode pool's mean batch (rounded, >= 1) at the mean context (prompt +
+// half the output), each on its pool's GPU and parallelism. Shows which ops
+// make a TTFT/TPOT error. The real model executes them once more.
+nlohmann::ordered_json op_breakdown(const std::map<std::string, Scenario>& scenarios, const std::vector<std::string>& ran,
+                                    const nlohmann::ordered_json& real_summary) {
+  const Scenario& base = scenarios.at("real");
+  const bool disagg = base.mode == Mode::kDisaggregated;
+  const double in = real_summary["requests"]["input_tokens_mean"].get<double>();
+  const double out = real_summary["requests"]["output_tokens_mean"].get<double>();
+  const double decode_batch =
+      real_summary["pools"][disagg ? "decode" : "colocated"]["mean_batch_requests"].get<double>();
+  const std::int64_t prompt = std::max<std::int64_t>(1, std::llround(in));
+  const std::int64_t seqs = std::max<std::int64_t>(1, std::llround(decode_batch));
+  const std::int64_t context = std::max<std::int64_t>(2, std::llround(in + out / 2));
+  nlohmann::ordered_json j;
+  for (const bool decode : {false, true}) {
+    BatchStats bs;
+    if (decode)
+      for (std::int64_t i = 0; i < seqs; ++i) bs.add(SeqShape{1, context - 1});
+    else
+      bs.add(SeqShape{prompt, 0});
+    nlohmann::ordered_json phase;
+    phase["pool"] = disagg ? (decode ? "decode" : "prefill") : "colocated";
+    phase["sequences"] = decode ? seqs : 1;
+    phase[decode ? "context_tokens" : "prompt_tokens"] = decode ? context : prompt;
+    nlohmann::ordered_json ops = nlohmann::ordered_json::object(), total = nlohmann::ordered_json::object();
+    for (const auto& name : ran) {
+      const Scenario& s = scenarios.at(name);
+      const PoolConfig& pool = disagg ? (decode ? s.decode : s.prefill) : s.colocated;
+      std::vector<Op> list;
+      build_ops(s.model, pool.par, bs, list);
+      const auto model = make_cost_model(s, pool);
+      const CostBreakdown b = model->batch_breakdown(s.model, pool.par, bs, list);
+      for (const auto& po : b.ops) {
+        auto& slot = ops[po.op.name];
+        slot[name] = (slot.contains(name) ? slot[name].get<double>() : 0.0) + po.price.time_s;
+      }
+      total[name] = b.total_s;
+    }
+    phase["ops_s"] = ops;
+    phase["total_s"] = total;
+    j[decode ? "decode" : "prefill"] = phase;
+  }
+  return j;
+}
+
 int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string& command) {
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / (fs::path(o.scenario).stem().string() + "-validate")
                                              : fs::path(o.out_dir);
@@ -58,6 +106,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   nlohmann::ordered_json skipped = nlohmann::ordered_json::object();
   std::vector<std::string> ran;
   std::map<std::string, double> wall;
+  std::map<std::string, Scenario> scenarios;  // as each model ran
   const std::vector<RequestSpec> requests = generate_requests(base.workload, base.seed);
   for (const std::string name : {"roofline", "profiled", "real"}) {
     LoadOptions l = load;
@@ -87,6 +136,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     wall[name] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out[name] = make_summary(s, r);
     ran.push_back(name);
+    scenarios.emplace(name, s);
   }
   out["skipped"] = skipped;
   // The backend the real run used, from its summary.
@@ -103,6 +153,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   }
   out["rel_err"] = rel;
   out["wall_s"] = wall;
+  out["op_breakdown"] = op_breakdown(scenarios, ran, out["real"]);
 
   std::error_code ec;
   fs::create_directories(out_dir, ec);
@@ -135,6 +186,38 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     md << "| " << name;
     for (const auto& m : kMetrics) md << " | " << std::showpos << std::setprecision(1) << 100 * rel[name][m[0]].get<double>() << "%" << std::noshowpos;
     md << " |\n";
+  }
+  for (const char* phase : {"prefill", "decode"}) {
+    const auto& ph = out["op_breakdown"][phase];
+    md << "\nPer op, one " << phase << " batch (";
+    if (std::string(phase) == "prefill")
+      md << "1 prompt of " << ph["prompt_tokens"].get<std::int64_t>() << " tokens";
+    else
+      md << ph["sequences"].get<std::int64_t>() << " x " << ph["context_tokens"].get<std::int64_t>()
+         << " context tokens";
+    md << ", " << ph["pool"].get<std::string>() << " pool; all layers; ms; model / real - 1):\n\n| op";
+    for (const auto& name : ran) md << " | " << name;
+    for (const auto& name : ran)
+      if (name != "real") md << " | " << name << " vs real";
+    md << " |\n|---";
+    for (std::size_t i = 0; i < 2 * ran.size() - 1; ++i) md << "|---";
+    md << "|\n";
+    auto row = [&](const std::string& label, const nlohmann::ordered_json& v) {
+      md << "| " << label;
+      for (const auto& name : ran) md << " | " << std::setprecision(3) << 1e3 * v.value(name, 0.0);
+      const double real = v.value("real", 0.0);
+      for (const auto& name : ran)
+        if (name != "real") {
+          md << " | ";
+          if (real > 0)
+            md << std::showpos << std::setprecision(1) << 100 * (v.value(name, 0.0) / real - 1) << "%" << std::noshowpos;
+          else
+            md << "-";
+        }
+      md << " |\n";
+    };
+    for (const auto& [op, v] : ph["ops_s"].items()) row(op, v);
+    row("**total**", ph["total_s"]);
   }
   for (auto& [k, v] : skipped.items()) md << "\n" << k << " skipped: " << v.get<std::string>() << "\n";
   {

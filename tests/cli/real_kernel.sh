@@ -86,9 +86,20 @@ for m in ("roofline", "profiled"):
         want = v[m][mk + "_s"][q] / v["real"][mk + "_s"][q] - 1
         assert abs(r - want) < 1e-9, (m, k, r, want)
 assert v[ "real"]["scenario"]["cost_model"] == "real"
+# Per-op breakdown of one prefill and one decode batch: every op priced by every model, totals add up.
+for phase in ("prefill", "decode"):
+    ph = v["op_breakdown"][phase]
+    assert "qkv_proj" in ph["ops_s"] and "lm_head" in ph["ops_s"], phase
+    for m in ("roofline", "profiled", "real"):
+        s = sum(op[m] for op in ph["ops_s"].values())
+        assert all(op[m] >= 0 for op in ph["ops_s"].values()), (phase, m)
+        assert abs(s - ph["total_s"][m]) <= 1e-9 * ph["total_s"][m], (phase, m, s, ph["total_s"][m])
+assert "attention_prefill" in v["op_breakdown"]["prefill"]["ops_s"]
+assert "attention_decode" in v["op_breakdown"]["decode"]["ops_s"]
 PY
 [ -s "$tmp/val/validation.md" ] || fail "no validation.md"
 grep -q "| real |" "$tmp/val/validation.md" || fail "validation.md has no real row"
+grep -q "^Per op, one decode batch" "$tmp/val/validation.md" || fail "validation.md has no per-op decode table"
 
 # Timings file: the first run measures and records, the second replays every
 # batch: same requests and metrics (only summary.json's real_kernel counts
