@@ -44,9 +44,7 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   LoadOptions load;
   load.data_dir = g.data_dir;
   load.overrides = o.overrides;
-  if (o.memo) load.overrides.push_back("real_kernel.memo=true");
-  if (!o.timings.empty())  // a CLI path is relative to the working directory, not the scenario
-    load.overrides.push_back("real_kernel.timings_file=" + fs::absolute(o.timings).string());
+  add_real_kernel_overrides(load.overrides, o.memo, o.timings);
   load.seed_override = o.seed;
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.scenario).stem() : fs::path(o.out_dir);
   // Stale results from an earlier run must not pass for this run's if it fails.

@@ -111,9 +111,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   for (const std::string name : {"roofline", "profiled", "real"}) {
     LoadOptions l = load;
     l.overrides.push_back("cost_model=\"" + name + "\"");
-    if (name == "real" && o.memo) l.overrides.push_back("real_kernel.memo=true");
-    if (name == "real" && !o.timings.empty())
-      l.overrides.push_back("real_kernel.timings_file=" + std::filesystem::absolute(o.timings).string());
+    if (name == "real") add_real_kernel_overrides(l.overrides, o.memo, o.timings);
     if (name == "profiled") {
       std::string missing;
       for (const PoolConfig* p : {&base.prefill, &base.decode, &base.colocated})
