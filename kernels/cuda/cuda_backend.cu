@@ -10,6 +10,7 @@
 #include <climits>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -100,7 +101,16 @@ class CudaBackend final : public Backend {
     char buf[256];
     std::snprintf(buf, sizeof buf, "%s (sm_%d%d, %d SMs, %.1f GiB)", prop_.name, prop_.major, prop_.minor,
                   prop_.multiProcessorCount, static_cast<double>(prop_.totalGlobalMem) / 1073741824.0);
-    return buf;
+    // A forced kernel choice is part of what was measured: tables and recorded
+    // timings made with it must not pass for the default kernels' (they bind to
+    // this string), and provenance lines show it.
+    std::string out = buf;
+    for (const char* var : {"PDSIM_ATTENTION_KERNEL", "PDSIM_DECODE_KERNEL"}) {
+      const char* value = std::getenv(var);
+      if (value != nullptr && *value != '\0' && std::strcmp(value, "auto") != 0)
+        out += std::string(" [") + var + "=" + value + "]";
+    }
+    return out;
   }
   DType compute_dtype() const override { return DType::kBF16; }
 
