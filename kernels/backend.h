@@ -132,6 +132,9 @@ class Backend {
   virtual std::string device() const = 0;  // human-readable device string
   // Element type of activations and weights on this backend (CPU: f32, CUDA: bf16).
   virtual DType compute_dtype() const = 0;
+  // Memory free for new buffers now, in bytes (CPU: MemAvailable; CUDA: the
+  // device's free memory), for callers that choose how much to allocate.
+  virtual double free_memory_bytes() const = 0;
 
   Tensor allocate(std::vector<std::int64_t> shape, DType dtype);
   // Host float32 <-> device (converted to/from the tensor's dtype); int32 tensors use the int variants.

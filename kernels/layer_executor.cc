@@ -46,6 +46,15 @@ double LayerTiming::op_s(const std::string& name) const {
   return 0;
 }
 
+double layer_weight_bytes(const LayerDims& d, DType dt) {
+  const double h = d.hidden, qd = static_cast<double>(d.heads) * d.head_dim,
+               kvd = static_cast<double>(d.kv_heads) * d.head_dim, f = d.ffn;
+  return static_cast<double>(dtype_bytes(dt)) * (h * (qd + 2 * kvd) + qd * h + 2 * f * h + f * h + 2 * h);
+}
+double lm_head_bytes(const LayerDims& d, DType dt) {
+  return static_cast<double>(dtype_bytes(dt)) * d.vocab * static_cast<double>(d.hidden);
+}
+
 namespace {
 // Small nonzero pseudo-random values in [-scale, -scale/10] U [scale/10, scale].
 void fill(Backend& b, Tensor& t, float scale, std::uint32_t seed) { b.fill_random(t, scale, seed); }
@@ -55,12 +64,12 @@ struct LayerExecutor::Buffers {
   struct Weights {
     Tensor wq, wk, wv, wo, gate_up, down, norm1, norm2;
   };
-  std::vector<Weights> w;
-  std::vector<Tensor> x_in;
+  std::vector<Weights> w;    // one layer: rotating copies; all layers: layer l's weights
+  std::vector<Tensor> x_in;  // layer inputs (one layer: one per weight copy; all layers: layer 0's)
   Tensor lm_head, logits;
   Tensor xn, q, k, v, attn, h1, xn2, gu, act, y;
   Tensor qd, od;
-  Tensor kc, vc;
+  std::vector<Tensor> kc, vc;  // paged KV caches: one (one layer) or one per layer
   Tensor cu, bt, cl, slots, pos;
   std::int64_t cap_logits = 0, cap_tokens = 0, cap_decode = 0, cap_blocks = 0, cap_seqs = 0, cap_table = 0;
   bool warm = false;
@@ -76,10 +85,10 @@ LayerExecutor::LayerExecutor(Backend& backend, LayerDims dims, ExecutorOptions o
   const auto dt = backend_.compute_dtype();
   const std::int64_t h = dims_.hidden, qd = static_cast<std::int64_t>(dims_.heads) * dims_.head_dim,
                      kvd = static_cast<std::int64_t>(dims_.kv_heads) * dims_.head_dim, f = dims_.ffn;
-  const double layer_bytes =
-      static_cast<double>(dtype_bytes(dt)) * static_cast<double>(h * (qd + 2 * kvd) + qd * h + 2 * f * h + f * h);
-  const int copies = std::clamp(static_cast<int>(std::ceil(opt_.rotate_bytes / layer_bytes)), 2,
-                                std::max(2, dims_.layers));
+  const double layer_bytes = layer_weight_bytes(dims_, dt);
+  const int copies = opt_.all_layers ? dims_.layers
+                                     : std::clamp(static_cast<int>(std::ceil(opt_.rotate_bytes / layer_bytes)), 2,
+                                                  std::max(2, dims_.layers));
   const float ws = 1.0f / std::sqrt(static_cast<float>(h));
   std::uint32_t seed = 1;
   for (int c = 0; c < copies; ++c) {
@@ -97,7 +106,9 @@ LayerExecutor::LayerExecutor(Backend& backend, LayerDims dims, ExecutorOptions o
     fill(backend_, w.norm2, 1.0f, seed++);
     buf_->w.push_back(std::move(w));
   }
-  buf_->x_in.resize(copies);
+  buf_->x_in.resize(opt_.all_layers ? 1 : copies);
+  buf_->kc.resize(opt_.all_layers ? dims_.layers : 1);
+  buf_->vc.resize(buf_->kc.size());
   buf_->lm_head = backend_.allocate({dims_.vocab, h}, dt);
   fill(backend_, buf_->lm_head, ws, seed++);
 }
@@ -167,10 +178,12 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   }
   if (blocks > B.cap_blocks) {
     const std::int64_t cap = std::max<std::int64_t>(blocks, B.cap_blocks * 5 / 4);
-    B.kc = b.allocate({cap, bt, KH, hd}, dt);
-    B.vc = b.allocate({cap, bt, KH, hd}, dt);
-    fill(b, B.kc, 1.0f, 91);
-    fill(b, B.vc, 1.0f, 92);
+    for (std::size_t l = 0; l < B.kc.size(); ++l) {
+      B.kc[l] = b.allocate({cap, bt, KH, hd}, dt);
+      B.vc[l] = b.allocate({cap, bt, KH, hd}, dt);
+      fill(b, B.kc[l], 1.0f, static_cast<std::uint32_t>(91 + 2 * l));
+      fill(b, B.vc[l], 1.0f, static_cast<std::uint32_t>(92 + 2 * l));
+    }
     B.cap_blocks = cap;
     grew = true;
   }
@@ -226,7 +239,7 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   b.upload_i32(B.bt, table.data());
   b.upload_i32(B.cl, lens.data());
 
-  // ---- one layer, each op timed
+  // ---- the layer (or every layer), each op timed
   const char* names[] = {"qkv_proj",    "kv_append_rope", "attention_prefill", "attention_decode", "o_proj",
                          "mlp_gate_up", "mlp_silu_mul",   "mlp_down",          "norms_residual"};
   constexpr int kOps = 9;
@@ -234,47 +247,55 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   std::vector<double> lm_samples;
   const int warm = (!B.warm || grew) ? opt_.warmup_iters : 0;
   const int total = warm + opt_.iters;
+  const int layers_run = opt_.all_layers ? d.layers : 1;
   for (int it = 0; it < total; ++it) {
     const int c = B.rotation++ % copies();
-    auto& w = B.w[static_cast<std::size_t>(c)];
-    Tensor& x = B.x_in[static_cast<std::size_t>(c)];
     double t[kOps] = {0};
     auto timed = [&](int op, auto&& fn) {
       b.timer_start();
       fn();
       t[op] += b.timer_stop_s();
     };
-    timed(8, [&] { b.rmsnorm({&x, &w.norm1, &B.xn, T, d.hidden, d.norm_eps}); });
-    timed(0, [&] {
-      b.gemm({&B.xn, &w.wq, &B.q, T, H * hd, h});
-      b.gemm({&B.xn, &w.wk, &B.k, T, KH * hd, h});
-      b.gemm({&B.xn, &w.wv, &B.v, T, KH * hd, h});
-    });
-    timed(1, [&] {
-      b.rope({&B.q, &B.k, &B.pos, T, d.heads, d.kv_heads, d.head_dim, d.rope_theta});
-      b.kv_append({&B.k, &B.v, &B.slots, &B.kc, &B.vc, T, d.kv_heads, d.head_dim, bt});
-    });
-    if (P > 0)
-      timed(2, [&] {
-        b.prefill_attention({&B.q, &B.k, &B.v, &B.cu, &B.attn, static_cast<int>(batch.prefill_lens.size()), d.heads,
-                             d.kv_heads, d.head_dim, P, max_len});
+    for (int layer = 0; layer < layers_run; ++layer) {
+      // One layer: weight copy c; all layers: layer l's own weights and KV
+      // cache, fed by the previous layer's output (B.y, read before this
+      // layer overwrites it in mlp_down).
+      auto& w = B.w[static_cast<std::size_t>(opt_.all_layers ? layer : c)];
+      Tensor& x = opt_.all_layers ? (layer == 0 ? B.x_in[0] : B.y) : B.x_in[static_cast<std::size_t>(c)];
+      Tensor& kc = B.kc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
+      Tensor& vc = B.vc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
+      timed(8, [&] { b.rmsnorm({&x, &w.norm1, &B.xn, T, d.hidden, d.norm_eps}); });
+      timed(0, [&] {
+        b.gemm({&B.xn, &w.wq, &B.q, T, H * hd, h});
+        b.gemm({&B.xn, &w.wk, &B.k, T, KH * hd, h});
+        b.gemm({&B.xn, &w.wv, &B.v, T, KH * hd, h});
       });
-    if (D > 0)
-      timed(3, [&] {
-        Tensor* qd = P > 0 ? &B.qd : &B.q;
-        Tensor* od = P > 0 ? &B.od : &B.attn;
-        b.decode_attention({qd, &B.kc, &B.vc, &B.bt, &B.cl, od, static_cast<int>(D), d.heads, d.kv_heads, d.head_dim,
-                            bt, max_blocks_per_seq, max_ctx});
+      timed(1, [&] {
+        b.rope({&B.q, &B.k, &B.pos, T, d.heads, d.kv_heads, d.head_dim, d.rope_theta});
+        b.kv_append({&B.k, &B.v, &B.slots, &kc, &vc, T, d.kv_heads, d.head_dim, bt});
       });
-    timed(4, [&] { b.gemm({&B.attn, &w.wo, &B.h1, T, h, H * hd}); });
-    timed(8, [&] {
-      b.residual_add({&B.h1, &x, T * h});  // attention output + layer input
-      b.rmsnorm({&B.h1, &w.norm2, &B.xn2, T, d.hidden, d.norm_eps});
-    });
-    timed(5, [&] { b.gemm({&B.xn2, &w.gate_up, &B.gu, T, 2 * f, h}); });
-    timed(6, [&] { b.silu_gate({&B.gu, &B.act, T, d.ffn}); });
-    timed(7, [&] { b.gemm({&B.act, &w.down, &B.y, T, h, f}); });
-    timed(8, [&] { b.residual_add({&B.y, &B.h1, T * h}); });  // MLP output + attention residual
+      if (P > 0)
+        timed(2, [&] {
+          b.prefill_attention({&B.q, &B.k, &B.v, &B.cu, &B.attn, static_cast<int>(batch.prefill_lens.size()),
+                               d.heads, d.kv_heads, d.head_dim, P, max_len});
+        });
+      if (D > 0)
+        timed(3, [&] {
+          Tensor* qd = P > 0 ? &B.qd : &B.q;
+          Tensor* od = P > 0 ? &B.od : &B.attn;
+          b.decode_attention({qd, &kc, &vc, &B.bt, &B.cl, od, static_cast<int>(D), d.heads, d.kv_heads, d.head_dim,
+                              bt, max_blocks_per_seq, max_ctx});
+        });
+      timed(4, [&] { b.gemm({&B.attn, &w.wo, &B.h1, T, h, H * hd}); });
+      timed(8, [&] {
+        b.residual_add({&B.h1, &x, T * h});  // attention output + layer input
+        b.rmsnorm({&B.h1, &w.norm2, &B.xn2, T, d.hidden, d.norm_eps});
+      });
+      timed(5, [&] { b.gemm({&B.xn2, &w.gate_up, &B.gu, T, 2 * f, h}); });
+      timed(6, [&] { b.silu_gate({&B.gu, &B.act, T, d.ffn}); });
+      timed(7, [&] { b.gemm({&B.act, &w.down, &B.y, T, h, f}); });
+      timed(8, [&] { b.residual_add({&B.y, &B.h1, T * h}); });  // MLP output + attention residual
+    }
     double lm = 0;
     if (batch.logit_rows > 0) {
       b.timer_start();
@@ -282,7 +303,7 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
       lm = b.timer_stop_s();
     }
     if (it >= warm) {
-      for (int o = 0; o < kOps; ++o) samples[o].push_back(t[o]);
+      for (int o = 0; o < kOps; ++o) samples[o].push_back(t[o] / layers_run);  // per layer (mean over layers)
       lm_samples.push_back(lm);
     }
   }
@@ -292,6 +313,7 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   auto fastest = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
   LayerTiming out;
   out.layers = d.layers;
+  out.layers_run = layers_run;
   for (int o = 0; o < kOps; ++o) {
     if (o == 2 && P == 0) continue;
     if (o == 3 && D == 0) continue;

@@ -13,8 +13,18 @@
 // Op names match sim/model/ops.cc. norms_residual is the two RMSNorms and the
 // two residual adds. LayerNorm models are run with RMSNorm and biases are
 // ignored; only gated-SiLU MLPs are supported.
-// A full model is L identical layers: the layer time is multiplied by L (the
-// report says so), plus one lm_head GEMM over the rows that emit a token.
+// A full model is L identical layers plus one lm_head GEMM over the rows that
+// emit a token. Two ways to run it (ExecutorOptions::all_layers; LayerTiming::
+// layers_run says which ran):
+//  - one layer (default): one layer is run and its time multiplied by L.
+//    Cheap (a step costs one layer's kernels) and memory-light (one layer's
+//    weights and KV cache, plus rotating copies); what it cannot see is how
+//    layers run back to back (caches and launch pipelining across layers).
+//  - all layers: every layer runs with its own weights and its own KV cache,
+//    each layer's input being the previous layer's output, as a serving
+//    engine runs them; op times are summed over the layers (and reported per
+//    layer as the mean). Needs the whole model's weights and KV in memory and
+//    L times the time per step.
 //
 // Memory: the executor owns its buffers (weights, activations, a paged KV
 // cache of the real size for the batch: every sequence's blocks, assigned in
@@ -75,6 +85,7 @@ struct LayerTiming {
   std::vector<OpTiming> ops;  // per layer, in execution order (norms_residual last)
   double lm_head_s = 0;       // 0 when logit_rows == 0
   int layers = 0;
+  int layers_run = 1;         // layers executed per timed run: 1 or `layers` (ExecutorOptions::all_layers)
   double layer_s() const;     // sum of ops
   double model_s() const { return layers * layer_s() + lm_head_s; }
   double op_s(const std::string& name) const;  // 0 when absent
@@ -85,7 +96,13 @@ struct ExecutorOptions {
   int iters = 3;
   int block_tokens = 16;
   double rotate_bytes = 64.0 * 1024 * 1024;
+  bool all_layers = false;  // run every layer (own weights and KV cache) instead of one layer x L
 };
+
+// Bytes of one layer's weights on one GPU (the executor's Q, K, V, O, gate_up,
+// down and norm weights) in `dtype`, and of the lm_head shard.
+double layer_weight_bytes(const LayerDims& dims, DType dtype);
+double lm_head_bytes(const LayerDims& dims, DType dtype);
 
 class LayerExecutor {
  public:
@@ -94,6 +111,7 @@ class LayerExecutor {
   ~LayerExecutor();
   LayerTiming run(const LayerBatch& batch);
   const LayerDims& dims() const { return dims_; }
+  const ExecutorOptions& options() const { return opt_; }
   Backend& backend() { return backend_; }
   int copies() const;
 

@@ -2,6 +2,8 @@
 // model (sim/cost/real_kernel.h) on the CPU backend.
 #include <algorithm>
 #include <cmath>
+#include <memory>
+#include <new>
 #include <set>
 
 #include <doctest/doctest.h>
@@ -67,6 +69,102 @@ TEST_CASE("layer executor: reports the ops of sim/model/ops.cc for prefill decod
   }
   const auto no_logits = ex.run({{}, {8}, 0});
   CHECK(no_logits.lm_head_s == 0);
+}
+
+namespace {
+// Forwards to the CPU backend and records which buffers each call touched, so
+// a test can see what the executor ran (buffers are plain host memory here).
+class RecordingBackend final : public k::Backend {
+ public:
+  struct Call {
+    std::string op;
+    const void* a = nullptr;  // gemm: weight; kv_append/decode: K cache; rmsnorm: input
+    const void* out = nullptr;
+  };
+  std::vector<Call> calls;
+
+  std::string name() const override { return inner_->name(); }
+  std::string device() const override { return inner_->device(); }
+  k::DType compute_dtype() const override { return inner_->compute_dtype(); }
+  double free_memory_bytes() const override { return inner_->free_memory_bytes(); }
+  void upload(k::Tensor& dst, const float* src) override { inner_->upload(dst, src); }
+  void upload_i32(k::Tensor& dst, const std::int32_t* src) override { inner_->upload_i32(dst, src); }
+  void download(const k::Tensor& src, float* dst) override { inner_->download(src, dst); }
+  void gemm(const k::GemmArgs& a) override {
+    calls.push_back({"gemm", a.w->data(), a.y->data()});
+    inner_->gemm(a);
+  }
+  void prefill_attention(const k::PrefillAttentionArgs& a) override { inner_->prefill_attention(a); }
+  void decode_attention(const k::DecodeAttentionArgs& a) override {
+    calls.push_back({"decode_attention", a.k_cache->data(), a.out->data()});
+    inner_->decode_attention(a);
+  }
+  void kv_append(const k::KvAppendArgs& a) override {
+    calls.push_back({"kv_append", a.k_cache->data(), nullptr});
+    inner_->kv_append(a);
+  }
+  void rmsnorm(const k::RmsNormArgs& a) override {
+    calls.push_back({"rmsnorm", a.x->data(), a.out->data()});
+    inner_->rmsnorm(a);
+  }
+  void rope(const k::RopeArgs& a) override { inner_->rope(a); }
+  void silu_gate(const k::SiluGateArgs& a) override { inner_->silu_gate(a); }
+  void residual_add(const k::ResidualAddArgs& a) override { inner_->residual_add(a); }
+  void synchronize() override { inner_->synchronize(); }
+  void timer_start() override { inner_->timer_start(); }
+  double timer_stop_s() override { return inner_->timer_stop_s(); }
+
+ protected:
+  void* raw_allocate(std::size_t bytes) override { return ::operator new(bytes, std::align_val_t(64)); }
+  void raw_free(void* p) override { ::operator delete(p, std::align_val_t(64)); }
+
+ private:
+  std::unique_ptr<k::Backend> inner_ = k::make_cpu_backend(1);
+};
+
+std::vector<RecordingBackend::Call> of(const std::vector<RecordingBackend::Call>& calls, const std::string& op) {
+  std::vector<RecordingBackend::Call> out;
+  for (const auto& c : calls)
+    if (c.op == op) out.push_back(c);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("layer executor: all-layers mode runs every layer on its own weights and KV cache in sequence") {
+  RecordingBackend b;
+  k::ExecutorOptions all{0, 1, 16};
+  all.all_layers = true;
+  k::LayerExecutor ex(b, tiny_dims(), all);  // 3 layers
+  const auto t = ex.run({{}, {20, 33}, 2});
+  CHECK(t.layers_run == 3);
+  CHECK(t.model_s() == doctest::Approx(3 * t.layer_s() + t.lm_head_s));
+  // Per layer: q, k, v, o, gate_up, down GEMMs; then the lm_head once.
+  const auto gemms = of(b.calls, "gemm");
+  REQUIRE(gemms.size() == 3 * 6 + 1);
+  std::set<const void*> q_weights, caches;
+  for (int l = 0; l < 3; ++l) q_weights.insert(gemms[static_cast<std::size_t>(6 * l)].a);
+  CHECK(q_weights.size() == 3);
+  const auto appends = of(b.calls, "kv_append"), reads = of(b.calls, "decode_attention");
+  REQUIRE(appends.size() == 3);
+  REQUIRE(reads.size() == 3);
+  for (int l = 0; l < 3; ++l) {
+    caches.insert(appends[static_cast<std::size_t>(l)].a);
+    CHECK(reads[static_cast<std::size_t>(l)].a == appends[static_cast<std::size_t>(l)].a);  // reads what it appended
+  }
+  CHECK(caches.size() == 3);
+  // Layer l + 1's input RMSNorm reads what layer l's down projection wrote.
+  const auto norms = of(b.calls, "rmsnorm");
+  REQUIRE(norms.size() == 3 * 2);
+  for (int l = 0; l + 1 < 3; ++l)
+    CHECK(norms[static_cast<std::size_t>(2 * (l + 1))].a == gemms[static_cast<std::size_t>(6 * l + 5)].out);
+
+  // One-layer mode: one layer per run, one KV cache.
+  RecordingBackend b1;
+  k::LayerExecutor one(b1, tiny_dims(), {0, 1, 16});
+  const auto t1 = one.run({{}, {20, 33}, 2});
+  CHECK(t1.layers_run == 1);
+  CHECK(of(b1.calls, "gemm").size() == 6 + 1);
+  CHECK(of(b1.calls, "kv_append").size() == 1);
 }
 
 TEST_CASE("layer executor: decode attention time grows with the context read") {
@@ -155,6 +253,45 @@ TEST_CASE("real cost model: a small scenario runs end to end on the CPU backend"
   const SimResult r = test::run(test::make_scenario(doc));
   REQUIRE(r.records.size() == 4);
   for (const auto& rec : r.records) CHECK(rec.finish > rec.first_token);
+}
+
+TEST_CASE("real cost model: layers all runs every layer and auto picks by free memory") {
+  nlohmann::json doc = test::base_scenario();
+  doc["model"] = "tiny-llama-512";
+  doc["cost_model"] = "real";
+  BatchStats b;
+  for (int i = 0; i < 2; ++i) b.add({1, 40});
+  for (const char* mode : {"one", "all", "auto"}) {
+    doc["real_kernel"] = {{"backend", "cpu"}, {"threads", 1}, {"layers", mode}};
+    const Scenario s = test::make_scenario(doc);
+    auto cm = make_cost_model(s, s.decode);
+    auto* real = dynamic_cast<RealKernelCostModel*>(cm.get());
+    REQUIRE(real != nullptr);
+    CHECK(real->layers_run().empty());  // nothing executed yet
+    std::vector<Op> ops;
+    build_ops(s.model, s.decode.par, b, ops);
+    CHECK(cm->batch_time_s(s.model, s.decode.par, b, ops) > 0);
+    // The tiny model's weights take far less than half of any test machine's memory.
+    CHECK(real->layers_run() == (std::string(mode) == "one" ? "one" : "all"));
+  }
+  // Weights that fit no machine (10^7 layers): "all" is an input error naming
+  // what it needs, raised before anything is allocated; "auto" runs one layer.
+  doc["real_kernel"] = {{"backend", "cpu"}, {"threads", 1}, {"layers", "all"}};
+  const Scenario s = test::make_scenario(doc);
+  ModelSpec huge = s.model;
+  huge.layers = 10'000'000;
+  std::vector<Op> ops;
+  build_ops(huge, s.decode.par, b, ops);
+  RealKernelCostModel all(s.decode.gpu, huge, s.real_kernel, "test.json");
+  CHECK_THROWS_WITH_AS(all.batch_time_s(huge, s.decode.par, b, ops), doctest::Contains("GiB for the weights"),
+                       InputError);
+  RealKernelOptions auto_options = s.real_kernel;
+  auto_options.layers = "auto";
+  RealKernelCostModel picks(s.decode.gpu, huge, auto_options, "test.json");
+  CHECK(picks.batch_time_s(huge, s.decode.par, b, ops) > 0);
+  CHECK(picks.layers_run() == "one");
+  doc["real_kernel"] = {{"layers", "every"}};
+  CHECK_THROWS_AS(test::make_scenario(doc), InputError);
 }
 
 TEST_CASE("real cost model: bad options are input errors") {

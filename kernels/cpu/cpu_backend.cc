@@ -12,6 +12,8 @@
 #include <limits>
 #include <thread>
 
+#include <unistd.h>
+
 #include <Eigen/Dense>
 #ifdef _OPENMP
 #include <omp.h>
@@ -112,6 +114,17 @@ class CpuBackend final : public Backend {
 #endif
   }
   DType compute_dtype() const override { return DType::kF32; }
+  double free_memory_bytes() const override {
+    std::ifstream f("/proc/meminfo");
+    std::string key;
+    double kib = 0;
+    while (f >> key >> kib) {
+      if (key == "MemAvailable:") return kib * 1024.0;
+      f.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+    }
+    // No /proc/meminfo: what sysconf calls available (excludes the page cache, so low).
+    return static_cast<double>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<double>(sysconf(_SC_PAGESIZE));
+  }
 
   void upload(Tensor& dst, const float* src) override {
     const auto n = dst.numel();

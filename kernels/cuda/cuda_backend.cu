@@ -113,6 +113,11 @@ class CudaBackend final : public Backend {
     return out;
   }
   DType compute_dtype() const override { return DType::kBF16; }
+  double free_memory_bytes() const override {
+    std::size_t free_bytes = 0, total_bytes = 0;
+    cudaCheck(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return static_cast<double>(free_bytes);
+  }
 
   // ---- transfers: convert on the host, one synchronous copy ----
   void upload(Tensor& dst, const float* src) override {

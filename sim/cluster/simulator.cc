@@ -269,6 +269,8 @@ class Engine {
         st.present = true;
         st.backend = rk->backend_name();
         st.device = rk->device();
+        const std::string layers = rk->layers_run();
+        if (!layers.empty()) st.layers = st.layers.empty() || st.layers == layers ? layers : "mixed";
         st.batches_measured += rk->batches_measured();
         st.batches_memoized += rk->batches_memoized();
       }

@@ -49,6 +49,7 @@ struct PoolStats {
 struct RealKernelStats {
   bool present = false;
   std::string backend, device;
+  std::string layers;                 // "one" (one layer x L), "all", "mixed", "" (none executed)
   std::int64_t batches_measured = 0;  // executed on the backend
   std::int64_t batches_memoized = 0;  // reused within the run (memo)
   std::int64_t batches_replayed = 0;  // read from the timings file

@@ -248,6 +248,7 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
     s.real_kernel.warmup_iters = static_cast<int>(rk.integer("warmup_iters", 1));
     if (s.real_kernel.warmup_iters < 0) rk.fail("warmup_iters", "must be >= 0");
     s.real_kernel.iters = static_cast<int>(rk.positive_integer("iters", 1));
+    s.real_kernel.layers = rk.choice("layers", {"one", "all", "auto"}, "one");
     s.real_kernel.threads = static_cast<int>(rk.integer("threads", 0));
     if (s.real_kernel.threads < 0) rk.fail("threads", "must be >= 0 (0 = all cores)");
     const std::string timings = rk.string("timings_file", "");

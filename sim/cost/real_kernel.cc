@@ -1,6 +1,7 @@
 #include "sim/cost/real_kernel.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "kernels/backend.h"
 #include "kernels/layer_executor.h"
@@ -33,14 +34,45 @@ RealKernelCostModel::RealKernelCostModel(const GpuSpec& gpu, const ModelSpec& mo
   if (options_.iters < 1 || options_.warmup_iters < 0)
     throw InputError(where, "real_kernel.iters must be >= 1 and warmup_iters >= 0");
   kernels::layer_dims(model, 1, where);  // rejects models the executor cannot run
+  if (options_.layers != "one" && options_.layers != "all" && options_.layers != "auto")
+    throw InputError(where, "real_kernel.layers must be one, all or auto, got \"" + options_.layers + "\"");
   backend_ = pick_backend(options_.backend, options_.threads, where);
-  if (options_.timings) options_.timings->bind_device(backend_->device(), where);
+  // Times measured layer by layer are not one layer's x L: a timings file binds to the mode too.
+  if (options_.timings)
+    options_.timings->bind_device(
+        backend_->device() + (options_.layers == "one" ? "" : "; layers: " + options_.layers), where);
+}
+
+bool RealKernelCostModel::run_all_layers(const kernels::LayerDims& dims) const {
+  if (options_.layers == "one") return false;
+  const double gib = 1024.0 * 1024 * 1024;
+  const auto dt = backend_->compute_dtype();
+  const double weights = dims.layers * kernels::layer_weight_bytes(dims, dt) + kernels::lm_head_bytes(dims, dt);
+  const double free = backend_->free_memory_bytes();
+  if (options_.layers == "auto") return weights <= 0.5 * free;
+  if (weights > 0.9 * free) {
+    char msg[320];
+    std::snprintf(msg, sizeof msg,
+                  "real_kernel.layers \"all\" needs %.2f GiB for the weights of all %d layers of %s on one GPU, but "
+                  "the %s backend has %.2f GiB free; use \"one\" (one layer x %d) or \"auto\"",
+                  weights / gib, dims.layers, model_.name.c_str(), backend_->name().c_str(), free / gib, dims.layers);
+    throw InputError(where_, msg);
+  }
+  return true;
 }
 
 RealKernelCostModel::~RealKernelCostModel() = default;
 
 std::string RealKernelCostModel::backend_name() const { return backend_->name(); }
 std::string RealKernelCostModel::device() const { return backend_->device(); }
+std::string RealKernelCostModel::layers_run() const {
+  std::string out;
+  for (const auto& [tp, ex] : executors_) {
+    const std::string mode = ex->options().all_layers ? "all" : "one";
+    out = out.empty() || out == mode ? mode : "mixed";
+  }
+  return out;
+}
 
 OpPrice RealKernelCostModel::price(const Op& op) const { return roofline_.price(op); }
 
@@ -87,7 +119,9 @@ const RealKernelCostModel::Measured& RealKernelCostModel::measure(const Parallel
     kernels::ExecutorOptions eo;
     eo.iters = options_.iters;
     eo.warmup_iters = options_.warmup_iters;
-    ex = std::make_unique<kernels::LayerExecutor>(*backend_, kernels::layer_dims(model_, par.tp, where_), eo);
+    const kernels::LayerDims dims = kernels::layer_dims(model_, par.tp, where_);
+    eo.all_layers = run_all_layers(dims);
+    ex = std::make_unique<kernels::LayerExecutor>(*backend_, dims, eo);
   }
   const kernels::LayerTiming t = ex->run(map_batch(b, nullptr));
   ++measured_;

@@ -2,7 +2,8 @@
 // by running it on a compute backend (kernels/backend.h: the CUDA backend
 // when this build has one and a GPU is visible, else the CPU backend) with
 // kernels::LayerExecutor: one decoder layer timed op by op, times the layer
-// count, plus the LM head GEMM. Ops the executor does not run (embedding,
+// count (or, with real_kernel.layers "all"/"auto", every layer run in turn),
+// plus the LM head GEMM. Ops the executor does not run (embedding,
 // TP all-reduce, PP hand-off) are priced by the roofline of the pool's GPU
 // profile (source "roofline").
 //
@@ -38,6 +39,7 @@ namespace pdsim::kernels {
 class Backend;
 class LayerExecutor;
 struct LayerBatch;
+struct LayerDims;
 }  // namespace pdsim::kernels
 
 namespace pdsim {
@@ -59,6 +61,9 @@ class RealKernelCostModel : public CostModel {
 
   std::string backend_name() const;
   std::string device() const;
+  // How the executors ran the model: "one" (one layer x L), "all", "mixed"
+  // (differs by tp), "" (nothing executed, e.g. every batch replayed).
+  std::string layers_run() const;
   std::int64_t batches_measured() const { return measured_; }
   std::int64_t batches_memoized() const { return memo_hits_; }
 
@@ -68,6 +73,9 @@ class RealKernelCostModel : public CostModel {
  private:
   using Measured = RealBatchTiming;
   const Measured& measure(const Parallelism& par, const BatchStats& batch) const;
+  // options.layers resolved for one TP shard: "all" unless the weights of
+  // every layer do not fit (InputError), "auto" by half the free memory.
+  bool run_all_layers(const kernels::LayerDims& dims) const;
 
   RooflineCostModel roofline_;
   RealKernelOptions options_;

@@ -129,6 +129,7 @@ nlohmann::ordered_json make_summary(const Scenario& s, const SimResult& r) {
   if (r.real_kernel.present)
     j["real_kernel"] = {{"backend", r.real_kernel.backend},
                         {"device", r.real_kernel.device},
+                        {"layers_run", r.real_kernel.layers},
                         {"batches_measured", r.real_kernel.batches_measured},
                         {"batches_memoized", r.real_kernel.batches_memoized},
                         {"batches_replayed", r.real_kernel.batches_replayed},

@@ -116,6 +116,7 @@ a, b = (json.load(open(p)) for p in sys.argv[1:])
 ra, rb = a.pop("real_kernel"), b.pop("real_kernel")
 assert a == b
 assert ra["batches_measured"] > 0 and ra["batches_replayed"] == 0, ra
+assert ra["layers_run"] == "one" and rb["layers_run"] == "", (ra, rb)  # the replay executed nothing
 assert rb["batches_measured"] == 0 and rb["batches_replayed"] == ra["batches_measured"] + ra["batches_memoized"], (ra, rb)
 PY
 cmp -s "$tmp/timings.csv" "$tmp/timings0.csv" || fail "a full replay rewrote the timings file"
@@ -127,6 +128,12 @@ run_t --out "$tmp/t3" --timings "$tmp/timings.csv" --set model=tiny-llama-1024 2
 sed 's/^# device: .*/# device: some other machine/' "$tmp/timings0.csv" >"$tmp/other.csv"
 run_t --out "$tmp/t4" --timings "$tmp/other.csv" 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'some other machine' "$tmp/err" || fail "timings of another device: $(cat "$tmp/err")"
+# ... nor one layer's times (x L) as all layers' (the mode is bound with the device).
+run_t --out "$tmp/t4b" --timings "$tmp/timings.csv" --set real_kernel.layers=all 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'layers: all' "$tmp/err" || fail "one-layer timings replayed in all-layers mode: $(cat "$tmp/err")"
+# All layers run: the summary says so.
+run_t --out "$tmp/t6" --set real_kernel.layers=all >/dev/null 2>&1 || fail "run with real_kernel.layers=all"
+grep -q '"layers_run": "all"' "$tmp/t6/summary.json" || fail "summary should say all layers ran"
 sed '6s/,[^,]*$/,abc/' "$tmp/timings0.csv" >"$tmp/bad.csv"
 run_t --out "$tmp/t5" --timings "$tmp/bad.csv" 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'bad.csv:6: ' "$tmp/err" || fail "garbled timings row: $(cat "$tmp/err")"
