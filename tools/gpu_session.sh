@@ -29,6 +29,10 @@
 #               -> results/kernels-vs-vllm-<gpu>.{md,csv}
 #   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
 #               -> results/validation-<gpu>.{md,json}
+#   validate_all  the same scenario, reduced (100 requests, 1 timed run per batch), with
+#               real_kernel.layers=all: every layer runs on its own weights and KV cache, to see
+#               what the one-layer-x-L approximation of the default run misses
+#               -> results/validation-<gpu>-all-layers.{md,json}
 #   ctest       the other targets, then the whole test suite (whatever time is left)
 #   pack        $OUT/gpu-results.tar.gz (paths relative to the repository root: profiles/measured/<gpu>-pdsim/,
 #               profiles/gpus/<gpu>-pdsim.json, results/...), $OUT/gpu-session.log, $OUT/summary.txt
@@ -282,6 +286,17 @@ step_validate() {
     cp "$BUILD_DIR/validate/validation.json" "$ROOT/results/validation-$BASE.json"
 }
 
+step_validate_all() {
+  need "$PDSIM"
+  local set=()
+  [ -f "$ROOT/profiles/gpus/$OURS.json" ] && set=(--set "cluster.prefill.gpu=$OURS" --set "cluster.decode.gpu=$OURS")
+  rm -rf "$BUILD_DIR/validate-all"
+  "$PDSIM" validate scenarios/llama8b-real-gpu.json --out "$BUILD_DIR/validate-all" "${set[@]}" \
+    --set real_kernel.layers=all --set real_kernel.iters=1 --set workload.num_requests=100 || exit
+  cp "$BUILD_DIR/validate-all/validation.md" "$ROOT/results/validation-$BASE-all-layers.md" &&
+    cp "$BUILD_DIR/validate-all/validation.json" "$ROOT/results/validation-$BASE-all-layers.json"
+}
+
 step_ctest() {
   need "$BUILD_DIR/CTestTestfile.cmake"
   cmake --build "$BUILD_DIR" -j "$JOBS" || exit 1
@@ -289,7 +304,7 @@ step_ctest() {
 }
 
 export -f need step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
-  step_profile8b step_profile70b step_compare step_validate step_ctest
+  step_profile8b step_profile70b step_compare step_validate step_validate_all step_ctest
 
 # name  budget_s  min_s  gpu  what
 PLAN=(
@@ -306,6 +321,7 @@ PLAN=(
   "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
+  "validate_all 100 40 1 pdsim validate scenarios/llama8b-real-gpu.json, 100 requests, real_kernel.layers=all -> results/validation-$BASE-all-layers.{md,json}"
   "ctest 200 90 1 build the other targets, then ctest -j $JOBS (the whole suite, with what time is left)"
 )
 
@@ -325,9 +341,9 @@ if [ "$DRY" -eq 1 ]; then
     if ! selected "$name"; then state="not selected"
     elif [ "$gpu" -eq 1 ] && [ "$NO_GPU" -eq 1 ]; then state="skipped: --no-gpu"
     else state="runs"; fi
-    printf '%-11s limit %3ss  %-14s %s\n' "$name" "$budget" "($state)" "$what"
+    printf '%-12s limit %3ss  %-14s %s\n' "$name" "$budget" "($state)" "$what"
   done
-  printf '%-11s always     %-14s %s\n' pack "(runs)" "tar -czf \$OUT/gpu-results.tar.gz profiles/measured/$OURS profiles/gpus/$OURS.json results/*-$BASE.*; log and summary"
+  printf '%-12s always     %-14s %s\n' pack "(runs)" "tar -czf \$OUT/gpu-results.tar.gz profiles/measured/$OURS profiles/gpus/$OURS.json results/*-$BASE.*; log and summary"
   exit 0
 fi
 
@@ -342,7 +358,7 @@ SUMMARY=$OUTDIR/summary.txt
   echo "device profile: $OURS; vLLM tables compared: $THEIRS; results: results/*-$BASE.*"
 } | tee -a "$LOG"
 
-record() { printf '%-11s %-24s %7s  %s\n' "$1" "$2" "$3" "$4" | tee -a "$SUMMARY" >/dev/null; }
+record() { printf '%-12s %-24s %7s  %s\n' "$1" "$2" "$3" "$4" | tee -a "$SUMMARY" >/dev/null; }
 
 for entry in "${PLAN[@]}"; do
   read -r name budget min gpu what <<<"$entry"
@@ -360,7 +376,7 @@ for entry in "${PLAN[@]}"; do
   echo "=== [$name] $(date -u +%H:%M:%S) limit ${limit}s: $what" | tee -a "$LOG"
   t0=$(date +%s%N)
   uses_choice=0
-  case "$name" in profile8b|profile70b|validate|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
+  case "$name" in profile8b|profile70b|validate|validate_all|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
   [ "$uses_choice" -eq 1 ] && echo "with the fallback kernels: $(tr '\n' ' ' <"$KERNEL_CHOICE")" | tee -a "$LOG"
   timeout -k 5 "$limit" bash -c "[ $uses_choice -eq 0 ] || . \"\$KERNEL_CHOICE\"; step_$name" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
@@ -380,6 +396,7 @@ echo "" | tee -a "$LOG"
 echo "=== [pack] $(date -u +%H:%M:%S)" | tee -a "$LOG"
 files=()
 for f in "profiles/measured/$OURS" "profiles/gpus/$OURS.json" "results/validation-$BASE.md" "results/validation-$BASE.json" \
+         "results/validation-$BASE-all-layers.md" "results/validation-$BASE-all-layers.json" \
          "results/kernels-vs-vllm-$BASE.md" "results/kernels-vs-vllm-$BASE.csv" "results/kernel-bench-$BASE.json"; do
   [ -e "$ROOT/$f" ] && files+=("$f")
 done
