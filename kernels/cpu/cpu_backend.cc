@@ -322,17 +322,16 @@ class CpuBackend final : public Backend {
     need(a.k, a.tokens * a.kv_heads * a.head_dim, "k");
     need(a.positions, a.tokens, "positions");
     const int hd = a.head_dim, half = hd / 2;
-    PDSIM_KCHECK(half <= 512, "RoPE supports head_dim <= 1024");
-    std::vector<double> inv_freq(half);
-    for (int i = 0; i < half; ++i) inv_freq[i] = std::pow(static_cast<double>(a.theta), -2.0 * i / hd);
+    std::int32_t max_pos = 0;
+    for (std::int64_t t = 0; t < a.tokens; ++t) {
+      PDSIM_KCHECK(pos[t] >= 0, "RoPE position < 0");
+      max_pos = std::max(max_pos, pos[t]);
+    }
+    const RopeTable& table = rope_table(a.theta, hd, max_pos);
 #pragma omp parallel for schedule(static) if (a.tokens * (a.heads + a.kv_heads) * hd >= (1 << 18)) num_threads(nt_)
     for (std::int64_t t = 0; t < a.tokens; ++t) {
-      float cs[512], sn[512];
-      for (int i = 0; i < half; ++i) {
-        const double ang = pos[t] * inv_freq[i];
-        cs[i] = static_cast<float>(std::cos(ang));
-        sn[i] = static_cast<float>(std::sin(ang));
-      }
+      const float* cs = table.cos.data() + static_cast<std::size_t>(pos[t]) * half;
+      const float* sn = table.sin.data() + static_cast<std::size_t>(pos[t]) * half;
       auto rot = [&](float* x) {
         for (int i = 0; i < half; ++i) {
           const float x0 = x[i], x1 = x[i + half];
@@ -388,7 +387,41 @@ class CpuBackend final : public Backend {
   void raw_free(void* p) override { std::free(p); }
 
  private:
+  // cos/sin of pos * theta^(-2i/hd) for every position up to the largest seen
+  // ([position][i], formed in fp64, stored as float), as serving engines keep
+  // a cos_sin_cache: RoPE is then a lookup whose cost does not depend on the
+  // positions (computing them per call made a decode token's RoPE several
+  // times dearer than a prompt's first tokens, which the profile sweep times).
+  struct RopeTable {
+    float theta = 0;
+    int head_dim = 0;
+    std::int64_t positions = 0;
+    std::vector<float> cos, sin;
+  };
+  const RopeTable& rope_table(float theta, int hd, std::int32_t max_pos) {
+    RopeTable& r = rope_table_;
+    if (r.theta != theta || r.head_dim != hd) r = RopeTable{theta, hd, 0, {}, {}};
+    if (max_pos < r.positions) return r;
+    const int half = hd / 2;
+    // Grown geometrically from 8192 positions so that decode steps, whose
+    // positions creep up by one, rarely pay for a (timed) extension.
+    const std::int64_t n = std::max<std::int64_t>({max_pos + 1, 2 * r.positions, 8192});
+    r.cos.resize(static_cast<std::size_t>(n * half));
+    r.sin.resize(r.cos.size());
+    for (int i = 0; i < half; ++i) {
+      const double inv_freq = std::pow(static_cast<double>(theta), -2.0 * i / hd);
+      for (std::int64_t p = r.positions; p < n; ++p) {
+        const double ang = static_cast<double>(p) * inv_freq;
+        r.cos[static_cast<std::size_t>(p * half + i)] = static_cast<float>(std::cos(ang));
+        r.sin[static_cast<std::size_t>(p * half + i)] = static_cast<float>(std::sin(ang));
+      }
+    }
+    r.positions = n;
+    return r;
+  }
+
   int nt_;
+  RopeTable rope_table_;
   std::chrono::steady_clock::time_point t0_;
 };
 
