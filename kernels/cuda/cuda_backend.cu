@@ -2,7 +2,9 @@
 // GEMMs go to cuBLAS (cublasGemmEx, bf16 in/out, CUBLAS_COMPUTE_32F); the other
 // ops are the kernels in attention.cu and elementwise.cu. Everything is
 // enqueued on one stream owned by the backend; upload/download and
-// timer_stop_s synchronize it. Every CUDA/cuBLAS call is checked (check.cuh).
+// timer_stop_s synchronize it; timer_start first holds the stream for 50 us
+// (hold_stream_kernel) so the timed op's launches are all queued before its
+// start event runs. Every CUDA/cuBLAS call is checked (check.cuh).
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -56,6 +58,23 @@ void dispatch_float(DType t, const char* op, F&& f) {
   throw std::runtime_error(std::string("cuda backend: ") + op + ": float tensors must be bf16 or f32, got " +
                            dtype_name(t));
 }
+
+// Holds the stream for about `ns` nanoseconds (one thread spinning on the
+// global timer), so that the launches the host makes meanwhile are queued
+// when the GPU reaches them: timer_start enqueues it before its start event,
+// and an op's time is then its kernels back to back, as a serving engine
+// (CUDA graphs, or a host running ahead of the GPU) runs them, rather than
+// its kernels plus the host's launch latency (several us: a large share of a
+// small op). A clock64 cap ends the spin should the global timer not tick.
+__global__ void hold_stream_kernel(unsigned long long ns) {
+  unsigned long long t0, t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t0));
+  const long long c0 = clock64(), max_cycles = static_cast<long long>(4 * ns);  // >= 2x ns at clocks <= 2 GHz
+  do {
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  } while (t - t0 < ns && clock64() - c0 < max_cycles);
+}
+constexpr unsigned long long kHoldStreamNs = 50'000;  // > the host's time to launch one op's kernels (<= 3 GEMMs)
 
 #define PDSIM_REQ(cond, what) PDSIM_CUDA_REQUIRE((cond), std::string(op) + ": " + (what))
 
@@ -382,7 +401,11 @@ class CudaBackend final : public Backend {
   }
 
   void synchronize() override { cudaCheck(cudaStreamSynchronize(stream_)); }
-  void timer_start() override { cudaCheck(cudaEventRecord(start_, stream_)); }
+  void timer_start() override {
+    cuda::hold_stream_kernel<<<1, 1, 0, stream_>>>(cuda::kHoldStreamNs);
+    cudaCheckLaunch();
+    cudaCheck(cudaEventRecord(start_, stream_));
+  }
   double timer_stop_s() override {
     cudaCheck(cudaEventRecord(stop_, stream_));
     cudaCheck(cudaEventSynchronize(stop_));
