@@ -141,6 +141,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   const auto& rk = out["real"]["real_kernel"];
   out["real_backend"] = {{"name", rk["backend"]}, {"device", rk["device"]}};
   const std::string backend_device = rk["backend"].get<std::string>() + ": " + rk["device"].get<std::string>();
+  const std::string layers_run = rk.value("layers_run", std::string());
   nlohmann::ordered_json rel = nlohmann::ordered_json::object();
   for (const auto& name : ran) {
     if (name == "real") continue;
@@ -170,8 +171,11 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));
   md << "Date: " << date << ". Model " << base.model.name << ", " << base.total_gpus()
      << " devices; the real run executes every batch on the kernel backend (" << backend_device
-     << "; one layer timed op by op, x " << base.model.layers
-     << " layers, + LM head), so its numbers carry this machine's timing noise.\n\n";
+     << (layers_run == "all"    ? "; all " + std::to_string(base.model.layers) + " layers run in turn, each op timed"
+         : layers_run == "one"   ? "; one layer timed op by op, x " + std::to_string(base.model.layers) + " layers"
+         : layers_run == "mixed" ? "; one layer or all layers, by TP degree"
+                                 : "; times replayed from a timings file")
+     << ", + LM head), so its numbers carry this machine's timing noise.\n\n";
   md << "| cost model | TTFT p50 (ms) | TTFT p90 (ms) | TPOT p50 (ms) | TPOT p90 (ms) | wall (s) |\n|---|---|---|---|---|---|\n";
   for (const auto& name : ran) {
     md << "| " << name;

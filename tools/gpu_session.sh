@@ -191,6 +191,12 @@ step_smi() {
   nvidia-smi || exit 1
   nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version,clocks.max.sm,clocks.max.mem,power.limit --format=csv
   echo "device profile name: $OURS; compared with: profiles/measured/$THEIRS; CUDA archs built: $CUDA_ARCHS"
+  # The wgmma kernel's tensor-core instructions as built (28 wgmma in its PTX; HGMMA in SASS).
+  local obj
+  obj=$(find "$BUILD_DIR" -name 'prefill_attention_sm90.cu.o' | head -1)
+  if [ -n "$obj" ] && command -v cuobjdump >/dev/null; then
+    echo "HGMMA instructions in $(basename "$obj"): $(cuobjdump --dump-sass "$obj" | grep -c HGMMA)"
+  fi
 }
 
 step_tests() {
