@@ -88,8 +88,8 @@ inline void check_close(const std::string& what, const std::vector<float>& got, 
 
 // Decode attention over a paged KV cache whose blocks are a shuffled
 // permutation (plus unused blocks), on random inputs drawn from `rng`,
-// checked against the float64 reference.
-inline void run_decode(Backend& b, DType dt, int heads, int kv_heads, int hd, int block_tokens,
+// checked against the float64 reference; returns the output.
+inline std::vector<float> run_decode(Backend& b, DType dt, int heads, int kv_heads, int hd, int block_tokens,
                 const std::vector<std::int32_t>& lens, std::mt19937& rng) {
   const int B = static_cast<int>(lens.size());
   int max_blocks = 1, total = 0;
@@ -116,9 +116,11 @@ inline void run_decode(Backend& b, DType dt, int heads, int kv_heads, int hd, in
   auto out = poisoned(b, {B, heads, hd}, dt);
   b.decode_attention({&q, &kc, &vc, &bt, &cl, &out, B, heads, kv_heads, hd, block_tokens, max_blocks,
                       *std::max_element(lens.begin(), lens.end())});
+  auto got = get(b, out);
   check_close("decode heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
-              get(b, out), ref::decode_attention(qh, kh, vh, table, lens, heads, kv_heads, hd, block_tokens, max_blocks),
+              got, ref::decode_attention(qh, kh, vh, table, lens, heads, kv_heads, hd, block_tokens, max_blocks),
               tol_for(dt));
+  return got;
 }
 
 }  // namespace pdsim::kernels::test

@@ -6,8 +6,15 @@
 // the event timer; and the tensor-core (mma.sync) prefill kernel, forced with
 // PDSIM_ATTENTION_KERNEL=mma, over ragged batches at head_dim 64 and 128 and
 // GQA ratios 1, 4, 8, checked against the reference and against the CUDA-core
-// kernel (PDSIM_ATTENTION_KERNEL=simt) on the same inputs. Every case skips
-// with the reason when there is no CUDA device (or no CUDA build).
+// kernel (PDSIM_ATTENTION_KERNEL=simt) on the same inputs; and the register
+// decode kernel (PDSIM_DECODE_KERNEL=regs) against the reference and the
+// shared-memory one (=smem) on the same inputs over GQA groups 1 4 8, head_dim
+// 32/64/96/128/256, bf16 and f32, single-pass and many-split contexts. Every
+// case skips with the reason when there is no CUDA device (or no CUDA build).
+// The Hopper wgmma prefill kernel (PDSIM_ATTENTION_KERNEL=wgmma) is checked the
+// same way, against the reference and the mma kernel, where the build has
+// sm_90a code and the device is compute capability 9.0 (else those cases skip
+// saying why); forcing it where it does not apply is checked on every device.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -23,9 +30,13 @@
 #include <doctest/doctest.h>
 
 #include "kernels/backend.h"
+#include "kernels/device_info.h"
 #include "kernels/scoped_env.h"
 #include "kernels/reference.h"
 #include "kernel_test_util.h"
+#ifdef PDSIM_HAVE_CUDA
+#include "kernels/cuda/ops.cuh"  // plan_decode_split (host code: runs without a device)
+#endif
 
 namespace k = pdsim::kernels;
 using namespace pdsim::kernels::test;
@@ -68,6 +79,55 @@ std::vector<float> run_prefill(k::Backend& b, k::DType dt, int heads, int kv_hea
   return got;
 }
 
+// run_decode with PDSIM_DECODE_KERNEL=kernel for the call.
+std::vector<float> run_decode_with(const char* kernel, k::Backend& b, k::DType dt, int heads, int kv_heads, int hd,
+                                   int block_tokens, const std::vector<std::int32_t>& lens, std::mt19937& rng) {
+  const k::ScopedEnv env("PDSIM_DECODE_KERNEL", kernel);
+  INFO("PDSIM_DECODE_KERNEL=" << kernel << " block_tokens=" << block_tokens << " batch=" << lens.size());
+  return run_decode(b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
+}
+
+// The register and shared-memory decode kernels on the same inputs: each
+// against the reference, and against each other.
+void decode_kernels_agree(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int block_tokens,
+                          const std::vector<std::int32_t>& lens, std::mt19937& rng) {
+  std::mt19937 same_inputs = rng;  // a copy draws the same inputs for the second kernel
+  const auto regs = run_decode_with("regs", b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
+  const auto smem = run_decode_with("smem", b, dt, heads, kv_heads, hd, block_tokens, lens, same_inputs);
+  check_close("regs vs smem decode heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) +
+                  " hd=" + std::to_string(hd),
+              regs, std::vector<double>(smem.begin(), smem.end()), tol_for(dt));
+}
+
+// Whether the wgmma prefill kernel can run here: a build with sm_90a code and
+// a compute capability 9.0 device; else says why (for the skip message).
+bool wgmma_runs_here(std::string* why) {
+#if defined(PDSIM_HAVE_SM90A)
+  const auto devices = k::cuda_devices(why);
+  if (devices.empty()) return false;
+  if (devices.front().compute_capability != 90) {
+    *why = "device " + devices.front().name + " is sm_" + std::to_string(devices.front().compute_capability) +
+           " (the wgmma kernel needs compute capability 9.0)";
+    return false;
+  }
+  return true;
+#else
+  *why = "this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES lacks 90)";
+  return false;
+#endif
+}
+
+std::unique_ptr<k::Backend> cuda_with_wgmma_or_skip() {
+  auto b = cuda_or_skip();
+  if (!b) return b;
+  std::string why;
+  if (!wgmma_runs_here(&why)) {
+    MESSAGE("wgmma prefill test skipped: " << why);
+    return nullptr;
+  }
+  return b;
+}
+
 }  // namespace
 
 TEST_CASE("cuda kernels: decode attention with many context splits, large GQA groups, odd head dims") {
@@ -83,6 +143,77 @@ TEST_CASE("cuda kernels: decode attention with many context splits, large GQA gr
   run_decode(*b, k::DType::kBF16, 4, 2, 36, 8, {200, 9}, rng);       // hd 36: scalar loads
   // group 8, hd 170: 49088 bytes of dynamic shared memory (<= 48 KiB) + 256 static (> 48 KiB): must opt in.
   run_decode(*b, k::DType::kBF16, 16, 2, 170, 16, {300, 40}, rng);
+}
+
+TEST_CASE("cuda kernels: register and shared-memory decode kernels agree over GQA groups head dims and splits") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  std::mt19937 rng(18);
+  // Ragged: around the 16-token pages and the token-group steps; the plan gives several splits.
+  const std::vector<std::int32_t> ragged = {1, 5, 31, 33, 100, 1000, 3000};
+  for (int group : {1, 4, 8}) {
+    decode_kernels_agree(*b, k::DType::kBF16, 2 * group, 2, 128, 16, ragged, rng);
+    decode_kernels_agree(*b, k::DType::kF32, 2 * group, 2, 64, 16, ragged, rng);
+  }
+  // Head dims: bf16 64 / 96 (12 of 16 lanes) / 256 (a warp per token); f32 36 / 128 / 256 (2 vectors per lane).
+  for (int hd : {64, 96, 256}) decode_kernels_agree(*b, k::DType::kBF16, 8, 1, hd, 16, {1, 33, 1000}, rng);
+  for (int hd : {36, 128, 256}) decode_kernels_agree(*b, k::DType::kF32, 4, 1, hd, 16, {1, 31, 300}, rng);
+  // Groups that round up to the 4 and 8 row buckets; an empty context; block_tokens 8 and 32.
+  decode_kernels_agree(*b, k::DType::kBF16, 6, 2, 96, 8, {300, 17, 0}, rng);
+  decode_kernels_agree(*b, k::DType::kBF16, 10, 2, 64, 32, {777, 2}, rng);
+  // One long sequence: ~80 splits, most of them long.
+  decode_kernels_agree(*b, k::DType::kBF16, 16, 2, 128, 16, {20000}, rng);
+  // A batch that fills the GPU (batch * kv_heads > 1056 on 132 SMs): one pass over long contexts.
+  std::vector<std::int32_t> many(17);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = 300 + 7 * static_cast<int>(i);
+  decode_kernels_agree(*b, k::DType::kBF16, 64, 64, 32, 16, many, rng);
+}
+
+#ifdef PDSIM_HAVE_CUDA
+TEST_CASE("cuda kernels: the decode split plan covers the context in splits of at least 256 tokens") {
+  namespace kc = pdsim::kernels::cuda;
+  for (int sm : {0, 108, 132})
+    for (int batch : {1, 2, 8, 32, 64, 128, 256, 1000})
+      for (int kv : {1, 8})
+        for (int ctx : {0, 1, 31, 256, 257, 1000, 1024, 4096, 32768, 131072}) {
+          INFO("sm=" << sm << " batch=" << batch << " kv_heads=" << kv << " context=" << ctx);
+          const kc::DecodeSplit s = kc::plan_decode_split(batch, 4 * kv, kv, 128, ctx, sm);
+          REQUIRE(s.num_splits >= 1);
+          CHECK(s.split_tokens > 0);
+          CHECK(s.split_tokens % 32 == 0);  // what launch_decode_attention demands in split mode
+          CHECK(static_cast<long long>(s.num_splits) * s.split_tokens >= ctx);
+          if (s.num_splits == 1) {
+            CHECK(s.workspace_floats == 0);
+          } else {
+            CHECK(static_cast<long long>(s.num_splits - 1) * s.split_tokens < ctx);  // no empty split at max_context
+            CHECK(s.split_tokens >= 256);
+            CHECK(s.workspace_floats == static_cast<std::int64_t>(batch) * 4 * kv * s.num_splits * (128 + 2));
+          }
+          if (ctx <= 256) CHECK(s.num_splits == 1);
+        }
+  // llama-3.1-8b at batch x context = 256k on an H100 (132 SMs): >= ~4 blocks per SM, each split >= 256 tokens.
+  for (int batch : {2, 8, 32, 64, 128, 256}) {
+    const kc::DecodeSplit s = kc::plan_decode_split(batch, 32, 8, 128, 262144 / batch, 132);
+    INFO("batch=" << batch << " splits=" << s.num_splits << " x " << s.split_tokens);
+    CHECK(static_cast<long long>(batch) * 8 * s.num_splits >= 4 * 132);
+  }
+}
+#endif
+
+TEST_CASE("cuda kernels: the decode kernel switch rejects unknown values and regs where it does not apply") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  std::mt19937 rng(19);
+  // bf16 head_dim 36 (72-byte rows: no 16-byte vectors) and 16 query heads per kv head (> 8 rows).
+  for (const auto& shape : {std::pair{4, 36}, std::pair{16, 64}}) {
+    const int heads = shape.first, hd = shape.second;
+    INFO("heads=" << heads << "/1 hd=" << hd);
+    CHECK_THROWS_WITH_AS(run_decode_with("regs", *b, k::DType::kBF16, heads, 1, hd, 16, {40}, rng),
+                         doctest::Contains("does not apply"), std::runtime_error);
+    CHECK_THROWS_WITH_AS(run_decode_with("fast", *b, k::DType::kBF16, heads, 1, hd, 16, {40}, rng),
+                         doctest::Contains("PDSIM_DECODE_KERNEL"), std::runtime_error);
+    run_decode_with("auto", *b, k::DType::kBF16, heads, 1, hd, 16, {40, 300}, rng);  // falls back to smem
+  }
 }
 
 TEST_CASE("cuda kernels: prefill attention over long sequences and odd head dims") {
@@ -186,4 +317,79 @@ TEST_CASE("cuda kernels: mixed dtypes are rejected with a message and the event 
   const double s = b->timer_stop_s();
   CHECK(s > 0);
   CHECK(s < 10);
+}
+
+TEST_CASE("cuda kernels: wgmma prefill attention over ragged batches at head_dim 64 and 128 and GQA 1 4 8") {
+  auto b = cuda_with_wgmma_or_skip();
+  if (!b) return;
+  // An error (not a silent fallback) if it does not apply.
+  const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", "wgmma");
+  std::mt19937 rng(18);
+  // Lengths around the 64-row warpgroup tiles, the 128-key K/V tiles and the 128-row query tiles.
+  const std::vector<int> lens = {1, 63, 65, 127, 200, 1000};
+  for (int hd : {64, 128})
+    for (int group : {1, 4, 8}) run_prefill(*b, k::DType::kBF16, 8, 8 / group, hd, lens, rng);
+  // One sequence per batch, exact tile multiples, and a long one (both stages reused many times).
+  run_prefill(*b, k::DType::kBF16, 2, 1, 64, {128}, rng);
+  run_prefill(*b, k::DType::kBF16, 4, 4, 128, {1}, rng);
+  run_prefill(*b, k::DType::kBF16, 2, 2, 128, {256, 64}, rng);
+  run_prefill(*b, k::DType::kBF16, 4, 1, 128, {2100, 129}, rng);
+}
+
+TEST_CASE("cuda kernels: wgmma and mma prefill kernels agree on the same inputs") {
+  auto b = cuda_with_wgmma_or_skip();
+  if (!b) return;
+  std::mt19937 rng(19);
+  for (int hd : {64, 128}) {
+    const std::vector<int> lens = {1, 17, 63, 65, 130, 257, 700};
+    std::mt19937 same_inputs = rng;  // a copy draws the same inputs for the second kernel
+    const auto wgmma = run_prefill(*b, k::DType::kBF16, 8, 2, hd, lens, rng, "wgmma");
+    const auto mma = run_prefill(*b, k::DType::kBF16, 8, 2, hd, lens, same_inputs, "mma");
+    // Both round P and the output to bf16: they differ by about two bf16 ulps at most.
+    check_close("wgmma vs mma prefill hd=" + std::to_string(hd), wgmma, std::vector<double>(mma.begin(), mma.end()),
+                tol_for(k::DType::kBF16));
+  }
+}
+
+TEST_CASE("cuda kernels: forcing the wgmma prefill kernel where it does not apply is an error naming why") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  std::mt19937 rng(20);
+  std::string why_not_here;
+  const bool runs_here = wgmma_runs_here(&why_not_here);
+  struct Case {
+    int hd;
+    k::DType dt;
+    const char* why;  // a word of the reason; nullptr: applies wherever wgmma runs
+  };
+  for (const Case& c : {Case{96, k::DType::kBF16, "head_dim"}, Case{64, k::DType::kF32, "f32"},
+                        Case{64, k::DType::kBF16, nullptr}, Case{128, k::DType::kBF16, nullptr}}) {
+    const std::int64_t T = 5;
+    auto qh = random_values(static_cast<std::size_t>(T * 2 * c.hd), rng);
+    auto q = put(*b, {T, 2, c.hd}, qh, c.dt);
+    auto cut = put_i32(*b, {2}, std::vector<std::int32_t>{0, 5});
+    auto out = poisoned(*b, {T, 2, c.hd}, c.dt);
+    const k::PrefillAttentionArgs a{&q, &q, &q, &cut, &out, 1, 2, 2, c.hd, T, 5};
+    const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", "wgmma");
+    if (c.why != nullptr) {
+      CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains(c.why), std::runtime_error);
+      CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains("wgmma"), std::runtime_error);
+    } else if (!runs_here) {  // no sm_90a code in this build, or not a compute capability 9.0 device
+      MESSAGE("wgmma does not run here (" << why_not_here << "): forcing it must say so");
+      CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains("does not apply"), std::runtime_error);
+      CHECK_THROWS_WITH_AS(b->prefill_attention(a), doctest::Contains("sm_"), std::runtime_error);
+    } else {
+      b->prefill_attention(a);
+      const auto got = get(*b, out);
+      CHECK(std::none_of(got.begin(), got.end(), [](float x) { return std::isnan(x); }));
+    }
+  }
+  // An unknown value: the message lists the allowed ones, wgmma among them.
+  const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", "tensorcore");
+  auto qh = random_values(10, rng);
+  auto q = put(*b, {5, 1, 2}, qh, k::DType::kBF16);
+  auto cut = put_i32(*b, {2}, std::vector<std::int32_t>{0, 5});
+  auto out = poisoned(*b, {5, 1, 2}, k::DType::kBF16);
+  CHECK_THROWS_WITH_AS(b->prefill_attention({&q, &q, &q, &cut, &out, 1, 1, 1, 2, 5, 5}), doctest::Contains("wgmma"),
+                       std::runtime_error);
 }

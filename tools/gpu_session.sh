@@ -209,25 +209,30 @@ step_tests() {
   exit "$rc"
 }
 
-# Kernel variants, fastest first, each with the test cases that exercise it
-# alone (test names say which); the last of each list is the plain fallback.
+# Kernel variants, fastest first: name|the test that checks it alone against
+# the reference|the tests that need it (excluded once it is dropped). The last
+# of each list is the plain fallback.
+# (Arrays are not exported: each step runs in its own bash -c.)
 step_fallback() {
+  local ATTENTION_VARIANTS=("wgmma|*wgmma prefill attention over ragged*|*wgmma*"
+                            "mma|*tensor-core prefill attention over ragged*|*tensor-core*,*wgmma and mma*"
+                            "simt||")
+  local DECODE_VARIANTS=("regs|*register and shared-memory decode*|*register and shared-memory decode*,*decode kernel switch*"
+                         "smem||")
   need "$TESTS" "$BUILD_DIR/tests.rc"
   if [ "$(cat "$BUILD_DIR/tests.rc")" = 0 ]; then echo "the kernel tests passed with the default kernels: no fallback"; exit 0; fi
-  local excluded="" env_lines="" attention="" decode="" v
-  for v in wgmma:'*wgmma*' mma:'*tensor-core*' simt:''; do
-    if [ -z "${v#*:}" ] || PDSIM_ATTENTION_KERNEL=${v%%:*} "$TESTS" -tc="${v#*:}" >/dev/null 2>&1; then
-      attention=${v%%:*}; break
-    fi
-    echo "prefill attention: the ${v%%:*} kernel fails its tests (${v#*:})"
-    excluded="$excluded,${v#*:}"
+  local excluded="" env_lines="" attention="" decode="" v name own needs
+  for v in "${ATTENTION_VARIANTS[@]}"; do
+    IFS='|' read -r name own needs <<<"$v"
+    if [ -z "$own" ] || PDSIM_ATTENTION_KERNEL=$name "$TESTS" -tc="$own" >/dev/null 2>&1; then attention=$name; break; fi
+    echo "prefill attention: the $name kernel fails its tests ($own)"
+    excluded="$excluded,$needs"
   done
-  for v in regs:'*decode*regs*' smem:''; do
-    if [ -z "${v#*:}" ] || PDSIM_DECODE_KERNEL=${v%%:*} "$TESTS" -tc="${v#*:}" >/dev/null 2>&1; then
-      decode=${v%%:*}; break
-    fi
-    echo "decode attention: the ${v%%:*} kernel fails its tests (${v#*:})"
-    excluded="$excluded,${v#*:}"
+  for v in "${DECODE_VARIANTS[@]}"; do
+    IFS='|' read -r name own needs <<<"$v"
+    if [ -z "$own" ] || PDSIM_DECODE_KERNEL=$name "$TESTS" -tc="$own" >/dev/null 2>&1; then decode=$name; break; fi
+    echo "decode attention: the $name kernel fails its tests ($own)"
+    excluded="$excluded,$needs"
   done
   [ "$attention" = wgmma ] || env_lines="export PDSIM_ATTENTION_KERNEL=$attention"$'\n'
   [ "$decode" = regs ] || env_lines="${env_lines}export PDSIM_DECODE_KERNEL=$decode"$'\n'

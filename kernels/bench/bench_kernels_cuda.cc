@@ -16,8 +16,11 @@
 // Prefill attention also reports TFLOP/s and peak_frac = TFLOP/s over the
 // measured bf16 dense peak (best of 10 cuBLAS 8192^3 bf16 GEMMs on this
 // device, measured once and printed in the label), for each kernel: kernel=0
-// the tensor-core (mma.sync) kernel, kernel=1 the CUDA-core one, chosen with
-// PDSIM_ATTENTION_KERNEL (mma | simt; this benchmark sets it and restores it).
+// the tensor-core (mma.sync) kernel, kernel=1 the CUDA-core one, kernel=2 the
+// Hopper wgmma one (target: peak_frac >= 0.4 at these 4k prompts; it skips
+// with the reason where it does not apply: not compute capability 9.0, or no
+// sm_90a code in the build), chosen with PDSIM_ATTENTION_KERNEL (mma | simt |
+// wgmma; this benchmark sets it and restores it).
 // Causal FLOP convention: only unmasked (query, key) pairs count, i.e.
 // 4 * heads * head_dim * S * (S + 1) / 2 per sequence of S tokens (half of
 // the dense S^2 count, plus the diagonal).
@@ -25,9 +28,12 @@
 //   BM_Gemm/<model>/<proj>/m      y[m, n] = x[m, k] w[n, k]^T; proj in qkv, o,
 //                                 gate_up, down; m in {1, 16, 128, 1024, 4096}
 //   BM_PrefillAttention/<model>/S/kernel  prefill of S prompts of 4096 tokens (causal)
-//   BM_DecodeAttention/<model>/B  decode of B sequences, batch x context =
+//   BM_DecodeAttention/<model>/B/kernel  decode of B sequences, batch x context =
 //                                 262144 cached tokens, 16-token blocks,
-//                                 shuffled block table
+//                                 shuffled block table; kernel=0 the register
+//                                 kernel, kernel=1 the shared-memory one
+//                                 (PDSIM_DECODE_KERNEL = regs | smem; this
+//                                 benchmark sets it and restores it)
 //
 // Without a CUDA build or device every benchmark skips with the reason.
 #include <benchmark/benchmark.h>
@@ -229,7 +235,7 @@ void BM_PrefillAttention(benchmark::State& state) {
   auto& b = *backend();
   const ModelShape& model = kModels[state.range(0)];
   const int seqs = static_cast<int>(state.range(1));
-  const char* kernel = state.range(2) == 0 ? "mma" : "simt";
+  const char* kernel = state.range(2) == 0 ? "mma" : state.range(2) == 1 ? "simt" : "wgmma";
   constexpr int kLen = 4096;
   const std::int64_t T = static_cast<std::int64_t>(seqs) * kLen;
   const int H = model.heads, KV = model.kv_heads, hd = model.head_dim;
@@ -271,16 +277,19 @@ void BM_DecodeAttention(benchmark::State& state) {
   auto& b = *backend();
   const ModelShape& model = kModels[state.range(0)];
   const int B = static_cast<int>(state.range(1));
+  const char* kernel = state.range(2) == 0 ? "regs" : "smem";
   constexpr std::int64_t kTotalTokens = 262144;
   constexpr int kBlockTokens = 16;
   const int ctx = static_cast<int>(kTotalTokens / B);
   const int H = model.heads, KV = model.kv_heads, hd = model.head_dim;
   try {
+    const k::ScopedEnv env("PDSIM_DECODE_KERNEL", kernel);
     const double copy_gbps = measured_copy_gbytes_per_s(b);
     char bw_str[32];
     std::snprintf(bw_str, sizeof bw_str, "%.0f", copy_gbps);
     state.SetLabel(std::string(model.name) + " batch=" + std::to_string(B) + " context=" + std::to_string(ctx) +
-                   " heads=" + std::to_string(H) + "/" + std::to_string(KV) + " copy=" + bw_str + "GB/s(kv_append)");
+                   " heads=" + std::to_string(H) + "/" + std::to_string(KV) + " kernel=" + kernel + " copy=" + bw_str +
+                   "GB/s(kv_append)");
     const int blocks_per_seq = (ctx + kBlockTokens - 1) / kBlockTokens;
     const int num_blocks = B * blocks_per_seq;
     std::vector<std::int32_t> perm(num_blocks);
@@ -322,13 +331,13 @@ void gemm_args(benchmark::internal::Benchmark* bm) {
 
 BENCHMARK(BM_Gemm)->Apply(gemm_args)->ArgNames({"model", "proj", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PrefillAttention)
-    ->ArgsProduct({{0, 1}, {1, 4}, {0, 1}})
+    ->ArgsProduct({{0, 1}, {1, 4}, {0, 1, 2}})
     ->ArgNames({"model", "seqs", "kernel"})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DecodeAttention)
-    ->ArgsProduct({{0, 1}, {2, 8, 32, 64, 128, 256}})
-    ->ArgNames({"model", "batch"})
+    ->ArgsProduct({{0, 1}, {2, 8, 32, 64, 128, 256}, {0, 1}})
+    ->ArgNames({"model", "batch", "kernel"})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 

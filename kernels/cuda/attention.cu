@@ -12,9 +12,12 @@
 // Prefill also has a tensor-core kernel (prefill_attention_mma_kernel: bf16
 // mma.sync m16n8k16, FlashAttention-2 style) for head_dim 64 and 128 on sm_80+,
 // which launch_prefill_attention picks by default; the CUDA-core kernel stays
-// the fallback for every other case. PDSIM_ATTENTION_KERNEL=simt forces the
-// fallback, =mma demands the tensor-core kernel (an error where it does not
-// apply), unset or =auto picks; so a GPU session can compare and bisect.
+// the fallback for every other case. On Hopper (compute capability 9.0, in
+// builds with sm_90a code) a wgmma kernel (prefill_attention_sm90.cu,
+// FlashAttention-3 style) comes first for bf16 at head_dim 64 and 128.
+// PDSIM_ATTENTION_KERNEL=simt forces the fallback, =mma / =wgmma demand that
+// kernel (an error where it does not apply), unset or =auto picks (wgmma where
+// it applies, else mma, else simt); so a GPU session can compare and bisect.
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -25,7 +28,9 @@
 #include <type_traits>
 
 #include "kernels/cuda/check.cuh"
+#include "kernels/cuda/decode_attention_regs.cuh"
 #include "kernels/cuda/ops.cuh"
+#include "kernels/cuda/prefill_attention_sm90.cuh"
 
 namespace pdsim::kernels::cuda {
 namespace {
@@ -584,11 +589,25 @@ __global__ void __launch_bounds__(Cfg::kThreads) prefill_attention_mma_kernel(Pr
 }
 
 // ----------------------------------------------------------------- decode ---
-// Pass 1: grid (num_splits, kv_heads, batch); block kDecodeWarps warps. A block
-// owns context tokens [split * split_tokens, ...) of one (sequence, kv head)
-// and all `group` query heads that share the kv head (each K/V tile is read
-// from HBM once per group). Warp w owns group rows w, w + 4, ... (< ROWS*4).
-// Shared: sQ (group, hd) | sK (32, hd + 1) | sV (32, hd), fp32.
+// Two pass-1 kernels share one split plan, workspace and pass 2:
+// - decode_regs_kernel (decode_attention_regs.cuh), the default where it
+//   applies (head_dim * sizeof(T) % 16 == 0, head_dim <= 256, heads/kv_heads
+//   <= 8, 16-byte aligned tensors): K/V straight from HBM into registers with
+//   16-byte loads, several tokens in flight per lane, no shared-memory staging
+//   and no barrier in the main loop; decode is bandwidth-bound, so this is the
+//   kernel that must reach the copy bandwidth.
+// - decode_attention_kernel below (CUDA-core, shared-memory tiles), the
+//   fallback for every other shape: per 32-token tile it syncs, stages K and V
+//   as fp32 and every warp re-reads the tile (~8x the HBM bytes in shared
+//   memory traffic, no load/compute overlap).
+// PDSIM_DECODE_KERNEL (read at each launch) = auto | smem | regs picks, like
+// PDSIM_ATTENTION_KERNEL for prefill.
+//
+// Pass 1 (shared-memory kernel): grid (num_splits, kv_heads, batch); block
+// kDecodeWarps warps. A block owns context tokens [split * split_tokens, ...)
+// of one (sequence, kv head) and all `group` query heads that share the kv head
+// (each K/V tile is read from HBM once per group). Warp w owns group rows w,
+// w + 4, ... (< ROWS*4). Shared: sQ (group, hd) | sK (32, hd + 1) | sV (32, hd), fp32.
 constexpr int kDecodeWarps = 4;
 
 template <class T, int DPL, int ROWS>
@@ -752,16 +771,18 @@ void prefill_launch(const PrefillAttentionParams<T>& p, cudaStream_t stream) {
 }
 
 // Which prefill kernel to run, from PDSIM_ATTENTION_KERNEL (read at every
-// launch so a test or benchmark can switch it): unset/"auto" -> the mma kernel
-// where it applies, else the CUDA-core one; "simt" -> always the CUDA-core one;
-// "mma" -> the mma kernel or an error saying why it does not apply.
-enum class PrefillKernelChoice { kAuto, kSimt, kMma };
+// launch so a test or benchmark can switch it): unset/"auto" -> the wgmma
+// kernel where it applies, else the mma kernel where it applies, else the
+// CUDA-core one; "simt" -> always the CUDA-core one; "mma" / "wgmma" -> that
+// kernel or an error saying why it does not apply.
+enum class PrefillKernelChoice { kAuto, kSimt, kMma, kWgmma };
 PrefillKernelChoice prefill_kernel_choice() {
   const char* e = std::getenv("PDSIM_ATTENTION_KERNEL");
   if (e == nullptr || *e == '\0' || std::strcmp(e, "auto") == 0) return PrefillKernelChoice::kAuto;
   if (std::strcmp(e, "simt") == 0) return PrefillKernelChoice::kSimt;
   if (std::strcmp(e, "mma") == 0) return PrefillKernelChoice::kMma;
-  PDSIM_CUDA_REQUIRE(false, std::string("PDSIM_ATTENTION_KERNEL must be auto, simt or mma, got '") + e + "'");
+  if (std::strcmp(e, "wgmma") == 0) return PrefillKernelChoice::kWgmma;
+  PDSIM_CUDA_REQUIRE(false, std::string("PDSIM_ATTENTION_KERNEL must be auto, wgmma, mma or simt, got '") + e + "'");
   return PrefillKernelChoice::kAuto;
 }
 
@@ -809,6 +830,27 @@ bool try_prefill_mma(const PrefillAttentionParams<T>& p, cudaStream_t stream, st
   }
 }
 
+// The Hopper wgmma kernel (prefill_attention_sm90.cu, compiled only for
+// sm_90a): launches it and returns true where it applies; else sets *why.
+template <class T>
+bool try_prefill_wgmma_any(const PrefillAttentionParams<T>& p, cudaStream_t stream, std::string* why) {
+  if constexpr (!std::is_same_v<T, bf16>) {
+    (void)p;
+    (void)stream;
+    *why = "tensors are f32 (it reads bf16)";
+    return false;
+  } else {
+#if defined(PDSIM_HAVE_SM90A)
+    return try_prefill_wgmma(p, stream, why);
+#else
+    (void)p;
+    (void)stream;
+    *why = "this build has no sm_90a code (CMAKE_CUDA_ARCHITECTURES lacks 90)";
+    return false;
+#endif
+  }
+}
+
 template <class T, int DPL, int ROWS>
 void decode_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
   const int hd = p.head_dim, group = p.heads / p.kv_heads;
@@ -836,6 +878,76 @@ void decode_dispatch_rows(const DecodeAttentionParams<T>& p, cudaStream_t stream
   return decode_launch<T, DPL, 8>(p, stream);
 }
 
+// Which decode kernel to run, from PDSIM_DECODE_KERNEL (read at every launch so
+// a test or benchmark can switch it): unset/"auto" -> the register kernel where
+// it applies, else the shared-memory one; "smem" -> always the shared-memory
+// one; "regs" -> the register kernel or an error saying why it does not apply.
+enum class DecodeKernelChoice { kAuto, kSmem, kRegs };
+DecodeKernelChoice decode_kernel_choice() {
+  const char* e = std::getenv("PDSIM_DECODE_KERNEL");
+  if (e == nullptr || *e == '\0' || std::strcmp(e, "auto") == 0) return DecodeKernelChoice::kAuto;
+  if (std::strcmp(e, "smem") == 0) return DecodeKernelChoice::kSmem;
+  if (std::strcmp(e, "regs") == 0) return DecodeKernelChoice::kRegs;
+  PDSIM_CUDA_REQUIRE(false, std::string("PDSIM_DECODE_KERNEL must be auto, smem or regs, got '") + e + "'");
+  return DecodeKernelChoice::kAuto;
+}
+
+template <class T, int TG, int VPL, int GB>
+void decode_regs_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
+  const dim3 grid(p.num_splits, p.kv_heads, p.batch);
+  decode_regs::decode_regs_kernel<T, TG, VPL, GB><<<grid, decode_regs::kThreads, 0, stream>>>(p);
+  cudaCheckLaunch();
+  if (p.num_splits > 1) {
+    decode_reduce_kernel<T><<<static_cast<unsigned>(p.batch) * p.heads, 128, 0, stream>>>(p);
+    cudaCheckLaunch();
+  }
+}
+
+template <class T, int TG, int VPL>
+void decode_regs_dispatch_group(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
+  const int group = p.heads / p.kv_heads;
+  if (group == 1) return decode_regs_launch<T, TG, VPL, 1>(p, stream);
+  if (group <= 4) return decode_regs_launch<T, TG, VPL, 4>(p, stream);
+  return decode_regs_launch<T, TG, VPL, 8>(p, stream);
+}
+
+// Launches the register decode kernel and returns true where it applies
+// (head_dim * sizeof(T) a multiple of 16 bytes, head_dim <= 256, heads/kv_heads
+// <= 8, q and the caches 16-byte aligned); else sets *why.
+template <class T>
+bool try_decode_regs(const DecodeAttentionParams<T>& p, cudaStream_t stream, std::string* why) {
+  constexpr int E = 16 / sizeof(T);  // elements per 16-byte vector
+  const int hd = p.head_dim, group = p.heads / p.kv_heads;
+  if (hd % E != 0 || hd > 256) {
+    *why = "head_dim is " + std::to_string(hd) + " (it needs head_dim <= 256 and head_dim * " +
+           std::to_string(sizeof(T)) + " bytes a multiple of 16)";
+    return false;
+  }
+  if (group > 8) {
+    *why = "heads/kv_heads is " + std::to_string(group) + " (it holds at most 8 query rows per kv head)";
+    return false;
+  }
+  const auto addr = reinterpret_cast<std::uintptr_t>(p.q) | reinterpret_cast<std::uintptr_t>(p.k_cache) |
+                    reinterpret_cast<std::uintptr_t>(p.v_cache);
+  if (addr % 16 != 0) {
+    *why = "q, k_cache or v_cache is not 16-byte aligned";
+    return false;
+  }
+  const int nv = hd / E;  // 16-byte vectors per head vector: lanes per token TG, vectors per lane VPL
+  if (nv <= 4) {
+    decode_regs_dispatch_group<T, 4, 1>(p, stream);
+  } else if (nv <= 8) {
+    decode_regs_dispatch_group<T, 8, 1>(p, stream);
+  } else if (nv <= 16) {
+    decode_regs_dispatch_group<T, 16, 1>(p, stream);
+  } else if (nv <= 32) {
+    decode_regs_dispatch_group<T, 32, 1>(p, stream);
+  } else if constexpr (E == 4) {  // f32 head_dim 132 .. 256
+    decode_regs_dispatch_group<T, 32, 2>(p, stream);
+  }
+  return true;
+}
+
 void check_heads(int heads, int kv_heads) {
   PDSIM_CUDA_REQUIRE(heads > 0 && kv_heads > 0 && heads % kv_heads == 0,
                      "heads (" + std::to_string(heads) + ") must be a positive multiple of kv_heads (" +
@@ -844,18 +956,24 @@ void check_heads(int heads, int kv_heads) {
 
 }  // namespace
 
+// Splits for the register kernel (the shared-memory one runs the same plan):
+// batch * kv_heads * num_splits blocks should give every SM ~12 blocks (a few
+// waves at the ~3 resident blocks per SM of the G = 8 kernel, so the last wave
+// is short), but no split shorter than kMinSplitTokens (a block's fixed cost:
+// q load, merge, partial write, pass 2). Contexts of at most kMinSplitTokens,
+// or batches that already fill the GPU, run one pass without a workspace.
 DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int head_dim, int max_context_len, int sm_count) {
+  constexpr int kMinSplitTokens = 256;     // multiple of kTile
+  constexpr long long kBlocksPerSm = 12;
   DecodeSplit s;
   const int tiles = (max_context_len + kTile - 1) / kTile;
-  if (tiles <= 4) {  // short contexts: one pass, no workspace
-    s.split_tokens = tiles * kTile;
-    return s;
-  }
-  // Aim for ~4 blocks per SM, each split at least 4 tiles (128 tokens) long.
+  s.split_tokens = std::max(1, tiles) * kTile;
   const long long base = static_cast<long long>(batch) * kv_heads;
-  if (base <= 0) return s;
-  const long long want = (4LL * (sm_count > 0 ? sm_count : 100) + base - 1) / base;
-  const long long splits = std::max(1LL, std::min(want, static_cast<long long>(tiles / 4)));
+  if (max_context_len <= kMinSplitTokens || base <= 0) return s;  // one pass, no workspace
+  const long long target = kBlocksPerSm * (sm_count > 0 ? sm_count : 100);
+  // Nearest whole number of splits to target / base (1 when base alone is close to the target).
+  const long long want = (target + base / 2) / base;
+  const long long splits = std::max(1LL, std::min(want, static_cast<long long>(tiles / (kMinSplitTokens / kTile))));
   const int tiles_per_split = static_cast<int>((tiles + splits - 1) / splits);
   s.split_tokens = tiles_per_split * kTile;
   s.num_splits = (max_context_len + s.split_tokens - 1) / s.split_tokens;
@@ -871,7 +989,13 @@ void launch_prefill_attention(const PrefillAttentionParams<T>& p, cudaStream_t s
   PDSIM_CUDA_REQUIRE(p.heads <= 65535, "prefill attention: heads must be <= 65535");
   const PrefillKernelChoice choice = prefill_kernel_choice();
   if (p.num_seqs == 0 || p.max_seqlen <= 0) return;
-  if (choice != PrefillKernelChoice::kSimt) {
+  if (choice == PrefillKernelChoice::kAuto || choice == PrefillKernelChoice::kWgmma) {
+    std::string why;
+    if (try_prefill_wgmma_any(p, stream, &why)) return;
+    PDSIM_CUDA_REQUIRE(choice == PrefillKernelChoice::kAuto,
+                       "PDSIM_ATTENTION_KERNEL=wgmma, but the wgmma prefill kernel does not apply: " + why);
+  }
+  if (choice == PrefillKernelChoice::kAuto || choice == PrefillKernelChoice::kMma) {
     std::string why;
     if (try_prefill_mma(p, stream, &why)) return;
     PDSIM_CUDA_REQUIRE(choice == PrefillKernelChoice::kAuto,
@@ -894,7 +1018,14 @@ void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t str
   PDSIM_CUDA_REQUIRE(p.num_splits == 1 || (p.split_tokens > 0 && p.split_tokens % kTile == 0 && p.partial_acc &&
                                            p.partial_max && p.partial_sum),
                      "decode attention: split mode needs split_tokens % 32 == 0 and a workspace");
+  const DecodeKernelChoice choice = decode_kernel_choice();
   if (p.batch == 0) return;
+  if (choice != DecodeKernelChoice::kSmem) {
+    std::string why;
+    if (try_decode_regs(p, stream, &why)) return;
+    PDSIM_CUDA_REQUIRE(choice == DecodeKernelChoice::kAuto,
+                       "PDSIM_DECODE_KERNEL=regs, but the register decode kernel does not apply: " + why);
+  }
   switch (dims_per_lane(p.head_dim)) {
     case 1: return decode_dispatch_rows<T, 1>(p, stream);
     case 2: return decode_dispatch_rows<T, 2>(p, stream);

@@ -97,11 +97,19 @@ struct SiluGateParams {
 };
 
 // Prefill runs the tensor-core kernel (bf16 mma.sync, FlashAttention-2 style)
-// for bf16 with head_dim 64 or 128 on sm_80+, else the CUDA-core kernel. The
-// environment variable PDSIM_ATTENTION_KERNEL, read at each launch, overrides:
-// "simt" forces the CUDA-core kernel, "mma" demands the tensor-core one (throws
-// where it does not apply), unset or "auto" picks; any other value throws.
+// for bf16 with head_dim 64 or 128 on sm_80+ (on compute capability 9.0, in
+// builds with sm_90a code, the wgmma kernel first), else the CUDA-core kernel.
+// The environment variable PDSIM_ATTENTION_KERNEL, read at each launch,
+// overrides: "simt" forces the CUDA-core kernel, "mma" / "wgmma" demand that
+// tensor-core kernel (throw where it does not apply), unset or "auto" picks;
+// any other value throws.
 template <class T> void launch_prefill_attention(const PrefillAttentionParams<T>& p, cudaStream_t stream);
+// Decode runs the register kernel (K/V straight into registers, built for HBM
+// bandwidth) where head_dim * sizeof(T) % 16 == 0, head_dim <= 256 and
+// heads/kv_heads <= 8, else the shared-memory kernel. PDSIM_DECODE_KERNEL, read
+// at each launch, overrides: "smem" forces the shared-memory kernel, "regs"
+// demands the register one (throws where it does not apply), unset or "auto"
+// picks; any other value throws.
 template <class T> void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t stream);
 template <class T> void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream);
 template <class T> void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);

@@ -1,0 +1,341 @@
+// Register-resident decode attention over a paged KV cache (flash-decoding),
+// written for HBM bandwidth: K and V go from global memory straight into
+// registers with 16-byte loads, several tokens' loads in flight per lane, no
+// shared-memory staging, no block barrier in the main loop. Included by
+// attention.cu only (its launcher picks this kernel or the shared-memory one).
+//
+// Plain CUDA C++ (no inline PTX), so the device code also compiles as host C++
+// under a small shim (threads for lanes) to check it against the float64
+// reference without a GPU.
+//
+// Work split. Grid (num_splits, kv_heads, batch) as the shared-memory kernel:
+// a block owns context tokens [split * split_tokens, ...) of one (sequence, kv
+// head) and all G = heads / kv_heads query rows of the group, so each K/V byte
+// is read from HBM once. A "token group" of TG lanes covers one token's head
+// vector, lane i of the group its 16-byte vectors i, i + TG, ... (VPL of them;
+// hd 128 bf16: 16 vectors, TG 16, VPL 1, so a warp holds 2 tokens). Each group
+// takes U tokens per step, so a warp step covers NT = (32 / TG) * U tokens and
+// the block's 4 warps take consecutive steps of NT tokens in turn; each group
+// keeps its own online-softmax state (m, l, acc) for all G rows, in registers.
+// At the end the groups of a warp merge by shuffles and the warps of the block
+// through shared memory, with the usual (m, l, acc) rescaling.
+//
+// Per step and lane: U * VPL independent 16-byte K loads and as many V loads
+// are issued before the first use (the next step's block-table lookup too);
+// scores are per-lane partial dot products reduced with __shfl_xor_sync over
+// the token group; softmax is in the log2 domain (q pre-scaled by
+// scale * log2(e)), and acc is rescaled only when a row's max grows.
+// q sits in shared memory as fp32 in a lane-contiguous layout (a quarter warp
+// reads 128 contiguous bytes: no bank conflicts), read once per row per step
+// and reused for the step's U tokens; keeping it in registers would cost
+// G * VPL * E more registers per lane.
+//
+// Budget (hd 128 bf16, G 8, U 3; ptxas -v, sm_90): 168 registers, 0 spills,
+// so 3 blocks of 128 threads per SM (12 warps); acc 64 + (m, l) 16 + K as fp32
+// 24 + raw V 12 + scores 24 + q slice 8 + addressing. Bytes in flight: per
+// lane U * 2 * 16 = 96 B, per warp 3 KiB, 12 warps -> up to 36 KiB per SM,
+// against the ~23 KiB an H100 needs (3 TB/s x ~1 us latency / 132 SMs).
+// Issue, per token and kv head in warp instructions (a warp instruction covers
+// 2 tokens at TG 16): FMAs 2 * G * hd / 32 = 64, score all-reduce G * log2(TG)
+// shuffles + adds / 2 = 32, softmax (max, exp2, sum) in every lane ~32,
+// unpacking and loads ~16: ~150, over 4 schedulers ~37 cycles per SM, against
+// ~40 cycles per 512-byte token at 3 TB/s (56 at 70%). So loads and math must
+// overlap well; if it falls short, the next cuts are the all-reduce of the
+// scores and the redundant per-lane softmax (a reduce-scatter over the group).
+//
+// REQUIRES: head_dim * sizeof(T) % 16 == 0, head_dim / E <= TG * VPL, G <= GB,
+// q / k_cache / v_cache 16-byte aligned (checked by the launcher).
+#pragma once
+#include <cstdint>
+
+#include "kernels/cuda/ops.cuh"
+
+namespace pdsim::kernels::cuda::decode_regs {
+
+constexpr int kWarps = 4;
+constexpr int kThreads = kWarps * 32;
+constexpr unsigned kAllLanes = 0xffffffffu;
+constexpr float kLog2eF = 1.4426950408889634f;
+
+// Compile-time shape of one instantiation: storage T, TG lanes per token,
+// VPL 16-byte vectors per lane, GB query rows (G <= GB; rows past G are zero).
+template <class T, int TG_, int VPL_, int GB_>
+struct Cfg {
+  static constexpr int TG = TG_, VPL = VPL_, GB = GB_;
+  static constexpr int E = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte vector
+  static constexpr int D = VPL * E;                             // dims per lane per row
+  static constexpr int GPW = 32 / TG;                           // token groups per warp
+  // U: tokens per token group per step. G 8 takes 3 so that the kernel fits 168
+  // registers (3 blocks per SM) without spilling (at 4 it wants 221: 2 blocks
+  // per SM, fewer bytes in flight); smaller groups take 4.
+  static constexpr int U = GB >= 8 ? 3 : 4;
+  static constexpr int NT = GPW * U;                            // tokens per warp step
+  static constexpr int kMaxHd = TG * VPL * E;
+  // Launch bound: blocks of 128 threads per SM; 3 caps registers at 168, 4 at
+  // 128 (65536 / (threads * blocks), rounded down to the allocation unit); each
+  // the most that compiles without spills. The f32 head_dim > 128 variant
+  // (VPL 2, tests only) spills under 3, so it has no bound.
+  static constexpr int kMinBlocks = VPL > 1 ? 1 : GB >= 8 ? 3 : 4;
+  static_assert(TG >= 1 && TG <= 32 && 32 % TG == 0, "TG must divide the warp");
+  static_assert(NT <= 32, "one lane per token of a warp step looks up the block table");
+  static_assert(E == 4 || E == 8, "T is float or bf16");
+};
+
+// 16 bytes of T -> E floats.
+__device__ __forceinline__ void unpack(const uint4& raw, float (&f)[4], const float*) {
+  f[0] = __uint_as_float(raw.x);
+  f[1] = __uint_as_float(raw.y);
+  f[2] = __uint_as_float(raw.z);
+  f[3] = __uint_as_float(raw.w);
+}
+__device__ __forceinline__ void unpack(const uint4& raw, float (&f)[8], const bf16*) {
+  // bf16 is the upper half of an fp32: element 2i is the low half of word i.
+  const unsigned w[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    f[2 * i] = __uint_as_float(w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(w[i] & 0xffff0000u);
+  }
+}
+
+// q rows of one block in shared memory, fp32, lane-contiguous: the 4 floats
+// that lane `lig` needs for (row r, its vector c, quarter h) are adjacent to
+// the next lane's. Element d of row r (d = vi * E + h * 4 + j, vi = c * TG + lig).
+template <class C>
+__device__ __forceinline__ int q_index(int r, int c, int h, int lig) {
+  return (((r * C::VPL + c) * (C::E / 4) + h) * C::TG + lig) * 4;
+}
+
+template <class T, int TG, int VPL, int GB>
+__global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
+    decode_regs_kernel(DecodeAttentionParams<T> p) {
+  using C = Cfg<T, TG, VPL, GB>;
+  constexpr int E = C::E, D = C::D, U = C::U, NT = C::NT, GPW = C::GPW;
+  __shared__ float4 sQ4[GB * C::kMaxHd / 4];          // q, pre-scaled, q_index layout
+  __shared__ float sAcc[kWarps][GB][C::kMaxHd];       // per-warp unnormalized acc
+  __shared__ float sM[kWarps][GB], sL[kWarps][GB];    // per-warp max, sum
+  float* sQ = reinterpret_cast<float*>(sQ4);
+
+  const int split = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+  const int hd = p.head_dim, nv = hd / E;  // 16-byte vectors per head vector
+  const int group = p.heads / p.kv_heads;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / TG, lig = lane % TG;  // token group within the warp, lane within the group
+  const int ctx = p.context_lens[b];
+  const bool split_mode = p.num_splits > 1;
+  const int t_begin = split_mode ? split * p.split_tokens : 0;
+  const int t_end = split_mode ? min(ctx, t_begin + p.split_tokens) : ctx;
+  const int h0 = kvh * group;  // first query head of this kv head
+
+  if (t_begin >= t_end) {  // empty split (or empty context): neutral partial / zero output; whole block
+    for (int i = threadIdx.x; i < group; i += blockDim.x) {
+      const long long bh = static_cast<long long>(b) * p.heads + h0 + i;
+      if (split_mode) {
+        p.partial_max[bh * p.num_splits + split] = -INFINITY;
+        p.partial_sum[bh * p.num_splits + split] = 0.f;
+      }
+    }
+    if (!split_mode)
+      for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
+        p.out[(static_cast<long long>(b) * p.heads + h0) * hd + i] = from_f32<T>(0.f);
+    return;
+  }
+
+  // q is (B, heads, hd); the group's heads h0 .. h0 + group - 1 are contiguous.
+  {
+    const T* qg = p.q + (static_cast<long long>(b) * p.heads + h0) * hd;
+    const float mul = p.scale * kLog2eF;
+    for (int i = threadIdx.x; i < GB * C::kMaxHd; i += blockDim.x) {
+      const int r = i / C::kMaxHd, d = i % C::kMaxHd;
+      const int vi = d / E, h = (d % E) / 4, j = d % 4;
+      const int c = vi / TG, l = vi % TG;
+      sQ[q_index<C>(r, c, h, l) + j] = r < group && d < hd ? to_f32(qg[r * hd + d]) * mul : 0.f;
+    }
+  }
+  __syncthreads();
+
+  float acc[GB][D], m[GB], l[GB];
+#pragma unroll
+  for (int r = 0; r < GB; ++r) {
+    m[r] = -INFINITY;
+    l[r] = 0.f;
+#pragma unroll
+    for (int i = 0; i < D; ++i) acc[r][i] = 0.f;
+  }
+
+  // k/v cache is (num_blocks, block_tokens, kv_heads, hd): token t lives in slot
+  // table[t / block_tokens] * block_tokens + t % block_tokens.
+  const std::int32_t* table = p.block_table + static_cast<long long>(b) * p.max_blocks_per_seq;
+  const long long slot_stride = static_cast<long long>(p.kv_heads) * hd;  // elements per slot
+  const T* kbase = p.k_cache + static_cast<long long>(kvh) * hd;
+  const T* vbase = p.v_cache + static_cast<long long>(kvh) * hd;
+  // Lane j < NT of a warp looks up the slot of token j of the warp's step (-1 past the range).
+  auto slot_of = [&](int t) -> int {
+    if (lane >= NT || t >= t_end) return -1;
+    const int bt = p.block_tokens;
+    return table[t / bt] * bt + t % bt;
+  };
+  constexpr int kStepTokens = kWarps * NT;  // tokens per block step
+  int t_step = t_begin + warp * NT;
+  int slot = slot_of(t_step + lane);
+  for (; t_step < t_end; t_step += kStepTokens) {  // warp-uniform trip count
+    const int next_slot = slot_of(t_step + kStepTokens + lane);  // next step's lookup, in flight early
+
+    // Issue every K and V load of the step before the first use.
+    uint4 kraw[U][VPL], vraw[U][VPL];
+    bool valid[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int s = __shfl_sync(kAllLanes, slot, u * GPW + g);  // token u * GPW + g of the step
+      valid[u] = s >= 0;
+      const long long row = static_cast<long long>(s) * slot_stride;
+#pragma unroll
+      for (int c = 0; c < VPL; ++c) {
+        const int vi = c * TG + lig;
+        if (valid[u] && vi < nv) {
+          kraw[u][c] = __ldg(reinterpret_cast<const uint4*>(kbase + row + vi * E));
+          vraw[u][c] = __ldg(reinterpret_cast<const uint4*>(vbase + row + vi * E));
+        } else {
+          kraw[u][c] = make_uint4(0u, 0u, 0u, 0u);
+          vraw[u][c] = make_uint4(0u, 0u, 0u, 0u);
+        }
+      }
+    }
+
+    // Scores s[r][u] = q[r] . k[u] (log2 domain): lane partials, reduced over the token group.
+    float kf[U][VPL][E];
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int c = 0; c < VPL; ++c) unpack(kraw[u][c], kf[u][c], static_cast<const T*>(nullptr));
+    float sc[GB][U];
+#pragma unroll
+    for (int r = 0; r < GB; ++r) {
+      float qf[VPL][E];
+#pragma unroll
+      for (int c = 0; c < VPL; ++c)
+#pragma unroll
+        for (int h = 0; h < E / 4; ++h) {
+          const float4 v4 = sQ4[q_index<C>(r, c, h, lig) / 4];
+          qf[c][4 * h] = v4.x;
+          qf[c][4 * h + 1] = v4.y;
+          qf[c][4 * h + 2] = v4.z;
+          qf[c][4 * h + 3] = v4.w;
+        }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        float dot = 0.f;
+#pragma unroll
+        for (int c = 0; c < VPL; ++c)
+#pragma unroll
+          for (int e = 0; e < E; ++e) dot = fmaf(qf[c][e], kf[u][c][e], dot);
+        sc[r][u] = dot;
+      }
+    }
+#pragma unroll
+    for (int o = TG / 2; o > 0; o >>= 1)
+#pragma unroll
+      for (int r = 0; r < GB; ++r)
+#pragma unroll
+        for (int u = 0; u < U; ++u) sc[r][u] += __shfl_xor_sync(kAllLanes, sc[r][u], o);
+
+    // Online softmax per row; every lane of a group holds the same (m, l).
+#pragma unroll
+    for (int r = 0; r < GB; ++r) {
+      float mx = -INFINITY;
+#pragma unroll
+      for (int u = 0; u < U; ++u) mx = fmaxf(mx, valid[u] ? sc[r][u] : -INFINITY);
+      if (mx > m[r]) {                        // rare after the first steps: rescale only then
+        const float corr = exp2f(m[r] - mx);  // 0 on the first valid token (m == -inf)
+        l[r] *= corr;
+#pragma unroll
+        for (int i = 0; i < D; ++i) acc[r][i] *= corr;
+        m[r] = mx;
+      }
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float pu = valid[u] ? exp2f(sc[r][u] - m[r]) : 0.f;  // valid: m[r] finite, >= score
+        l[r] += pu;
+        sc[r][u] = pu;
+      }
+    }
+
+    // acc[r] += p[r][u] * v[u] on the lane's dims.
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+#pragma unroll
+      for (int c = 0; c < VPL; ++c) {
+        float vf[E];
+        unpack(vraw[u][c], vf, static_cast<const T*>(nullptr));
+#pragma unroll
+        for (int r = 0; r < GB; ++r)
+#pragma unroll
+          for (int e = 0; e < E; ++e) acc[r][c * E + e] = fmaf(sc[r][u], vf[e], acc[r][c * E + e]);
+      }
+    slot = next_slot;
+  }
+
+  // Merge the token groups of the warp (lanes lig, lig + TG, ... hold the same dims).
+#pragma unroll
+  for (int o = TG; o < 32; o <<= 1)
+#pragma unroll
+    for (int r = 0; r < GB; ++r) {
+      const float mo = __shfl_xor_sync(kAllLanes, m[r], o);
+      const float lo = __shfl_xor_sync(kAllLanes, l[r], o);
+      const float mn = fmaxf(m[r], mo);
+      const float a = m[r] == -INFINITY ? 0.f : exp2f(m[r] - mn);  // a group with no token weighs 0
+      const float bw = mo == -INFINITY ? 0.f : exp2f(mo - mn);
+      l[r] = l[r] * a + lo * bw;
+#pragma unroll
+      for (int i = 0; i < D; ++i) {
+        const float ao = __shfl_xor_sync(kAllLanes, acc[r][i], o);
+        acc[r][i] = acc[r][i] * a + ao * bw;
+      }
+      m[r] = mn;
+    }
+  // Then the warps, through shared memory (group 0 of each warp writes).
+  if (g == 0) {
+#pragma unroll
+    for (int r = 0; r < GB; ++r) {
+      if (lig == 0) {
+        sM[warp][r] = m[r];
+        sL[warp][r] = l[r];
+      }
+#pragma unroll
+      for (int c = 0; c < VPL; ++c) {
+        const int vi = c * TG + lig;
+        if (vi < nv)
+#pragma unroll
+          for (int e = 0; e < E; ++e) sAcc[warp][r][vi * E + e] = acc[r][c * E + e];
+      }
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < group * hd; i += blockDim.x) {
+    const int r = i / hd, d = i % hd;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sM[w][r]);  // finite: the block has >= 1 token
+    float L = 0.f, A = 0.f;
+#pragma unroll
+    for (int w = 0; w < kWarps; ++w) {
+      const float sw = sM[w][r] == -INFINITY ? 0.f : exp2f(sM[w][r] - M);  // a warp with no token weighs 0
+      L = fmaf(sL[w][r], sw, L);
+      A = fmaf(sAcc[w][r][d], sw, A);
+    }
+    const long long bh = static_cast<long long>(b) * p.heads + h0 + r;
+    if (split_mode) {
+      // partial_acc (B, heads, splits, hd); partial_max/sum (B, heads, splits).
+      const long long idx = bh * p.num_splits + split;
+      p.partial_acc[idx * hd + d] = A;
+      if (d == 0) {
+        p.partial_max[idx] = M;
+        p.partial_sum[idx] = L;
+      }
+    } else {
+      p.out[bh * hd + d] = from_f32<T>(A / L);
+    }
+  }
+}
+
+}  // namespace pdsim::kernels::cuda::decode_regs
