@@ -12,6 +12,9 @@
 #include <limits>
 #include <thread>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <unistd.h>
 
 #include <Eigen/Dense>
@@ -100,6 +103,18 @@ class CpuBackend final : public Backend {
     // parallelises its own GEMMs over output columns with nt_ threads.
     static std::once_flag eigen_single_threaded;
     std::call_once(eigen_single_threaded, [] { Eigen::setNbThreads(1); });
+    // Eigen's products and the attention score tiles allocate temporaries per
+    // call. glibc serves those from fresh mappings or from the heap depending
+    // on what was freed before (its mmap threshold moves), and fresh mappings
+    // page-fault inside the timed op: fixing the thresholds (process-wide)
+    // keeps such temporaries in the heap, reused, whatever ran before.
+#if defined(__GLIBC__)
+    static std::once_flag malloc_thresholds;
+    std::call_once(malloc_thresholds, [] {
+      mallopt(M_MMAP_THRESHOLD, 32 << 20);   // the largest glibc accepts on 64-bit
+      mallopt(M_TRIM_THRESHOLD, 512 << 20);  // do not hand the heap top back between calls
+    });
+#endif
   }
   std::string name() const override { return "cpu"; }
   std::string device() const override {
