@@ -29,6 +29,7 @@
 
 #include "kernels/cuda/check.cuh"
 #include "kernels/cuda/decode_attention_regs.cuh"
+#include "kernels/cuda/decode_reduce.cuh"
 #include "kernels/cuda/ops.cuh"
 #include "kernels/cuda/prefill_attention_sm90.cuh"
 
@@ -712,33 +713,6 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_attention_kernel(Dec
   }
 }
 
-// Pass 2: grid (batch * heads); merges the splits of one (b, h):
-// out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s, skipping empty splits.
-template <class T>
-__global__ void decode_reduce_kernel(DecodeAttentionParams<T> p) {
-  const long long bh = blockIdx.x;
-  const int S = p.num_splits, hd = p.head_dim;
-  const float* pm = p.partial_max + bh * S;
-  const float* pl = p.partial_sum + bh * S;
-  float M = -INFINITY;
-  for (int s = 0; s < S; ++s) M = fmaxf(M, pm[s]);
-  T* o = p.out + bh * hd;
-  if (M == -INFINITY) {  // empty context
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) o[d] = from_f32<T>(0.f);
-    return;
-  }
-  float L = 0.f;
-  for (int s = 0; s < S; ++s)
-    if (pm[s] != -INFINITY) L += exp2f(pm[s] - M) * pl[s];
-  const float inv = 1.f / L;
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float acc = 0.f;
-    for (int s = 0; s < S; ++s)
-      if (pm[s] != -INFINITY) acc += exp2f(pm[s] - M) * p.partial_acc[(bh * S + s) * hd + d];
-    o[d] = from_f32<T>(acc * inv);
-  }
-}
-
 // Shared-memory bytes above the 48 KiB default need an opt-in per kernel.
 template <class Kernel>
 void set_smem(Kernel kernel, std::size_t bytes) {
@@ -903,14 +877,6 @@ void decode_regs_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) 
   }
 }
 
-template <class T, int TG, int VPL>
-void decode_regs_dispatch_group(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
-  const int group = p.heads / p.kv_heads;
-  if (group == 1) return decode_regs_launch<T, TG, VPL, 1>(p, stream);
-  if (group <= 4) return decode_regs_launch<T, TG, VPL, 4>(p, stream);
-  return decode_regs_launch<T, TG, VPL, 8>(p, stream);
-}
-
 // Launches the register decode kernel and returns true where it applies
 // (head_dim * sizeof(T) a multiple of 16 bytes, head_dim <= 256, heads/kv_heads
 // <= 8, q and the caches 16-byte aligned); else sets *why.
@@ -933,18 +899,9 @@ bool try_decode_regs(const DecodeAttentionParams<T>& p, cudaStream_t stream, std
     *why = "q, k_cache or v_cache is not 16-byte aligned";
     return false;
   }
-  const int nv = hd / E;  // 16-byte vectors per head vector: lanes per token TG, vectors per lane VPL
-  if (nv <= 4) {
-    decode_regs_dispatch_group<T, 4, 1>(p, stream);
-  } else if (nv <= 8) {
-    decode_regs_dispatch_group<T, 8, 1>(p, stream);
-  } else if (nv <= 16) {
-    decode_regs_dispatch_group<T, 16, 1>(p, stream);
-  } else if (nv <= 32) {
-    decode_regs_dispatch_group<T, 32, 1>(p, stream);
-  } else if constexpr (E == 4) {  // f32 head_dim 132 .. 256
-    decode_regs_dispatch_group<T, 32, 2>(p, stream);
-  }
+  decode_regs::dispatch<T>(hd, group, [&](auto tg, auto vpl, auto gb) {
+    decode_regs_launch<T, decltype(tg)::value, decltype(vpl)::value, decltype(gb)::value>(p, stream);
+  });
   return true;
 }
 
@@ -955,32 +912,6 @@ void check_heads(int heads, int kv_heads) {
 }
 
 }  // namespace
-
-// Splits for the register kernel (the shared-memory one runs the same plan):
-// batch * kv_heads * num_splits blocks should give every SM ~12 blocks (a few
-// waves at the ~3 resident blocks per SM of the G = 8 kernel, so the last wave
-// is short), but no split shorter than kMinSplitTokens (a block's fixed cost:
-// q load, merge, partial write, pass 2). Contexts of at most kMinSplitTokens,
-// or batches that already fill the GPU, run one pass without a workspace.
-DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int head_dim, int max_context_len, int sm_count) {
-  constexpr int kMinSplitTokens = 256;     // multiple of kTile
-  constexpr long long kBlocksPerSm = 12;
-  DecodeSplit s;
-  const int tiles = (max_context_len + kTile - 1) / kTile;
-  s.split_tokens = std::max(1, tiles) * kTile;
-  const long long base = static_cast<long long>(batch) * kv_heads;
-  if (max_context_len <= kMinSplitTokens || base <= 0) return s;  // one pass, no workspace
-  const long long target = kBlocksPerSm * (sm_count > 0 ? sm_count : 100);
-  // Nearest whole number of splits to target / base (1 when base alone is close to the target).
-  const long long want = (target + base / 2) / base;
-  const long long splits = std::max(1LL, std::min(want, static_cast<long long>(tiles / (kMinSplitTokens / kTile))));
-  const int tiles_per_split = static_cast<int>((tiles + splits - 1) / splits);
-  s.split_tokens = tiles_per_split * kTile;
-  s.num_splits = (max_context_len + s.split_tokens - 1) / s.split_tokens;
-  if (s.num_splits > 1)
-    s.workspace_floats = static_cast<std::int64_t>(batch) * heads * s.num_splits * (head_dim + 2);
-  return s;
-}
 
 template <class T>
 void launch_prefill_attention(const PrefillAttentionParams<T>& p, cudaStream_t stream) {

@@ -2,11 +2,12 @@
 // written for HBM bandwidth: K and V go from global memory straight into
 // registers with 16-byte loads, several tokens' loads in flight per lane, no
 // shared-memory staging, no block barrier in the main loop. Included by
-// attention.cu only (its launcher picks this kernel or the shared-memory one).
+// attention.cu (its launcher picks this kernel or the shared-memory one) and
+// by tests/emu/test_decode_regs_emu.cc.
 //
 // Plain CUDA C++ (no inline PTX), so the device code also compiles as host C++
-// under a small shim (threads for lanes) to check it against the float64
-// reference without a GPU.
+// under the fake CUDA headers of tests/emu (fibers for threads), where a test
+// checks it against the float64 reference on every build, GPU or not.
 //
 // Work split. Grid (num_splits, kv_heads, batch) as the shared-memory kernel:
 // a block owns context tokens [split * split_tokens, ...) of one (sequence, kv
@@ -47,6 +48,7 @@
 // q / k_cache / v_cache 16-byte aligned (checked by the launcher).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cuda/ops.cuh"
 
@@ -335,6 +337,39 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
     } else {
       p.out[bh * hd + d] = from_f32<T>(A / L);
     }
+  }
+}
+
+// Picks the instantiation for storage T, head_dim and group = heads /
+// kv_heads, and calls launch(TG, VPL, GB) with each as a
+// std::integral_constant<int, ...>: TG lanes per token (the smallest power of
+// two >= the head's 16-byte vectors, up to 32), VPL vectors per lane (2 only
+// for f32 head_dim > 128), GB query rows (1, 4 or 8). The launcher in
+// attention.cu and the host emulator test (tests/emu/) both dispatch here.
+// REQUIRES: head_dim * sizeof(T) % 16 == 0, head_dim <= 256, 1 <= group <= 8.
+template <class T, class Launch>
+void dispatch(int head_dim, int group, Launch&& launch) {
+  constexpr int E = 16 / static_cast<int>(sizeof(T));
+  const int nv = head_dim / E;  // 16-byte vectors per head vector
+  auto by_group = [&](auto tg, auto vpl) {
+    if (group == 1)
+      launch(tg, vpl, std::integral_constant<int, 1>{});
+    else if (group <= 4)
+      launch(tg, vpl, std::integral_constant<int, 4>{});
+    else
+      launch(tg, vpl, std::integral_constant<int, 8>{});
+  };
+  using One = std::integral_constant<int, 1>;
+  if (nv <= 4) {
+    by_group(std::integral_constant<int, 4>{}, One{});
+  } else if (nv <= 8) {
+    by_group(std::integral_constant<int, 8>{}, One{});
+  } else if (nv <= 16) {
+    by_group(std::integral_constant<int, 16>{}, One{});
+  } else if (nv <= 32) {
+    by_group(std::integral_constant<int, 32>{}, One{});
+  } else if constexpr (E == 4) {  // f32 head_dim 132 .. 256
+    by_group(std::integral_constant<int, 32>{}, std::integral_constant<int, 2>{});
   }
 }
 

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/decode_split.h"  // DecodeSplit, plan_decode_split
+
 namespace pdsim::kernels::cuda {
 
 using bf16 = __nv_bfloat16;
@@ -48,14 +50,6 @@ struct DecodeAttentionParams {
   float* partial_max = nullptr;  // (batch, heads, num_splits), log2 domain
   float* partial_sum = nullptr;  // (batch, heads, num_splits)
 };
-
-// How decode attention splits the context; partial workspace floats needed.
-struct DecodeSplit {
-  int num_splits = 1;
-  int split_tokens = 0;
-  std::int64_t workspace_floats = 0;
-};
-DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int head_dim, int max_context_len, int sm_count);
 
 template <class T>
 struct KvAppendParams {

@@ -75,6 +75,11 @@ struct WgmmaPrefillConfig {
   static_assert(kQBytes % 1024 == 0 && kKVBytes % 1024 == 0, "every tile starts 1024-byte aligned");
 };
 
+// The configurations the launcher runs (register and shared-memory budgets
+// at the kernel in prefill_attention_sm90.cu).
+using WgmmaPrefill64 = WgmmaPrefillConfig<64, 128, 2, 2>;
+using WgmmaPrefill128 = WgmmaPrefillConfig<128, 128, 2, 1>;
+
 // Byte offset, within a 128B-swizzled tile of `rows` rows, of the 16-byte
 // chunk c8 (columns 8 c8 .. 8 c8 + 7) of row r.
 PDSIM_SM90_HD constexpr std::uint32_t sw128_chunk_offset(int rows, int r, int c8) {

@@ -1,0 +1,45 @@
+// How decode attention splits the context (flash-decoding): plain host C++ with
+// no CUDA headers, so the launcher (attention.cu, cuda_backend.cu) and the host
+// emulator test of the decode kernels (tests/emu/) run the same plan.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+namespace pdsim::kernels::cuda {
+
+// How decode attention splits the context; partial workspace floats needed.
+struct DecodeSplit {
+  int num_splits = 1;
+  int split_tokens = 0;            // multiple of the 32-token tile
+  std::int64_t workspace_floats = 0;  // (batch, heads, num_splits, head_dim + 2) when num_splits > 1
+};
+
+// Splits for the register kernel (the shared-memory one runs the same plan):
+// batch * kv_heads * num_splits blocks should give every SM ~12 blocks (a few
+// waves at the ~3 resident blocks per SM of the G = 8 kernel, so the last wave
+// is short), but no split shorter than kMinSplitTokens (a block's fixed cost:
+// q load, merge, partial write, pass 2). Contexts of at most kMinSplitTokens,
+// or batches that already fill the GPU, run one pass without a workspace.
+inline DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int head_dim, int max_context_len,
+                                     int sm_count) {
+  constexpr int kTile = 32;                // tokens per tile of the shared-memory kernel
+  constexpr int kMinSplitTokens = 256;     // multiple of kTile
+  constexpr long long kBlocksPerSm = 12;
+  DecodeSplit s;
+  const int tiles = (max_context_len + kTile - 1) / kTile;
+  s.split_tokens = std::max(1, tiles) * kTile;
+  const long long base = static_cast<long long>(batch) * kv_heads;
+  if (max_context_len <= kMinSplitTokens || base <= 0) return s;  // one pass, no workspace
+  const long long target = kBlocksPerSm * (sm_count > 0 ? sm_count : 100);
+  // Nearest whole number of splits to target / base (1 when base alone is close to the target).
+  const long long want = (target + base / 2) / base;
+  const long long splits = std::max(1LL, std::min(want, static_cast<long long>(tiles / (kMinSplitTokens / kTile))));
+  const int tiles_per_split = static_cast<int>((tiles + splits - 1) / splits);
+  s.split_tokens = tiles_per_split * kTile;
+  s.num_splits = (max_context_len + s.split_tokens - 1) / s.split_tokens;
+  if (s.num_splits > 1)
+    s.workspace_floats = static_cast<std::int64_t>(batch) * heads * s.num_splits * (head_dim + 2);
+  return s;
+}
+
+}  // namespace pdsim::kernels::cuda

@@ -1,0 +1,321 @@
+// emu::Device: runs a CUDA kernel's device code on the host, one block at a
+// time, each thread of the block a fiber (ucontext) on the calling OS thread
+// (tests/emu only; the fake cuda_runtime.h next to this maps the device API
+// onto it). Fibers rather than OS threads: a warp shuffle or __syncthreads is
+// a cooperative switch (~0.2 us) instead of a futex wake-up per thread, so a
+// whole ragged batch runs in seconds on one core.
+//
+// Rules it enforces (each a launch error, see error()):
+//  - a warp shuffle takes mask 0xffffffff and completes only when every lane
+//    of the warp has reached a shuffle: one that only some lanes reach
+//    (lane-divergent control flow) leaves them waiting, reported as a
+//    deadlock or as a lane exiting while its warp waits (lanes that reach
+//    different shuffle sites equally often are not told apart: there is no
+//    call-site identity; the exchanged values then are wrong, which the
+//    comparison with a reference sees);
+//  - __syncthreads waits for every live thread of the block (exited threads
+//    count as arrived, as on sm_70+); threads waiting at barriers that can
+//    never complete (some at a shuffle, some at __syncthreads) are a deadlock;
+//  - __ldg of 16 bytes must be 16-byte aligned and, once the test registered
+//    its buffers (allow_reads), inside one of them.
+// What it does not model: timing, the memory model (a block's threads see each
+// other's shared-memory writes at once, without the fences hardware needs),
+// independent thread scheduling inside a warp beyond the shuffle rule, bank
+// conflicts, register limits; __shared__ memory is not re-poisoned between
+// blocks. Device code must not throw (an exception cannot leave a fiber), so
+// tests check results after launch() returns.
+#pragma once
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace emu {
+
+struct Dim3 {
+  unsigned x = 1, y = 1, z = 1;
+};
+
+}  // namespace emu
+
+using dim3 = emu::Dim3;
+// The CUDA built-ins, per OS thread: the emulator sets threadIdx before it
+// resumes a fiber, and the rest at each block's start.
+inline thread_local emu::Dim3 threadIdx, blockIdx, blockDim, gridDim;
+
+namespace emu {
+
+class Device {
+ public:
+  // stack_bytes: each fiber's stack (the kernels here need a few KiB).
+  explicit Device(std::size_t stack_bytes = 256 * 1024) : stack_bytes_(stack_bytes) {}
+  Device(const Device&) = delete;
+  Device& operator=(const Device&) = delete;
+
+  // Runs kernel() as every thread of every block of `grid` (blocks of block.x
+  // threads; 1-D blocks only), blocks in x, then y, then z order. Returns
+  // false at the first broken rule (error() says which); later blocks do not run.
+  template <class Kernel>
+  bool launch(Dim3 grid, Dim3 block, Kernel&& kernel) {
+    using K = std::remove_reference_t<Kernel>;
+    body_ = [](void* k) { (*static_cast<K*>(k))(); };
+    body_arg_ = const_cast<void*>(static_cast<const void*>(&kernel));
+    return run_grid(grid, block);
+  }
+
+  // Registers [p, p + bytes) as readable by __ldg; with none registered, loads
+  // are checked for alignment only.
+  void allow_reads(const void* p, std::size_t bytes) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    readable_.push_back({a, a + bytes});
+  }
+  void clear_reads() { readable_.clear(); }
+
+  const std::string& error() const { return error_; }  // of the last launch; empty when it kept every rule
+  long long loads() const { return loads_; }  // __ldg calls since the last reset_counters()
+  void reset_counters() { loads_ = 0; }
+
+  // The device running the calling fiber (the kernels' hooks reach it here).
+  static Device& current() {
+    if (t_current_ == nullptr) {
+      std::fprintf(stderr, "emu::Device: device code called outside Device::launch\n");
+      std::abort();
+    }
+    return *t_current_;
+  }
+
+  // -- hooks for the fake device API --
+
+  // __syncthreads.
+  void sync_block() {
+    ++block_arrived_;
+    if (block_arrived_ + done_ == n_) {
+      release_block_barrier();  // the last to arrive goes on without a switch
+      return;
+    }
+    lanes_[cur_].state = State::kBlockWait;
+    wait();
+  }
+
+  // One lane's part of a warp shuffle: publishes `bits`, waits for the whole
+  // warp, returns lane src_lane's bits (src_lane modulo 32, as CUDA's width 32).
+  std::uint64_t exchange(unsigned mask, std::uint64_t bits, int src_lane) {
+    const int lane = cur_ % 32, w = cur_ / 32;
+    const int warp_lanes = std::min(32, n_ - 32 * w);
+    const unsigned want = warp_lanes == 32 ? 0xffffffffu : (1u << warp_lanes) - 1u;
+    if (mask != want) fatal("warp " + std::to_string(w) + ": shuffle mask " + hex(mask) + ", the kernel's warps are full");
+    Warp& wp = warps_[w];
+    Lane& me = lanes_[cur_];
+    // Two slot sets used alternately: a lane can run ahead to the next shuffle
+    // (and write its slot) before a slower lane has read this one.
+    const int buf = static_cast<int>(me.shuffles & 1);
+    wp.slot[buf][lane] = bits;
+    ++me.shuffles;
+    if (++wp.arrived == warp_lanes) {  // the last lane goes on without a switch
+      wp.arrived = 0;
+      for (int l = 0; l < warp_lanes; ++l)
+        if (32 * w + l != cur_) push_ready(32 * w + l);
+    } else {
+      me.state = State::kWarpWait;
+      wait();
+    }
+    return wp.slot[buf][src_lane & 31];
+  }
+
+  // __ldg: alignment, and inside a registered buffer. Returns false (the
+  // error recorded) for a load that must not touch memory.
+  bool check_load(const void* p, std::size_t bytes, std::size_t align) {
+    ++loads_;
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    if (a % align != 0) {
+      note("thread " + std::to_string(cur_) + " of block " + block_name() + ": " + std::to_string(bytes) +
+           "-byte load at " + hex(a) + " is not " + std::to_string(align) + "-byte aligned");
+      return false;
+    }
+    if (readable_.empty()) return true;
+    for (const auto& r : readable_)
+      if (a >= r.first && a + bytes <= r.second) return true;
+    note("thread " + std::to_string(cur_) + " of block " + block_name() + ": load at " + hex(a) +
+         " is outside every registered buffer");
+    return false;
+  }
+
+ private:
+  enum class State { kReady, kWarpWait, kBlockWait, kDone };
+  struct Lane {
+    ucontext_t ctx;
+    State state = State::kReady;
+    std::uint64_t shuffles = 0;  // shuffles this lane has entered (picks its slot set)
+  };
+  struct Warp {
+    int arrived = 0;
+    std::uint64_t slot[2][32] = {};
+  };
+
+  static std::string hex(std::uint64_t v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+  }
+  static std::string block_name() {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "(%u,%u,%u)", blockIdx.x, blockIdx.y, blockIdx.z);
+    return buf;
+  }
+  // A recoverable error: the first is kept, the launch goes on and returns false.
+  void note(const std::string& msg) {
+    if (error_.empty()) error_ = msg;
+    failed_ = true;
+  }
+  // An unrecoverable one (the block cannot go on): back to the scheduler,
+  // never to resume this fiber.
+  [[noreturn]] void fatal(const std::string& msg) {
+    note(msg);
+    aborted_ = true;
+    swapcontext(&lanes_[cur_].ctx, &sched_);
+    std::abort();  // unreachable: an aborted block's fibers are not resumed
+  }
+
+  void push_ready(int i) {
+    lanes_[i].state = State::kReady;
+    ready_[(ready_tail_++) % ready_.size()] = i;
+  }
+  int pop_ready() {
+    if (ready_head_ == ready_tail_) return -1;
+    return ready_[(ready_head_++) % ready_.size()];
+  }
+  void set_current(int i) {
+    cur_ = i;
+    threadIdx = Dim3{static_cast<unsigned>(i), 0u, 0u};
+  }
+
+  // The running fiber waits: switch straight to the next ready fiber, or to
+  // the scheduler when none is ready (it tells a finished block from a deadlock).
+  void wait() {
+    Lane& me = lanes_[cur_];
+    const int next = pop_ready();
+    if (next < 0) {
+      swapcontext(&me.ctx, &sched_);
+    } else {
+      set_current(next);
+      swapcontext(&me.ctx, &lanes_[next].ctx);
+    }
+  }
+
+  void release_block_barrier() {
+    block_arrived_ = 0;
+    for (int i = 0; i < n_; ++i)
+      if (lanes_[i].state == State::kBlockWait) push_ready(i);
+  }
+
+  static void trampoline() {
+    Device& d = current();
+    d.body_(d.body_arg_);
+    d.finish();
+  }
+  // The running fiber has returned from the kernel.
+  void finish() {
+    const int w = cur_ / 32;
+    lanes_[cur_].state = State::kDone;
+    ++done_;
+    if (warps_[w].arrived > 0)
+      fatal("block " + block_name() + ": thread " + std::to_string(cur_) +
+            " exited while lanes of its warp wait at a shuffle");
+    if (block_arrived_ > 0 && block_arrived_ + done_ == n_) release_block_barrier();
+    const int next = pop_ready();
+    if (next < 0) {
+      setcontext(&sched_);
+    } else {
+      set_current(next);
+      setcontext(&lanes_[next].ctx);
+    }
+    std::abort();  // setcontext returns only on failure
+  }
+
+  bool run_grid(Dim3 grid, Dim3 block) {
+    if (block.y != 1 || block.z != 1 || block.x < 1 || block.x > 1024) {
+      note("emu::Device runs 1-D blocks of 1..1024 threads");
+      return false;
+    }
+    n_ = static_cast<int>(block.x);
+    if (stack_threads_ < n_) {
+      stacks_.reset(new char[static_cast<std::size_t>(n_) * stack_bytes_]);
+      stack_threads_ = n_;
+    }
+    lanes_.assign(n_, Lane{});
+    warps_.assign((n_ + 31) / 32, Warp{});
+    ready_.assign(n_ + 1, -1);
+    Device* const saved = t_current_;
+    t_current_ = this;
+    failed_ = aborted_ = false;
+    error_.clear();
+    gridDim = grid;
+    blockDim = block;
+    for (unsigned z = 0; z < grid.z && !failed_; ++z)
+      for (unsigned y = 0; y < grid.y && !failed_; ++y)
+        for (unsigned x = 0; x < grid.x && !failed_; ++x) {
+          blockIdx = Dim3{x, y, z};
+          run_block();
+        }
+    t_current_ = saved;
+    return !failed_;
+  }
+
+  void run_block() {
+    ready_head_ = ready_tail_ = 0;
+    done_ = block_arrived_ = 0;
+    for (auto& w : warps_) w.arrived = 0;
+    for (int i = 0; i < n_; ++i) {
+      Lane& l = lanes_[i];
+      l.shuffles = 0;
+      getcontext(&l.ctx);
+      l.ctx.uc_stack.ss_sp = stacks_.get() + static_cast<std::size_t>(i) * stack_bytes_;
+      l.ctx.uc_stack.ss_size = stack_bytes_;
+      l.ctx.uc_link = &sched_;
+      makecontext(&l.ctx, &Device::trampoline, 0);
+      push_ready(i);
+    }
+    while (!aborted_) {
+      const int next = pop_ready();
+      if (next < 0) break;
+      set_current(next);
+      swapcontext(&sched_, &lanes_[next].ctx);
+    }
+    if (!aborted_ && done_ != n_) {
+      int at_shuffle = 0, at_sync = 0;
+      for (const auto& l : lanes_) {
+        at_shuffle += l.state == State::kWarpWait;
+        at_sync += l.state == State::kBlockWait;
+      }
+      note("block " + block_name() + " deadlocked: " + std::to_string(at_shuffle) + " threads wait at a shuffle, " +
+           std::to_string(at_sync) + " at __syncthreads, " + std::to_string(done_) + " exited (divergent shuffles or barriers)");
+    }
+  }
+
+  std::size_t stack_bytes_;
+  std::unique_ptr<char[]> stacks_;
+  int stack_threads_ = 0;
+  std::vector<Lane> lanes_;
+  std::vector<Warp> warps_;
+  std::vector<int> ready_;  // ring buffer of ready fibers (each at most once)
+  std::size_t ready_head_ = 0, ready_tail_ = 0;
+  ucontext_t sched_{};
+  int n_ = 0, cur_ = 0, done_ = 0, block_arrived_ = 0;
+  bool failed_ = false, aborted_ = false;
+  void (*body_)(void*) = nullptr;
+  void* body_arg_ = nullptr;
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_;
+  std::string error_;
+  long long loads_ = 0;
+  static inline thread_local Device* t_current_ = nullptr;
+};
+
+}  // namespace emu

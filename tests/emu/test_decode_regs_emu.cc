@@ -1,0 +1,255 @@
+// The register decode kernel (kernels/cuda/decode_attention_regs.cuh) and the
+// split merge (kernels/cuda/decode_reduce.cuh), run on the host: this file
+// includes the real device code and compiles it as host C++ against the fake
+// CUDA headers in tests/emu/fake_cuda (first on this target's include path),
+// and emu::Device runs each block's 128 threads as fibers, shuffles as warp
+// exchanges, __syncthreads as a block barrier (see emu_device.h for the rules
+// it checks and what it cannot model). The launch picks its instantiation
+// through decode_regs::dispatch and its splits through plan_decode_split, as
+// attention.cu does, so this checks the kernel's indexing, masking, online
+// softmax and merges on any machine, CUDA toolkit or not; the GPU tests in
+// tests/test_kernels_cuda.cc check the same kernel on a device.
+//
+// Each case: random never-zero q/k/v rounded to T (the reference sees what the
+// device stores), a shuffled block table, NaN-poisoned output and workspace,
+// against the float64 reference (kernels/reference.h) with atol + rtol |ref|;
+// and every K/V vector loaded exactly once (16-byte loads, aligned, inside
+// the caches).
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "kernels/cuda/decode_attention_regs.cuh"
+#include "kernels/cuda/decode_reduce.cuh"
+#include "kernels/cuda/decode_split.h"
+#include "kernels/reference.h"
+
+namespace kc = pdsim::kernels::cuda;
+namespace dr = pdsim::kernels::cuda::decode_regs;
+using kc::bf16;
+
+namespace {
+
+float to_float(float x) { return x; }
+float to_float(bf16 x) { return __bfloat162float(x); }
+
+// A 16-byte aligned host buffer (std::vector<bf16> is only 2-byte aligned, and
+// the kernel's 16-byte loads demand what cudaMalloc gives).
+template <class E>
+struct Aligned {
+  std::size_t n = 0;
+  std::unique_ptr<E, void (*)(void*)> ptr{nullptr, std::free};
+  explicit Aligned(std::size_t count) : n(count) {
+    ptr.reset(static_cast<E*>(std::aligned_alloc(16, ((n * sizeof(E) + 15) / 16) * 16 + 16)));
+  }
+  E* get() const { return ptr.get(); }
+  std::size_t bytes() const { return n * sizeof(E); }
+};
+
+std::vector<float> never_zero(std::size_t n, std::mt19937& rng, double scale) {
+  std::uniform_real_distribution<float> mag(0.1f, 1.0f);
+  std::bernoulli_distribution sign(0.5);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>((sign(rng) ? 1.0 : -1.0) * mag(rng) * scale);
+  return v;
+}
+
+// How the case splits the context: the launcher's plan (plan_decode_split on a
+// 132-SM device), one pass, or split_tokens forced (at least 2 splits, so a
+// short batch gets an empty split).
+struct SplitMode {
+  enum Kind { kPlan, kOnePass, kForced } kind = kPlan;
+  int split_tokens = 0;  // kForced: a multiple of 32, as launch_decode_attention demands
+};
+constexpr SplitMode kPlan{SplitMode::kPlan, 0};
+constexpr SplitMode kOnePass{SplitMode::kOnePass, 0};
+constexpr SplitMode forced(int tokens) { return {SplitMode::kForced, tokens}; }
+
+struct Case {
+  int heads, kv_heads, head_dim, block_tokens;
+  std::vector<int> lens;  // context tokens per sequence
+  SplitMode split = kPlan;
+  double q_scale = 1.0;  // > 1: peaked softmax (large scores)
+};
+
+std::string describe(const Case& c, int splits, int split_tokens, int elem_bytes) {
+  std::string s = (elem_bytes == 2 ? "bf16" : "f32") + std::string(" heads=") + std::to_string(c.heads) + "/" +
+                  std::to_string(c.kv_heads) + " hd=" + std::to_string(c.head_dim) +
+                  " block_tokens=" + std::to_string(c.block_tokens) + " lens=";
+  for (int l : c.lens) s += std::to_string(l) + " ";
+  return s + "splits=" + std::to_string(splits) + "x" + std::to_string(split_tokens);
+}
+
+// The launcher's two passes on the emulator: decode_regs_kernel over grid
+// (num_splits, kv_heads, batch), then decode_reduce_kernel over (batch * heads)
+// in split mode. Returns false with the emulator's error on a broken rule.
+template <class T>
+bool launch_decode(emu::Device& dev, const kc::DecodeAttentionParams<T>& p) {
+  bool ok = true;
+  dr::dispatch<T>(p.head_dim, p.heads / p.kv_heads, [&](auto tg, auto vpl, auto gb) {
+    constexpr int TG = decltype(tg)::value, VPL = decltype(vpl)::value, GB = decltype(gb)::value;
+    ok = dev.launch({static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.kv_heads),
+                     static_cast<unsigned>(p.batch)},
+                    {dr::kThreads, 1, 1}, [&] { dr::decode_regs_kernel<T, TG, VPL, GB>(p); });
+  });
+  if (ok && p.num_splits > 1)
+    ok = dev.launch({static_cast<unsigned>(p.batch * p.heads), 1, 1}, {128, 1, 1},
+                    [&] { kc::decode_reduce_kernel<T>(p); });
+  return ok;
+}
+
+template <class T>
+void check_case(const Case& c, std::mt19937& rng) {
+  constexpr int E = 16 / static_cast<int>(sizeof(T));
+  const int B = static_cast<int>(c.lens.size()), hd = c.head_dim, bt = c.block_tokens;
+  REQUIRE(hd % E == 0);
+  int max_blocks = 1, used_blocks = 0, max_ctx = 0;
+  long long total_tokens = 0;
+  for (int l : c.lens) {
+    max_blocks = std::max(max_blocks, (l + bt - 1) / bt);
+    used_blocks += (l + bt - 1) / bt;
+    max_ctx = std::max(max_ctx, l);
+    total_tokens += l;
+  }
+  // Shuffled physical blocks (two spare), unused table entries -1.
+  const int num_blocks = used_blocks + 2;
+  std::vector<int> perm(num_blocks);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
+  for (int s = 0, next = 0; s < B; ++s)
+    for (int i = 0; i < (c.lens[s] + bt - 1) / bt; ++i) table[s * max_blocks + i] = perm[next++];
+
+  // q (B, heads, hd); caches (num_blocks, bt, kv_heads, hd).
+  const std::size_t q_n = static_cast<std::size_t>(B) * c.heads * hd;
+  const std::size_t cache_n = static_cast<std::size_t>(num_blocks) * bt * c.kv_heads * hd;
+  std::vector<float> qf = never_zero(q_n, rng, c.q_scale), kf = never_zero(cache_n, rng, 1.0),
+                     vf = never_zero(cache_n, rng, 1.0);
+  Aligned<T> q(q_n), k(cache_n), v(cache_n), out(q_n);
+  auto store = [](std::vector<float>& host, T* dev) {  // round to T; the reference reads the rounded values
+    for (std::size_t i = 0; i < host.size(); ++i) {
+      dev[i] = kc::from_f32<T>(host[i]);
+      host[i] = to_float(dev[i]);
+    }
+  };
+  store(qf, q.get());
+  store(kf, k.get());
+  store(vf, v.get());
+  for (std::size_t i = 0; i < q_n; ++i) out.get()[i] = kc::from_f32<T>(NAN);
+
+  kc::DecodeAttentionParams<T> p;
+  p.q = q.get();
+  p.k_cache = k.get();
+  p.v_cache = v.get();
+  p.block_table = table.data();
+  p.context_lens = c.lens.data();
+  p.out = out.get();
+  p.batch = B;
+  p.heads = c.heads;
+  p.kv_heads = c.kv_heads;
+  p.head_dim = hd;
+  p.block_tokens = bt;
+  p.max_blocks_per_seq = max_blocks;
+  p.max_context_len = max_ctx;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+  kc::DecodeSplit split = kc::plan_decode_split(B, c.heads, c.kv_heads, hd, max_ctx, 132);
+  if (c.split.kind == SplitMode::kOnePass) {
+    split = kc::DecodeSplit{};
+    split.split_tokens = max_ctx;
+  } else if (c.split.kind == SplitMode::kForced) {
+    split.split_tokens = c.split.split_tokens;
+    split.num_splits = std::max(2, (max_ctx + split.split_tokens - 1) / split.split_tokens);
+    split.workspace_floats = static_cast<std::int64_t>(B) * c.heads * split.num_splits * (hd + 2);
+  }
+  p.num_splits = split.num_splits;
+  p.split_tokens = split.split_tokens;
+  // Workspace: partial_acc (B, heads, splits, hd) | partial_max (B, heads, splits) | partial_sum (same).
+  std::vector<float> ws(static_cast<std::size_t>(split.workspace_floats), NAN);
+  if (p.num_splits > 1) {
+    REQUIRE(split.workspace_floats == static_cast<std::int64_t>(B) * c.heads * p.num_splits * (hd + 2));
+    const long long bhs = static_cast<long long>(B) * c.heads * p.num_splits;
+    p.partial_acc = ws.data();
+    p.partial_max = ws.data() + bhs * hd;
+    p.partial_sum = p.partial_max + bhs;
+  }
+  INFO(describe(c, p.num_splits, p.split_tokens, sizeof(T)));
+
+  emu::Device dev;
+  dev.allow_reads(q.get(), q.bytes());
+  dev.allow_reads(k.get(), k.bytes());
+  dev.allow_reads(v.get(), v.bytes());
+  const bool ok = launch_decode(dev, p);
+  INFO("emulator: " << dev.error());
+  REQUIRE(ok);
+  // K and V each: one 16-byte load per vector of every context token and kv head.
+  CHECK(dev.loads() == 2 * (hd / E) * static_cast<long long>(c.kv_heads) * total_tokens);
+
+  const std::vector<double> ref = pdsim::kernels::ref::decode_attention(qf, kf, vf, table, c.lens, c.heads,
+                                                                        c.kv_heads, hd, bt, max_blocks);
+  const bool f32 = sizeof(T) == 4;
+  const double atol = f32 ? 2e-4 : 1e-2, rtol = f32 ? 1e-3 : 2e-2;
+  std::size_t bad = 0, first_bad = 0;
+  double worst = 0;
+  for (std::size_t i = 0; i < q_n; ++i) {
+    const double got = to_float(out.get()[i]), err = std::fabs(got - ref[i]);
+    if (!(err <= atol + rtol * std::fabs(ref[i]))) {  // NaN (unwritten) fails too
+      if (bad++ == 0) first_bad = i;
+    }
+    if (!(err <= worst)) worst = err;
+  }
+  INFO("worst abs err " << worst << "; first bad element " << first_bad << " (b " << first_bad / (c.heads * hd)
+                        << " h " << first_bad / hd % c.heads << " d " << first_bad % hd << ")");
+  CHECK(bad == 0);
+}
+
+}  // namespace
+
+// Ragged contexts (0, 1, 31, 33: either side of a 32-token tile and of the
+// kernel's token steps; long ones that the plan splits, so shorter sequences
+// get empty splits), GQA groups in each row bucket (1; 2, 3, 4 -> 4 rows; 5,
+// 7, 8 -> 8 rows), bf16 and f32, the launcher's plan, one pass, forced splits.
+TEST_CASE("cuda kernels emulated: register decode attention matches the float64 reference over ragged paged batches") {
+  std::mt19937 rng(1234);
+  const std::vector<int> ragged = {1, 5, 31, 33, 100, 1000, 0, 3000};
+  for (int group : {1, 4, 8}) {
+    check_case<bf16>({group * 2, 2, 128, 16, ragged, kPlan}, rng);        // 11 splits of 288 tokens
+    check_case<bf16>({group * 2, 2, 128, 16, ragged, forced(256)}, rng);  // 12 splits of 256
+    check_case<float>({group * 2, 2, 64, 16, ragged, kPlan}, rng);
+    check_case<float>({group * 2, 2, 64, 16, ragged, forced(96)}, rng);   // 32 splits, most of them empty
+  }
+  check_case<bf16>({4, 2, 128, 16, ragged, kOnePass}, rng);             // group 2 in 4 rows, 3000 tokens in one pass
+  check_case<float>({14, 2, 128, 16, ragged, kOnePass}, rng);           // group 7 in 8 rows, f32 TG 32
+  check_case<bf16>({14, 2, 64, 16, {2500, 7}, kPlan}, rng);             // group 7, split
+  check_case<bf16>({10, 2, 64, 16, {1300, 7}, kPlan}, rng);             // group 5, split
+  check_case<bf16>({6, 2, 96, 16, {300, 17, 0}, kPlan}, rng);           // group 3 (12 vectors: TG 16, 4 lanes idle)
+  check_case<bf16>({6, 2, 96, 16, {300, 17, 0}, forced(64)}, rng);
+  check_case<bf16>({32, 8, 128, 16, {2048, 2048, 2048, 2048}, kPlan}, rng);  // llama-3.1-8b: 8 splits of 256
+  check_case<bf16>({8, 2, 128, 16, {4000}, kPlan, 8.0}, rng);           // peaked softmax: large scores, rescales
+}
+
+// Head dims that leave lanes of a token group idle or take two vectors per
+// lane, and KV blocks of 8 and 32 tokens (a token step spans several blocks).
+TEST_CASE("cuda kernels emulated: register decode attention over head dims with idle lanes and block sizes 8 16 32") {
+  std::mt19937 rng(99);
+  // f32: 9 vectors (TG 16, 7 lanes idle), 24 (TG 32), 32, 50 and 64 (TG 32, 2 per lane).
+  for (int hd : {36, 96, 128, 200, 256}) check_case<float>({4, 1, hd, 16, {1, 31, 300}, forced(64)}, rng);
+  check_case<float>({8, 1, 256, 16, {1000, 40}, kOnePass}, rng);       // f32 2 vectors per lane, group 8
+  for (int hd : {64, 96, 256}) {                                        // bf16: 8, 12 (TG 16), 32 vectors (TG 32)
+    check_case<bf16>({8, 1, hd, 16, {1, 33, 1000}, kPlan}, rng);
+    check_case<bf16>({8, 1, hd, 16, {1, 33, 1000}, forced(128)}, rng);
+  }
+  check_case<bf16>({5, 1, 40, 16, {257, 1}, kPlan}, rng);              // hd 40: 5 vectors, TG 8; group 5
+  check_case<bf16>({2, 1, 16, 8, {45, 3, 0}, kPlan}, rng);             // hd 16: 2 vectors, TG 4; 8-token blocks
+  check_case<bf16>({4, 1, 32, 8, {300, 9}, forced(32)}, rng);          // hd 32: 4 vectors, TG 4; 32-token splits
+  check_case<bf16>({16, 2, 64, 32, {3000, 5}, kPlan}, rng);            // 32-token blocks, group 8
+  check_case<float>({8, 8, 32, 8, {130, 64}, forced(32)}, rng);        // MHA, f32 hd 32, 8-token blocks
+}
