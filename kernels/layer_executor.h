@@ -4,8 +4,9 @@
 //
 // One layer, per GPU of a TP group (heads/tp, kv_heads/tp or 1, ffn/tp,
 // vocab/tp; TP all-reduces are not executed), in this order:
-//   input RMSNorm -> qkv_proj (three GEMMs: q, k, v; the backend has no
-//   tensor views for a fused output) -> kv_append_rope (RoPE on q, k; K/V
+//   input RMSNorm -> qkv_proj (one fused GEMM, timed; the backend has no
+//   strided views, so three more, untimed, make the contiguous q, k, v the
+//   next ops read) -> kv_append_rope (RoPE on q, k; K/V
 //   written to a paged cache) -> attention_prefill (ragged causal, prefill
 //   sequences) and/or attention_decode (paged, decode sequences) -> o_proj ->
 //   residual add -> post-attention RMSNorm -> mlp_gate_up -> mlp_silu_mul ->
@@ -103,6 +104,9 @@ struct ExecutorOptions {
 // down and norm weights) in `dtype`, and of the lm_head shard.
 double layer_weight_bytes(const LayerDims& dims, DType dtype);
 double lm_head_bytes(const LayerDims& dims, DType dtype);
+// What the executor allocates per layer of weights: the above plus the split
+// q, k, v projection (kept beside the fused one).
+double executor_layer_bytes(const LayerDims& dims, DType dtype);
 
 class LayerExecutor {
  public:

@@ -138,12 +138,15 @@ TEST_CASE("layer executor: all-layers mode runs every layer on its own weights a
   const auto t = ex.run({{}, {20, 33}, 2});
   CHECK(t.layers_run == 3);
   CHECK(t.model_s() == doctest::Approx(3 * t.layer_s() + t.lm_head_s));
-  // Per layer: q, k, v, o, gate_up, down GEMMs; then the lm_head once.
+  // Per layer: the fused qkv (timed), q, k, v (untimed), o, gate_up, down GEMMs; then the lm_head once.
   const auto gemms = of(b.calls, "gemm");
-  REQUIRE(gemms.size() == 3 * 6 + 1);
+  REQUIRE(gemms.size() == 3 * 7 + 1);
   std::set<const void*> q_weights, caches;
-  for (int l = 0; l < 3; ++l) q_weights.insert(gemms[static_cast<std::size_t>(6 * l)].a);
+  for (int l = 0; l < 3; ++l) q_weights.insert(gemms[static_cast<std::size_t>(7 * l + 1)].a);
   CHECK(q_weights.size() == 3);
+  // The timed qkv_proj is the fused GEMM: its own weights and output, not the split q's.
+  CHECK(gemms[0].a != gemms[1].a);
+  CHECK(gemms[0].out != gemms[1].out);
   const auto appends = of(b.calls, "kv_append"), reads = of(b.calls, "decode_attention");
   REQUIRE(appends.size() == 3);
   REQUIRE(reads.size() == 3);
@@ -156,14 +159,14 @@ TEST_CASE("layer executor: all-layers mode runs every layer on its own weights a
   const auto norms = of(b.calls, "rmsnorm");
   REQUIRE(norms.size() == 3 * 2);
   for (int l = 0; l + 1 < 3; ++l)
-    CHECK(norms[static_cast<std::size_t>(2 * (l + 1))].a == gemms[static_cast<std::size_t>(6 * l + 5)].out);
+    CHECK(norms[static_cast<std::size_t>(2 * (l + 1))].a == gemms[static_cast<std::size_t>(7 * l + 6)].out);
 
   // One-layer mode: one layer per run, one KV cache.
   RecordingBackend b1;
   k::LayerExecutor one(b1, tiny_dims(), {0, 1, 16});
   const auto t1 = one.run({{}, {20, 33}, 2});
   CHECK(t1.layers_run == 1);
-  CHECK(of(b1.calls, "gemm").size() == 6 + 1);
+  CHECK(of(b1.calls, "gemm").size() == 7 + 1);
   CHECK(of(b1.calls, "kv_append").size() == 1);
 }
 
