@@ -50,6 +50,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/cuda/decode_reduce.cuh"
 #include "kernels/cuda/ops.cuh"
 
 namespace pdsim::kernels::cuda::decode_regs {
@@ -129,17 +130,8 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
   const int t_end = split_mode ? min(ctx, t_begin + p.split_tokens) : ctx;
   const int h0 = kvh * group;  // first query head of this kv head
 
-  if (t_begin >= t_end) {  // empty split (or empty context): neutral partial / zero output; whole block
-    for (int i = threadIdx.x; i < group; i += blockDim.x) {
-      const long long bh = static_cast<long long>(b) * p.heads + h0 + i;
-      if (split_mode) {
-        p.partial_max[bh * p.num_splits + split] = -INFINITY;
-        p.partial_sum[bh * p.num_splits + split] = 0.f;
-      }
-    }
-    if (!split_mode)
-      for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
-        p.out[(static_cast<long long>(b) * p.heads + h0) * hd + i] = from_f32<T>(0.f);
+  if (t_begin >= t_end) {  // empty split (or empty context); whole block
+    write_empty_split(p, b, h0, group, split);
     return;
   }
 

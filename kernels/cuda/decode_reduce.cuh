@@ -1,5 +1,6 @@
 // Pass 2 of split decode attention (flash-decoding merge), shared by both
-// decode kernels' launchers in attention.cu. Plain CUDA C++ (no inline PTX), so
+// decode kernels' launchers in attention.cu, and the empty-split partial of
+// pass 1 that it skips. Plain CUDA C++ (no inline PTX), so
 // the host emulator test (tests/emu/) runs this same code after the emulated
 // register kernel.
 #pragma once
@@ -7,7 +8,28 @@
 
 namespace pdsim::kernels::cuda {
 
-// Grid (batch * heads), any block size; merges the splits of one (b, h):
+// Pass 1's block for an empty split (or an empty context) of one (sequence b,
+// kv head) owning query heads h0 .. h0 + group - 1: in split mode a neutral
+// partial (max -inf, sum 0; the merge below skips it), else zero output rows.
+// Both decode kernels call it, with the whole block.
+template <class T>
+__device__ __forceinline__ void write_empty_split(const DecodeAttentionParams<T>& p, int b, int h0, int group,
+                                                  int split) {
+  const bool split_mode = p.num_splits > 1;
+  const int hd = p.head_dim;
+  for (int i = threadIdx.x; i < group; i += blockDim.x) {
+    const long long bh = static_cast<long long>(b) * p.heads + h0 + i;
+    if (split_mode) {
+      p.partial_max[bh * p.num_splits + split] = -INFINITY;
+      p.partial_sum[bh * p.num_splits + split] = 0.f;
+    }
+  }
+  if (!split_mode)
+    for (int i = threadIdx.x; i < group * hd; i += blockDim.x)
+      p.out[(static_cast<long long>(b) * p.heads + h0) * hd + i] = from_f32<T>(0.f);
+}
+
+// Pass 2. Grid (batch * heads), any block size; merges the splits of one (b, h):
 // out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s, skipping empty splits
 // (m_s == -inf); a sequence whose splits are all empty gets zeros.
 // partial_acc (B, heads, splits, hd); partial_max / partial_sum (B, heads, splits).

@@ -114,6 +114,14 @@ template <class T> void launch_fill_random(T* out, std::int64_t n, float scale, 
 template <class T> void launch_rope(const RopeParams<T>& p, cudaStream_t stream);
 template <class T> void launch_silu_gate(const SiluGateParams<T>& p, cudaStream_t stream);
 
+// Declares the kernel's dynamic shared memory as `type name[]` (the launch's
+// third <<< >>> argument sizes it). A macro so that the host emulator of
+// tests/emu (whose fake cuda_runtime.h defines it first) can point `name` at
+// its per-block buffer instead.
+#ifndef PDSIM_DYNAMIC_SHARED
+#define PDSIM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 // Storage <-> fp32 on the device.
 __device__ __forceinline__ float to_f32(float x) { return x; }
 __device__ __forceinline__ float to_f32(bf16 x) { return __bfloat162float(x); }

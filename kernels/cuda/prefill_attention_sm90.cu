@@ -398,16 +398,7 @@ void prefill_wgmma_launch(const PrefillAttentionParams<bf16>& p, cudaStream_t st
 }  // namespace
 
 bool try_prefill_wgmma(const PrefillAttentionParams<bf16>& p, cudaStream_t stream, std::string* why) {
-  if (p.head_dim != 64 && p.head_dim != 128) {
-    *why = "head_dim is " + std::to_string(p.head_dim) + " (it has 64 and 128)";
-    return false;
-  }
-  const auto addr = reinterpret_cast<std::uintptr_t>(p.q) | reinterpret_cast<std::uintptr_t>(p.k) |
-                    reinterpret_cast<std::uintptr_t>(p.v) | reinterpret_cast<std::uintptr_t>(p.out);
-  if (addr % 16 != 0) {
-    *why = "q, k, v or out is not 16-byte aligned";
-    return false;
-  }
+  if (!prefill_tensor_core_shape_ok(p, why)) return false;
   int dev = 0, major = 0, minor = 0;
   cudaCheck(cudaGetDevice(&dev));
   cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));

@@ -120,5 +120,22 @@ namespace pdsim::kernels::cuda {
 // head_dim 64 or 128, a compute capability 9.0 device, 16-byte aligned
 // tensors); else sets *why and returns false. Defined only in builds with
 // sm_90a code (PDSIM_HAVE_SM90A).
+// The shape checks both tensor-core prefill kernels (mma.sync in attention.cu,
+// wgmma here) share: head_dim 64 or 128, q / k / v / out 16-byte aligned.
+// Returns true where they pass; else sets *why.
+inline bool prefill_tensor_core_shape_ok(const PrefillAttentionParams<bf16>& p, std::string* why) {
+  if (p.head_dim != 64 && p.head_dim != 128) {
+    *why = "head_dim is " + std::to_string(p.head_dim) + " (it has 64 and 128)";
+    return false;
+  }
+  const auto addr = reinterpret_cast<std::uintptr_t>(p.q) | reinterpret_cast<std::uintptr_t>(p.k) |
+                    reinterpret_cast<std::uintptr_t>(p.v) | reinterpret_cast<std::uintptr_t>(p.out);
+  if (addr % 16 != 0) {
+    *why = "q, k, v or out is not 16-byte aligned";
+    return false;
+  }
+  return true;
+}
+
 bool try_prefill_wgmma(const PrefillAttentionParams<bf16>& p, cudaStream_t stream, std::string* why);
 }  // namespace pdsim::kernels::cuda

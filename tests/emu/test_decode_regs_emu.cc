@@ -32,36 +32,16 @@
 #include "kernels/cuda/decode_reduce.cuh"
 #include "kernels/cuda/decode_split.h"
 #include "kernels/reference.h"
+#include "tests/emu/emu_test_util.h"
 
 namespace kc = pdsim::kernels::cuda;
 namespace dr = pdsim::kernels::cuda::decode_regs;
 using kc::bf16;
+using kc::emu_test::Aligned;
+using kc::emu_test::never_zero;
+using kc::emu_test::to_float;
 
 namespace {
-
-float to_float(float x) { return x; }
-float to_float(bf16 x) { return __bfloat162float(x); }
-
-// A 16-byte aligned host buffer (std::vector<bf16> is only 2-byte aligned, and
-// the kernel's 16-byte loads demand what cudaMalloc gives).
-template <class E>
-struct Aligned {
-  std::size_t n = 0;
-  std::unique_ptr<E, void (*)(void*)> ptr{nullptr, std::free};
-  explicit Aligned(std::size_t count) : n(count) {
-    ptr.reset(static_cast<E*>(std::aligned_alloc(16, ((n * sizeof(E) + 15) / 16) * 16 + 16)));
-  }
-  E* get() const { return ptr.get(); }
-  std::size_t bytes() const { return n * sizeof(E); }
-};
-
-std::vector<float> never_zero(std::size_t n, std::mt19937& rng, double scale) {
-  std::uniform_real_distribution<float> mag(0.1f, 1.0f);
-  std::bernoulli_distribution sign(0.5);
-  std::vector<float> v(n);
-  for (auto& x : v) x = static_cast<float>((sign(rng) ? 1.0 : -1.0) * mag(rng) * scale);
-  return v;
-}
 
 // How the case splits the context: the launcher's plan (plan_decode_split on a
 // 132-SM device), one pass, or split_tokens forced (at least 2 splits, so a

@@ -11,7 +11,8 @@
 // registered its buffers, that the load stays inside one), the fp32 intrinsics
 // as libm calls. __shared__ variables become function statics: blocks run one
 // at a time, so one copy per kernel instantiation is one block's shared memory
-// (not re-poisoned between blocks).
+// (not re-poisoned between blocks); dynamic shared memory (declared with
+// PDSIM_DYNAMIC_SHARED) is the emulator's buffer, poisoned before each block.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -55,6 +56,12 @@ inline uint4 __ldg(const uint4* p) {
   if (emu::Device::current().check_load(p, sizeof(uint4), 16)) std::memcpy(&v, p, sizeof v);
   return v;
 }
+
+// Dynamic shared memory (PDSIM_DYNAMIC_SHARED, kernels/cuda/ops.cuh): the
+// emulator's per-launch buffer, sized by Device::launch's last argument.
+#define PDSIM_DYNAMIC_SHARED(type, name) type* const name = static_cast<type*>(emu::Device::current().dynamic_shared())
+
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
 
 inline void __syncthreads() { emu::Device::current().sync_block(); }
 

@@ -21,8 +21,8 @@
 // What it does not model: timing, the memory model (a block's threads see each
 // other's shared-memory writes at once, without the fences hardware needs),
 // independent thread scheduling inside a warp beyond the shuffle rule, bank
-// conflicts, register limits; __shared__ memory is not re-poisoned between
-// blocks. Device code must not throw (an exception cannot leave a fiber), so
+// conflicts, register limits; static __shared__ memory is not re-poisoned
+// between blocks (dynamic shared memory is). Device code must not throw (an exception cannot leave a fiber), so
 // tests check results after launch() returns.
 #pragma once
 #include <ucontext.h>
@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -63,11 +64,15 @@ class Device {
   // Runs kernel() as every thread of every block of `grid` (blocks of block.x
   // threads; 1-D blocks only), blocks in x, then y, then z order. Returns
   // false at the first broken rule (error() says which); later blocks do not run.
+  // dynamic_smem_bytes: the launch's dynamic shared memory (the third <<< >>>
+  // argument), NaN-poisoned (all bits set) before each block.
   template <class Kernel>
-  bool launch(Dim3 grid, Dim3 block, Kernel&& kernel) {
+  bool launch(Dim3 grid, Dim3 block, Kernel&& kernel, std::size_t dynamic_smem_bytes = 0) {
     using K = std::remove_reference_t<Kernel>;
     body_ = [](void* k) { (*static_cast<K*>(k))(); };
     body_arg_ = const_cast<void*>(static_cast<const void*>(&kernel));
+    dyn_smem_bytes_ = dynamic_smem_bytes;
+    if (dyn_smem_.size() * 16 < dynamic_smem_bytes) dyn_smem_.resize((dynamic_smem_bytes + 15) / 16);
     return run_grid(grid, block);
   }
 
@@ -93,6 +98,10 @@ class Device {
   }
 
   // -- hooks for the fake device API --
+
+  // The running block's dynamic shared memory (16-byte aligned; nullptr when
+  // the launch asked for none).
+  void* dynamic_shared() { return dyn_smem_bytes_ == 0 ? nullptr : static_cast<void*>(dyn_smem_.data()); }
 
   // __syncthreads.
   void sync_block() {
@@ -270,6 +279,7 @@ class Device {
   }
 
   void run_block() {
+    if (dyn_smem_bytes_ > 0) std::memset(static_cast<void*>(dyn_smem_.data()), 0xff, dyn_smem_bytes_);
     ready_head_ = ready_tail_ = 0;
     done_ = block_arrived_ = 0;
     for (auto& w : warps_) w.arrived = 0;
@@ -315,6 +325,11 @@ class Device {
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_;
   std::string error_;
   long long loads_ = 0;
+  struct alignas(16) Chunk {
+    unsigned char b[16];
+  };
+  std::vector<Chunk> dyn_smem_;  // dynamic shared memory, reused across launches
+  std::size_t dyn_smem_bytes_ = 0;
   static inline thread_local Device* t_current_ = nullptr;
 };
 

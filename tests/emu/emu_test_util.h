@@ -1,0 +1,92 @@
+// Helpers shared by the emulated kernel tests (tests/emu): 16-byte aligned host
+// buffers (what cudaMalloc gives), random never-zero inputs rounded to the
+// storage type (the references read the rounded values), NaN-poisoned
+// outputs, and the atol + rtol |ref| comparison.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdlib>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "kernels/cuda/ops.cuh"
+
+namespace pdsim::kernels::cuda::emu_test {
+
+inline float to_float(float x) { return x; }
+inline float to_float(bf16 x) { return __bfloat162float(x); }
+
+// A 16-byte aligned host buffer (std::vector<bf16> is only 2-byte aligned, and
+// the kernels' 16-byte loads demand what cudaMalloc gives).
+template <class E>
+struct Aligned {
+  std::size_t n = 0;
+  std::unique_ptr<E, void (*)(void*)> ptr{nullptr, std::free};
+  explicit Aligned(std::size_t count) : n(count) {
+    ptr.reset(static_cast<E*>(std::aligned_alloc(16, ((n * sizeof(E) + 15) / 16) * 16 + 16)));
+  }
+  E* get() const { return ptr.get(); }
+  std::size_t bytes() const { return n * sizeof(E); }
+  E& operator[](std::size_t i) const { return ptr.get()[i]; }
+};
+
+// Uniform in [-1, -0.1] U [0.1, 1] (times scale): never zero.
+inline std::vector<float> never_zero(std::size_t n, std::mt19937& rng, double scale = 1.0) {
+  std::uniform_real_distribution<float> mag(0.1f, 1.0f);
+  std::bernoulli_distribution sign(0.5);
+  std::vector<float> v(n);
+  for (auto& x : v) x = static_cast<float>((sign(rng) ? 1.0 : -1.0) * mag(rng) * scale);
+  return v;
+}
+
+// A device-layout copy of `host` in T; `host` becomes the rounded values.
+template <class T>
+Aligned<T> store(std::vector<float>& host) {
+  Aligned<T> dev(host.size());
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    dev[i] = from_f32<T>(host[i]);
+    host[i] = to_float(dev[i]);
+  }
+  return dev;
+}
+
+template <class T>
+Aligned<T> poisoned(std::size_t n) {
+  Aligned<T> dev(n);
+  for (std::size_t i = 0; i < n; ++i) dev[i] = from_f32<T>(NAN);
+  return dev;
+}
+
+template <class T>
+double atol_for() {
+  return sizeof(T) == 4 ? 2e-4 : 1e-2;
+}
+template <class T>
+double rtol_for() {
+  return sizeof(T) == 4 ? 1e-3 : 2e-2;
+}
+
+// |got[i] - ref[i]| <= atol + rtol |ref[i]| for every i (NaN, e.g. an unwritten
+// poisoned element, fails). Reports the count, the worst error and the first miss.
+template <class T>
+void check_close(const std::string& what, const Aligned<T>& got, const std::vector<double>& ref,
+                 double atol = atol_for<T>(), double rtol = rtol_for<T>()) {
+  REQUIRE(got.n == ref.size());
+  std::size_t bad = 0, first = 0;
+  double worst = 0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double err = std::fabs(to_float(got[i]) - ref[i]);
+    if (!(err <= atol + rtol * std::fabs(ref[i])) && bad++ == 0) first = i;
+    if (!(err <= worst)) worst = err;
+  }
+  INFO(what << ": " << bad << " of " << ref.size() << " elements out of tolerance, worst abs err " << worst
+            << "; first bad element " << first << ": got " << (bad ? to_float(got[first]) : 0.f) << ", reference "
+            << (bad ? ref[first] : 0.0));
+  CHECK(bad == 0);
+}
+
+}  // namespace pdsim::kernels::cuda::emu_test

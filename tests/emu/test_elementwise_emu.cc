@@ -1,0 +1,190 @@
+// The row-wise and elementwise kernels of kernels/cuda/elementwise_kernels.cuh
+// (RMSNorm, RoPE, SiLU-gate, KV append, residual add, random fill), their real
+// device code run on the host by emu::Device (tests/emu/fake_cuda), against the
+// float64 references (random fill: against kernels/random_fill.h on the host),
+// bf16 and f32. Grid-stride kernels run with the launchers' grid (grid_for)
+// and with a 2-block grid, so each thread takes several strides.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <doctest/doctest.h>
+
+#include "kernels/cuda/elementwise_kernels.cuh"
+#include "kernels/random_fill.h"
+#include "kernels/reference.h"
+#include "tests/emu/emu_test_util.h"
+
+namespace kc = pdsim::kernels::cuda;
+namespace ew = pdsim::kernels::cuda::elementwise;
+namespace ref = pdsim::kernels::ref;
+using kc::bf16;
+using namespace pdsim::kernels::cuda::emu_test;
+
+namespace {
+
+constexpr emu::Dim3 kBlock{ew::kThreads, 1, 1};
+
+// The grids a grid-stride kernel over n items runs with here: the launcher's, and 2 blocks.
+std::vector<unsigned> grids_for(long long n) { return {ew::grid_for(n), 2u}; }
+
+std::string name(const char* op, std::size_t bytes) { return std::string(bytes == 2 ? "bf16 " : "f32 ") + op; }
+
+template <class T>
+void check_rmsnorm(long long rows, int hidden, std::mt19937& rng) {
+  std::vector<float> xf = never_zero(rows * hidden, rng, 3.0), wf = never_zero(hidden, rng);
+  auto x = store<T>(xf), w = store<T>(wf);
+  auto out = poisoned<T>(xf.size());
+  kc::RmsNormParams<T> p{x.get(), w.get(), out.get(), rows, hidden, 1e-5f};
+  const std::string what = name("rmsnorm", sizeof(T)) + " rows=" + std::to_string(rows) +
+                           " hidden=" + std::to_string(hidden);
+  INFO(what);
+  emu::Device dev;
+  const bool ok = dev.launch({static_cast<unsigned>(rows), 1, 1}, kBlock, [&] { ew::rmsnorm_kernel<T>(p); });
+  INFO("emulator: " << dev.error());
+  REQUIRE(ok);
+  check_close(what, out, ref::rmsnorm(xf, wf, rows, hidden, 1e-5));
+}
+
+template <class T>
+void check_rope(long long tokens, int heads, int kv_heads, int hd, float theta, int max_pos, std::mt19937& rng) {
+  std::uniform_int_distribution<int> pos_dist(0, max_pos);
+  std::vector<std::int32_t> pos(tokens);
+  for (auto& x : pos) x = pos_dist(rng);
+  pos[0] = max_pos;
+  for (unsigned grid : grids_for(tokens * (hd / 2))) {
+    std::vector<float> qf = never_zero(tokens * heads * hd, rng), kf = never_zero(tokens * kv_heads * hd, rng);
+    auto q = store<T>(qf), k = store<T>(kf);
+    kc::RopeParams<T> p{q.get(), k.get(), pos.data(), tokens, heads, kv_heads, hd, theta};
+    const std::string what = name("rope", sizeof(T)) + " tokens=" + std::to_string(tokens) + " heads=" +
+                             std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) +
+                             " max_pos=" + std::to_string(max_pos) + " grid=" + std::to_string(grid);
+    INFO(what);
+    emu::Device dev;
+    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::rope_kernel<T>(p); });
+    INFO("emulator: " << dev.error());
+    REQUIRE(ok);
+    // The kernel rotates in fp32 after an fp64 angle: f32 to ~1e-6 relative at any position.
+    check_close(what + " q", q, ref::rope(qf, pos, heads, hd, theta));
+    check_close(what + " k", k, ref::rope(kf, pos, kv_heads, hd, theta));
+  }
+}
+
+template <class T>
+void check_silu_gate(long long rows, int ffn, std::mt19937& rng) {
+  for (unsigned grid : grids_for(rows * ffn)) {
+    std::vector<float> gf = never_zero(rows * 2 * ffn, rng, 4.0);
+    auto g = store<T>(gf);
+    auto out = poisoned<T>(rows * ffn);
+    kc::SiluGateParams<T> p{g.get(), out.get(), rows, ffn};
+    const std::string what = name("silu_gate", sizeof(T)) + " rows=" + std::to_string(rows) +
+                             " ffn=" + std::to_string(ffn) + " grid=" + std::to_string(grid);
+    INFO(what);
+    emu::Device dev;
+    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::silu_gate_kernel<T>(p); });
+    INFO("emulator: " << dev.error());
+    REQUIRE(ok);
+    check_close(what, out, ref::silu_gate(gf, rows, ffn));
+  }
+}
+
+template <class T>
+void check_kv_append(long long tokens, int kv_heads, int hd, int slots, std::mt19937& rng) {
+  // Distinct shuffled slots, every third token padding (-1).
+  std::vector<std::int32_t> perm(slots);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng);
+  std::vector<std::int32_t> slot(tokens);
+  for (long long t = 0; t < tokens; ++t) slot[t] = t % 3 == 2 ? -1 : perm[t];
+  for (unsigned grid : grids_for(tokens * kv_heads * hd)) {
+    std::vector<float> kf = never_zero(tokens * kv_heads * hd, rng), vf = never_zero(kf.size(), rng);
+    std::vector<float> kcf = never_zero(static_cast<std::size_t>(slots) * kv_heads * hd, rng, 2.0),
+                       vcf = never_zero(kcf.size(), rng, 2.0);
+    auto k = store<T>(kf), v = store<T>(vf), kcache = store<T>(kcf), vcache = store<T>(vcf);
+    kc::KvAppendParams<T> p{k.get(), v.get(), slot.data(), kcache.get(), vcache.get(), tokens, kv_heads, hd};
+    const std::string what = name("kv_append", sizeof(T)) + " tokens=" + std::to_string(tokens) +
+                             " kv_heads=" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) +
+                             " grid=" + std::to_string(grid);
+    INFO(what);
+    emu::Device dev;
+    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::kv_append_kernel<T>(p); });
+    INFO("emulator: " << dev.error());
+    REQUIRE(ok);
+    // The reference appends every token it is given: give it the non-padding ones.
+    const std::size_t row = static_cast<std::size_t>(kv_heads) * hd;
+    std::vector<float> kl, vl;
+    std::vector<std::int32_t> live;
+    for (long long t = 0; t < tokens; ++t)
+      if (slot[t] >= 0) {
+        live.push_back(slot[t]);
+        kl.insert(kl.end(), kf.begin() + t * row, kf.begin() + (t + 1) * row);
+        vl.insert(vl.end(), vf.begin() + t * row, vf.begin() + (t + 1) * row);
+      }
+    std::vector<double> kref(kcf.begin(), kcf.end()), vref(vcf.begin(), vcf.end());
+    ref::kv_append(kl, vl, live, kv_heads, hd, kref, vref);
+    check_close(what + " k", kcache, kref, 0.0, 0.0);  // a copy: exact
+    check_close(what + " v", vcache, vref, 0.0, 0.0);
+  }
+}
+
+template <class T>
+void check_residual_add(long long n, std::mt19937& rng) {
+  for (unsigned grid : grids_for(n)) {
+    std::vector<float> xf = never_zero(n, rng), rf = never_zero(n, rng);
+    auto x = store<T>(xf), r = store<T>(rf);
+    const std::string what = name("residual_add", sizeof(T)) + " n=" + std::to_string(n) +
+                             " grid=" + std::to_string(grid);
+    INFO(what);
+    emu::Device dev;
+    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::residual_add_kernel<T>(x.get(), r.get(), n); });
+    INFO("emulator: " << dev.error());
+    REQUIRE(ok);
+    check_close(what, x, ref::residual_add(xf, rf));
+  }
+}
+
+template <class T>
+void check_fill_random(long long n, float scale, std::uint32_t seed) {
+  for (unsigned grid : grids_for(n)) {
+    auto out = poisoned<T>(n);
+    const std::string what = name("fill_random", sizeof(T)) + " n=" + std::to_string(n) +
+                             " grid=" + std::to_string(grid);
+    INFO(what);
+    emu::Device dev;
+    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::fill_random_kernel<T>(out.get(), n, scale, seed); });
+    INFO("emulator: " << dev.error());
+    REQUIRE(ok);
+    std::vector<double> want(n);
+    for (long long i = 0; i < n; ++i)  // the host function, rounded to T as the kernel stores it
+      want[i] = to_float(kc::from_f32<T>(pdsim::kernels::random_fill_value(seed, static_cast<std::uint64_t>(i), scale)));
+    check_close(what, out, want, 0.0, 0.0);
+  }
+}
+
+template <class T>
+void check_all(std::mt19937& rng) {
+  for (int hidden : {1000, 4096, 64}) check_rmsnorm<T>(3, hidden, rng);  // hidden < and not a multiple of the block
+  for (int hd : {64, 128}) {
+    check_rope<T>(7, 4, 2, hd, 10000.f, 131071, rng);  // positions up to 2^17 - 1
+    check_rope<T>(5, 2, 1, hd, 500000.f, 3, rng);
+    check_kv_append<T>(9, 2, hd, 20, rng);
+  }
+  check_silu_gate<T>(5, 300, rng);
+  check_residual_add<T>(1000, rng);
+  check_fill_random<T>(1000, 0.5f, 12345u);
+}
+
+}  // namespace
+
+// Rows not a multiple of the 256-thread block, head dims 64 and 128, RoPE
+// positions past 1e5 (where an fp32 angle would be ~1e-2 rad off), padding
+// tokens in KV append, bf16 and f32.
+TEST_CASE("cuda kernels emulated: elementwise kernels match the float64 references in bf16 and f32") {
+  std::mt19937 rng(4321);
+  SUBCASE("bf16") { check_all<bf16>(rng); }
+  SUBCASE("f32") { check_all<float>(rng); }
+}
