@@ -269,10 +269,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_attention_kernel(Dec
   const int hd = p.head_dim;
   const int group = p.heads / p.kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int ctx = p.context_lens[b];
   const bool split_mode = p.num_splits > 1;
-  const int t_begin = split_mode ? split * p.split_tokens : 0;
-  const int t_end = split_mode ? min(ctx, t_begin + p.split_tokens) : ctx;
+  const TokenRange tokens = decode_split_tokens(p, b, split);
+  const int t_begin = tokens.begin, t_end = tokens.end;
   const int h0 = kvh * group;  // first query head of this kv head
 
   if (t_begin >= t_end) {  // empty split (or empty context); whole block

@@ -8,6 +8,20 @@
 
 namespace pdsim::kernels::cuda {
 
+// The context tokens [begin, end) a decode block owns: split `split` of
+// sequence b's context, or all of it when the context is not split. Both
+// decode kernels start from it.
+struct TokenRange {
+  int begin, end;
+};
+template <class T>
+__device__ __forceinline__ TokenRange decode_split_tokens(const DecodeAttentionParams<T>& p, int b, int split) {
+  const int ctx = p.context_lens[b];
+  if (p.num_splits <= 1) return {0, ctx};
+  const int begin = split * p.split_tokens;
+  return {begin, min(ctx, begin + p.split_tokens)};
+}
+
 // Pass 1's block for an empty split (or an empty context) of one (sequence b,
 // kv head) owning query heads h0 .. h0 + group - 1: in split mode a neutral
 // partial (max -inf, sum 0; the merge below skips it), else zero output rows.
