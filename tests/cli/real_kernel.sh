@@ -97,6 +97,26 @@ for phase in ("prefill", "decode"):
 assert "attention_prefill" in v["op_breakdown"]["prefill"]["ops_s"]
 assert "attention_decode" in v["op_breakdown"]["decode"]["ops_s"]
 PY
+# --repeat: the real run N times; "real" is the run with the median TPOT p50 (the lower one of two).
+"$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/rep" --set workload.num_requests=4 \
+  --set real_kernel.iters=1 --repeat 2 >"$tmp/rep.out" 2>&1 || fail "validate --repeat: $(cat "$tmp/rep.out")"
+python3 - "$tmp/rep/validation.json" <<'PY' || fail "validate --repeat content"
+import json, sys
+v = json.load(open(sys.argv[1]))
+runs = v["real_repeats"]
+assert len(runs) == 2, runs
+assert v["real"]["tpot_s"]["p50"] == min(r["tpot_p50"] for r in runs), (v["real"]["tpot_s"], runs)
+for m in ("roofline", "profiled"):
+    for k in ("ttft_p50", "tpot_p50"):
+        mk, q = k.split("_")
+        errs = sorted(v[m][mk + "_s"][q] / r[k] - 1 for r in runs)
+        s = v["rel_err_repeats"][m][k]
+        assert abs(s["min"] - errs[0]) < 1e-12 and abs(s["max"] - errs[-1]) < 1e-12, (m, k, s, errs)
+        assert abs(s["median"] - (errs[0] + errs[1]) / 2) < 1e-12, (m, k, s, errs)
+PY
+grep -q "^Real run repeated 2 times" "$tmp/rep/validation.md" || fail "validation.md has no repeats table"
+"$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/rep2" --repeat 2 --timings "$tmp/none.csv" 2>"$tmp/err"
+[ $? -eq 2 ] && grep -q -- "--repeat" "$tmp/err" || fail "--repeat with --timings: want exit 2 naming --repeat: $(cat "$tmp/err")"
 [ -s "$tmp/val/validation.md" ] || fail "no validation.md"
 grep -q "| real |" "$tmp/val/validation.md" || fail "validation.md has no real row"
 grep -q "^Per op, one decode batch" "$tmp/val/validation.md" || fail "validation.md has no per-op decode table"
