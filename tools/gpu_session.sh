@@ -33,6 +33,9 @@
 #               real_kernel.layers=all: every layer runs on its own weights and KV cache, to see
 #               what the one-layer-x-L approximation of the default run misses
 #               -> results/validation-<gpu>-all-layers.{md,json}
+#   targets     tools/gpu_targets.py: issue 4's GPU targets read off the benchmark JSON and the
+#               validations (met / missed / skipped per kernel variant) -> results/targets-<gpu>.md,
+#               printed again at the end of the output
 #   ctest       the other targets, then the whole test suite (whatever time is left)
 #   pack        $OUT/gpu-results.tar.gz (paths relative to the repository root: profiles/measured/<gpu>-pdsim/,
 #               profiles/gpus/<gpu>-pdsim.json, results/...), $OUT/gpu-session.log, $OUT/summary.txt
@@ -308,6 +311,16 @@ step_validate_all() {
     cp "$BUILD_DIR/validate-all/validation.json" "$ROOT/results/validation-$BASE-all-layers.json"
 }
 
+step_targets() {
+  need "$ROOT/results/kernel-bench-$BASE.json"
+  local v=()
+  for f in "$ROOT/results/validation-$BASE.json" "$ROOT/results/validation-$BASE-all-layers.json"; do
+    [ -f "$f" ] && v+=(--validation "$f")
+  done
+  python3 "$ROOT/tools/gpu_targets.py" --bench "$ROOT/results/kernel-bench-$BASE.json" "${v[@]}" \
+    --out "$ROOT/results/targets-$BASE.md"
+}
+
 step_ctest() {
   need "$BUILD_DIR/CTestTestfile.cmake"
   cmake --build "$BUILD_DIR" -j "$JOBS" || exit 1
@@ -315,7 +328,7 @@ step_ctest() {
 }
 
 export -f need step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
-  step_profile8b step_profile70b step_compare step_validate step_validate_all step_ctest
+  step_profile8b step_profile70b step_compare step_validate step_validate_all step_targets step_ctest
 
 # name  budget_s  min_s  gpu  what
 PLAN=(
@@ -333,6 +346,7 @@ PLAN=(
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
   "validate_all 100 40 1 pdsim validate scenarios/llama8b-real-gpu.json, 100 requests, real_kernel.layers=all -> results/validation-$BASE-all-layers.{md,json}"
+  "targets 15 2 0 python3 tools/gpu_targets.py --bench results/kernel-bench-$BASE.json --validation ... -> results/targets-$BASE.md"
   "ctest 200 90 1 build the other targets, then ctest -j $JOBS (the whole suite, with what time is left)"
 )
 
@@ -407,7 +421,7 @@ echo "" | tee -a "$LOG"
 echo "=== [pack] $(date -u +%H:%M:%S)" | tee -a "$LOG"
 files=()
 for f in "profiles/measured/$OURS" "profiles/gpus/$OURS.json" "results/validation-$BASE.md" "results/validation-$BASE.json" \
-         "results/validation-$BASE-all-layers.md" "results/validation-$BASE-all-layers.json" \
+         "results/validation-$BASE-all-layers.md" "results/validation-$BASE-all-layers.json" "results/targets-$BASE.md" \
          "results/kernels-vs-vllm-$BASE.md" "results/kernels-vs-vllm-$BASE.csv" "results/kernel-bench-$BASE.json"; do
   [ -e "$ROOT/$f" ] && files+=("$f")
 done
@@ -428,6 +442,7 @@ total=$(($(date +%s) - START))
   cat "$SUMMARY"
   echo "files in $OUTDIR: $(find "$OUTDIR" -maxdepth 1 -type f -printf '%f ')"
   echo "to install the results, at the repository root: tar -xzf gpu-results.tar.gz"
+  if [ -f "$ROOT/results/targets-$BASE.md" ]; then echo ""; cat "$ROOT/results/targets-$BASE.md"; fi
 } | tee -a "$LOG"
 # The log comes back only under 16 MiB: keep its head and tail if it grew larger.
 if [ "$(stat -c %s "$LOG")" -gt $((15 * 1024 * 1024)) ]; then

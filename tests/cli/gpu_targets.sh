@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# tools/gpu_targets.py reads issue 4's GPU targets off a Google Benchmark JSON
+# and validation files: per kernel variant met / missed / skipped, the right
+# rows selected (GEMM only at m >= 1024), errors in validation.json judged at
+# 10%; an unreadable benchmark file is exit 1 naming it.
+set -u
+src=$1
+fail() { echo "FAIL: $*"; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat >"$tmp/bench.json" <<'JSON'
+{"context": {"host_name": "fake-h100", "date": "2026-11-25"},
+ "benchmarks": [
+  {"name": "BM_Gemm/model:0/proj:0/m:1/manual_time", "run_type": "iteration", "peak_frac": 0.01},
+  {"name": "BM_Gemm/model:0/proj:0/m:1024/manual_time", "run_type": "iteration", "peak_frac": 0.85},
+  {"name": "BM_Gemm/model:0/proj:2/m:4096/manual_time", "run_type": "iteration", "peak_frac": 0.90},
+  {"name": "BM_Gemm/model:1/proj:2/m:4096/manual_time", "run_type": "iteration", "peak_frac": 0.70},
+  {"name": "BM_Gemm/model:1/proj:2/m:4096/manual_time_mean", "run_type": "aggregate", "peak_frac": 0.10},
+  {"name": "BM_PrefillAttention/model:0/seqs:1/kernel:0/manual_time", "run_type": "iteration", "peak_frac": 0.33},
+  {"name": "BM_PrefillAttention/model:0/seqs:4/kernel:0/manual_time", "run_type": "iteration", "peak_frac": 0.35},
+  {"name": "BM_PrefillAttention/model:0/seqs:1/kernel:2/manual_time", "run_type": "iteration", "error_occurred": true,
+   "error_message": "wgmma does not apply: the device is sm_80"},
+  {"name": "BM_DecodeAttention/model:0/batch:8/kernel:0/manual_time", "run_type": "iteration", "bw_frac": 0.75},
+  {"name": "BM_DecodeAttention/model:0/batch:64/kernel:0/manual_time", "run_type": "iteration", "bw_frac": 0.69},
+  {"name": "BM_DecodeAttention/model:0/batch:8/kernel:1/manual_time", "run_type": "iteration", "bw_frac": 0.40}
+ ]}
+JSON
+cat >"$tmp/validation.json" <<'JSON'
+{"rel_err": {"roofline": {"ttft_p50": 0.05, "ttft_p90": 0.0, "tpot_p50": -0.12, "tpot_p90": 0.0},
+             "profiled": {"ttft_p50": -0.10, "ttft_p90": 0.0, "tpot_p50": 0.02, "tpot_p90": 0.0}}}
+JSON
+python3 "$src/tools/gpu_targets.py" --bench "$tmp/bench.json" --validation "$tmp/validation.json" --out "$tmp/t.md" \
+  >"$tmp/out" 2>&1 || fail "gpu_targets: $(cat "$tmp/out")"
+cmp -s "$tmp/out" "$tmp/t.md" || fail "--out differs from what was printed"
+row() { grep -F "| $1" "$tmp/t.md" || echo "(no row '$1')"; }
+# has LINE TEXT: the table line holds TEXT.
+has() { case "$1" in *"$2"*) ;; *) fail "expected '$2' in: $1" ;; esac; }
+# GEMM: the m >= 1024 rows only (0.85, 0.90, 0.70; not m = 1, not the aggregate): median 0.85, met.
+has "$(row 'GEMM peak_frac (m >= 1024)')" "median 0.850, min 0.700 over 3 rows"
+has "$(row 'GEMM peak_frac (m >= 1024)')" "**met**"
+has "$(row 'decode attention bw_frac, 256k tokens (regs)')" "median 0.720, min 0.690 over 2 rows"
+has "$(row 'decode attention bw_frac, 256k tokens (regs)')" "**met**"
+has "$(row 'decode attention bw_frac, 256k tokens (smem)')" "**missed**"
+has "$(row 'prefill attention peak_frac, 4k prompts (mma)')" "median 0.340"
+has "$(row 'prefill attention peak_frac, 4k prompts (mma)')" "**missed**"
+has "$(row 'prefill attention peak_frac, 4k prompts (wgmma)')" "skipped: wgmma does not apply: the device is sm_80"
+has "$(row 'roofline vs real tpot_p50')" "-12.0%"
+has "$(row 'roofline vs real tpot_p50')" "**missed**"
+has "$(row 'profiled vs real ttft_p50')" "**met**"  # exactly 10% is within
+python3 "$src/tools/gpu_targets.py" --bench "$tmp/missing.json" >/dev/null 2>"$tmp/err"
+[ $? -eq 1 ] && grep -q "missing.json" "$tmp/err" || fail "unreadable bench file: want exit 1 naming it: $(cat "$tmp/err")"
+echo "gpu_targets ok"

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Issue 4's GPU targets, read off what a GPU session measured.
+
+  python3 tools/gpu_targets.py --bench results/kernel-bench-<gpu>.json \
+      [--validation results/validation-<gpu>.json] [--validation results/validation-<gpu>-all-layers.json] \
+      [--out results/targets-<gpu>.md]
+
+Targets (issue 4): GEMM >= 0.8 of the measured large-GEMM peak at large
+shapes (BM_Gemm rows with m >= 1024: `peak_frac`); decode attention >= 0.7
+of the measured copy bandwidth at batch x context >= 256k tokens (every
+BM_DecodeAttention row: `bw_frac`, per kernel variant); prefill attention
+>= 0.4 of the peak at 4k prompts (BM_PrefillAttention: `peak_frac`, per
+kernel variant); simulated vs real p50 TTFT and TPOT within 10%
+(validation.json `rel_err`). A benchmark row that errored (a kernel that
+does not apply, or failed) is listed as skipped with its message. Prints a
+Markdown table (also written to --out) and exits 0 whatever the verdicts:
+it reports, the session script decides nothing from it.
+"""
+import argparse
+import json
+import re
+import statistics
+import sys
+
+GEMM_TARGET, DECODE_TARGET, PREFILL_TARGET, VALIDATE_TARGET = 0.8, 0.7, 0.4, 0.10
+PREFILL_KERNELS = {0: "mma", 1: "simt", 2: "wgmma"}
+DECODE_KERNELS = {0: "regs", 1: "smem"}
+MODELS = {0: "llama-3.1-8b", 1: "llama-3.1-70b"}
+
+
+def args_of(name):
+    """'BM_Gemm/model:0/proj:2/m:1024/manual_time' -> ('BM_Gemm', {'model': 0, 'proj': 2, 'm': 1024})."""
+    parts = name.split("/")
+    return parts[0], {k: int(v) for k, v in (p.split(":") for p in parts[1:] if re.fullmatch(r"\w+:-?\d+", p))}
+
+
+def verdict(value, target):
+    return "met" if value >= target else "missed"
+
+
+def bench_rows(path):
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"gpu_targets: {path}: {e}")
+    rows = []
+    for b in doc.get("benchmarks", []):
+        if b.get("run_type") == "aggregate":
+            continue
+        family, a = args_of(b["name"])
+        rows.append((family, a, b))
+    return doc.get("context", {}), rows
+
+
+def fraction_lines(rows, family, counter, target, group_of, what, select=lambda a: True):
+    """One line per group (kernel variant or all): median and min of `counter` over the selected rows."""
+    out, groups, skipped = [], {}, []
+    for fam, a, b in rows:
+        if fam != family or not select(a):
+            continue
+        if b.get("error_occurred"):
+            skipped.append((group_of(a), b.get("error_message", "error")))
+        elif counter in b:
+            groups.setdefault(group_of(a), []).append((b[counter], b["name"]))
+    for g, vals in sorted(groups.items()):
+        xs = [v for v, _ in vals]
+        med, lo = statistics.median(xs), min(xs)
+        worst = min(vals)[1]
+        out.append(f"| {what} ({g}) | >= {target} | median {med:.3f}, min {lo:.3f} over {len(xs)} rows "
+                   f"(min at {worst}) | **{verdict(med, target)}** |")
+    for g, msg in sorted(set(skipped)):
+        if g not in groups:
+            out.append(f"| {what} ({g}) | >= {target} | skipped: {msg} | - |")
+    if not groups and not skipped:
+        out.append(f"| {what} | >= {target} | no {family} rows | - |")
+    return out
+
+
+def validation_lines(path):
+    try:
+        with open(path) as f:
+            v = json.load(f)
+    except (OSError, ValueError) as e:
+        return [f"| validate ({path}) | within 10% | unreadable: {e} | - |"]
+    out = []
+    for model, errs in v.get("rel_err", {}).items():
+        for k in ("ttft_p50", "tpot_p50"):
+            e = errs[k]
+            ok = abs(e) <= VALIDATE_TARGET
+            out.append(f"| {model} vs real {k} ({path.rsplit('/', 1)[-1]}) | within 10% | {100 * e:+.1f}% | "
+                       f"**{'met' if ok else 'missed'}** |")
+    return out or [f"| validate ({path}) | within 10% | no rel_err | - |"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bench", required=True, help="Google Benchmark JSON of pdsim_kernel_bench")
+    p.add_argument("--validation", action="append", default=[], help="validation.json of pdsim validate")
+    p.add_argument("--out", help="also write the table here")
+    o = p.parse_args()
+    context, rows = bench_rows(o.bench)
+    lines = [f"# Issue 4 GPU targets ({context.get('host_name', '?')}, {context.get('date', '?')})", "",
+             f"From `{o.bench}`" + "".join(f", `{v}`" for v in o.validation) + ".", "",
+             "| target | wanted | measured | verdict |", "|---|---|---|---|"]
+    lines += fraction_lines(rows, "BM_Gemm", "peak_frac", GEMM_TARGET, lambda a: "m >= 1024", "GEMM peak_frac",
+                            select=lambda a: a.get("m", 0) >= 1024)
+    lines += fraction_lines(rows, "BM_DecodeAttention", "bw_frac", DECODE_TARGET,
+                            lambda a: DECODE_KERNELS.get(a.get("kernel", 0), str(a.get("kernel"))),
+                            "decode attention bw_frac, 256k tokens")
+    lines += fraction_lines(rows, "BM_PrefillAttention", "peak_frac", PREFILL_TARGET,
+                            lambda a: PREFILL_KERNELS.get(a.get("kernel", 0), str(a.get("kernel"))),
+                            "prefill attention peak_frac, 4k prompts")
+    for v in o.validation:
+        lines += validation_lines(v)
+    text = "\n".join(lines) + "\n"
+    print(text, end="")
+    if o.out:
+        with open(o.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
