@@ -19,8 +19,6 @@
 #               writes it as PDSIM_ATTENTION_KERNEL / PDSIM_DECODE_KERNEL into $BUILD_DIR/kernel-choice.env,
 #               which the profile, validate and ctest steps then use (the device string in the
 #               tables and results names the forced choice). memcheck and racecheck keep the defaults.
-#   memcheck    compute-sanitizer memcheck on those tests
-#   racecheck   compute-sanitizer racecheck on the attention kernel tests
 #   bench       the kernel benchmarks (pdsim_kernel_bench), JSON into results/kernel-bench-<gpu>.json
 #   profile8b   pdsim profile --backend cuda, llama-3.1-8b tp 1, into profiles/ as <gpu>-pdsim
 #   profile70b  the same for llama-3.1-70b (merged into the same tables)
@@ -29,6 +27,9 @@
 #               -> results/kernels-vs-vllm-<gpu>.{md,csv}
 #   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
 #               -> results/validation-<gpu>.{md,json}
+#   memcheck    compute-sanitizer memcheck on the kernel tests (after the measurements, which
+#               matter more if time runs short; the tests step already checked the results)
+#   racecheck   compute-sanitizer racecheck on the attention kernel tests
 #   validate_all  the same scenario, reduced (100 requests, 1 timed run per batch), with
 #               real_kernel.layers=all: every layer runs on its own weights and KV cache, to see
 #               what the one-layer-x-L approximation of the default run misses
@@ -338,13 +339,13 @@ PLAN=(
   "smi 15 3 1 nvidia-smi"
   "tests 60 10 1 pdsim_tests -tc='*kernels*' (every kernel over CPU and CUDA backends)"
   "fallback 60 10 1 only when the kernel tests failed: the first passing variant of each attention kernel -> ${KERNEL_CHOICE#"$ROOT"/}"
-  "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
-  "racecheck 35 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
   "bench 40 10 1 pdsim_kernel_bench --benchmark_out=results/kernel-bench-$BASE.json"
   "profile8b 90 30 1 pdsim profile --backend cuda --model llama-3.1-8b --tp 1 --name $OURS --out profiles"
   "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
+  "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
+  "racecheck 35 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
   "validate_all 100 40 1 pdsim validate scenarios/llama8b-real-gpu.json, 100 requests, real_kernel.layers=all -> results/validation-$BASE-all-layers.{md,json}"
   "targets 15 2 0 python3 tools/gpu_targets.py --bench results/kernel-bench-$BASE.json --validation ... -> results/targets-$BASE.md"
   "ctest 200 90 1 build the other targets, then ctest -j $JOBS (the whole suite, with what time is left)"
