@@ -1,8 +1,8 @@
 // pdsim validate: run one scenario with the roofline, profiled (when measured
 // tables exist for every pool's device) and real-kernel cost models and
-// compare their TTFT/TPOT percentiles against the real run.
+// compare their TTFT/TPOT/TBT percentiles against the real run.
 // Writes DIR/validation.json (each model's summary.json object under its name,
-// rel_err.<model>.{ttft_p50,ttft_p90,tpot_p50,tpot_p90} = model / real - 1)
+// rel_err.<model>.{ttft,tpot,tbt}_{p50,p90,p99} = model / real - 1)
 // and DIR/validation.md. --repeat N runs the real model N times (measurements
 // carry the machine's noise; the other models are deterministic): "real" is
 // then the run with the median TPOT p50, real_repeats holds every run's
@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <iterator>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -44,10 +46,18 @@ struct ValidateOptions {
   int repeat = 1;
 };
 
-const char* kMetrics[][3] = {{"ttft_p50", "ttft_s", "p50"},
-                             {"ttft_p90", "ttft_s", "p90"},
-                             {"tpot_p50", "tpot_s", "p50"},
-                             {"tpot_p90", "tpot_s", "p90"}};
+// TTFT, TPOT and TBT at p50 / p90 / p99: the table's columns and rel_err's keys.
+const char* kMetrics[][3] = {{"ttft_p50", "ttft_s", "p50"}, {"ttft_p90", "ttft_s", "p90"}, {"ttft_p99", "ttft_s", "p99"},
+                             {"tpot_p50", "tpot_s", "p50"}, {"tpot_p90", "tpot_s", "p90"}, {"tpot_p99", "tpot_s", "p99"},
+                             {"tbt_p50", "tbt_s", "p50"},   {"tbt_p90", "tbt_s", "p90"},   {"tbt_p99", "tbt_s", "p99"}};
+// "ttft_p50" -> "TTFT p50"
+std::string metric_title(const char* key) {
+  std::string k = key;
+  const auto u = k.find('_');
+  std::string head = k.substr(0, u);
+  for (auto& c : head) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return head + " " + k.substr(u + 1);
+}
 
 // Per-op view of two representative batches priced by every cost model that
 // ran: a prefill of one prompt of the mean input length, and a decode step of
@@ -221,13 +231,21 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
          : layers_run == "mixed" ? "; one layer or all layers, by TP degree"
                                  : "; times replayed from a timings file")
      << ", + LM head), so its numbers carry this machine's timing noise.\n\n";
-  md << "| cost model | TTFT p50 (ms) | TTFT p90 (ms) | TPOT p50 (ms) | TPOT p90 (ms) | wall (s) |\n|---|---|---|---|---|---|\n";
+  md << "| cost model";
+  for (const auto& m : kMetrics) md << " | " << metric_title(m[0]) << " (ms)";
+  md << " | wall (s) |\n|---";
+  for (std::size_t i = 0; i <= std::size(kMetrics); ++i) md << "|---";
+  md << "|\n";
   for (const auto& name : ran) {
     md << "| " << name;
     for (const auto& m : kMetrics) md << " | " << std::setprecision(3) << 1e3 * out[name][m[1]][m[2]].get<double>();
     md << " | " << std::setprecision(2) << wall[name] << " |\n";
   }
-  md << "\nSigned relative error vs real (model / real - 1):\n\n| cost model | TTFT p50 | TTFT p90 | TPOT p50 | TPOT p90 |\n|---|---|---|---|---|\n";
+  md << "\nSigned relative error vs real (model / real - 1):\n\n| cost model";
+  for (const auto& m : kMetrics) md << " | " << metric_title(m[0]);
+  md << " |\n|---";
+  for (std::size_t i = 0; i < std::size(kMetrics); ++i) md << "|---";
+  md << "|\n";
   for (const auto& name : ran) {
     if (name == "real") continue;
     md << "| " << name;

@@ -80,7 +80,8 @@ for m in ("roofline", "profiled", "real"):
     assert v[m]["requests"]["completed"] == 4, m
     assert "ttft_s" in v[m] and "tpot_s" in v[m], m
 for m in ("roofline", "profiled"):
-    for k in ("ttft_p50", "ttft_p90", "tpot_p50", "tpot_p90"):
+    assert sorted(v["rel_err"][m]) == sorted(f"{x}_{q}" for x in ("ttft", "tpot", "tbt") for q in ("p50", "p90", "p99")), v["rel_err"][m]
+    for k in v["rel_err"][m]:
         r = v["rel_err"][m][k]
         mk, q = k.split("_")
         want = v[m][mk + "_s"][q] / v["real"][mk + "_s"][q] - 1
