@@ -154,6 +154,10 @@ class Backend {
   virtual void rope(const RopeArgs& a) = 0;
   virtual void silu_gate(const SiluGateArgs& a) = 0;
   virtual void residual_add(const ResidualAddArgs& a) = 0;
+  // dst = src, byte for byte (same dtype and element count): the device's own
+  // copy (CUDA: cudaMemcpyAsync device to device; CPU: memcpy in chunks over
+  // the backend's threads), which `pdsim profile` times as the copy bandwidth.
+  virtual void copy(Tensor& dst, const Tensor& src) = 0;
 
   // Timing: start/stop bracket enqueued work (CUDA events; steady clock on CPU).
   virtual void synchronize() = 0;

@@ -262,6 +262,24 @@ TEST_CASE("kernels: residual add matches the reference in place") {
   }
 }
 
+TEST_CASE("kernels: copy reproduces the source exactly and refuses mismatched tensors") {
+  std::mt19937 rng(9);
+  for (auto& b : backends()) {
+    // The last spans several CPU chunks (1 MiB) and ends mid-chunk.
+    for (std::int64_t n : {1, 1000, (5 << 18) + 17}) {
+      auto values = random_values(static_cast<std::size_t>(n), rng);
+      auto src = put(*b, {n}, values);
+      auto dst = poisoned(*b, {n});
+      b->copy(dst, src);
+      const auto want = get(*b, src);
+      const auto got = get(*b, dst);
+      CHECK_MESSAGE(std::equal(want.begin(), want.end(), got.begin()), b->name() << " copy of " << n << " differs");
+    }
+    auto a = poisoned(*b, {10}), c = poisoned(*b, {11});
+    CHECK_THROWS(b->copy(a, c));
+  }
+}
+
 TEST_CASE("kernels: the harness catches a wrong kernel") {
   // The comparison must be able to fail: a reference for the wrong shape
   // (transposed weights) is out of tolerance.

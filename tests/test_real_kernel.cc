@@ -110,6 +110,7 @@ class RecordingBackend final : public k::Backend {
   void rope(const k::RopeArgs& a) override { inner_->rope(a); }
   void silu_gate(const k::SiluGateArgs& a) override { inner_->silu_gate(a); }
   void residual_add(const k::ResidualAddArgs& a) override { inner_->residual_add(a); }
+  void copy(k::Tensor& dst, const k::Tensor& src) override { inner_->copy(dst, src); }
   void synchronize() override { inner_->synchronize(); }
   void timer_start() override { inner_->timer_start(); }
   double timer_stop_s() override { return inner_->timer_stop_s(); }

@@ -147,14 +147,16 @@ double generation_us(k::Backend& b, int iters, int batch, int kv_len, int heads,
          });
 }
 
-// Copy: kv_append of `tokens` rows (reads k and v, writes both caches).
-double copy_us(k::Backend& b, int iters, std::int64_t tokens, int width) {
-  auto kt = filled(b, {tokens, 1, width}), v = filled(b, {tokens, 1, width});
-  auto kc = b.allocate({tokens, 1, 1, width}, b.compute_dtype()), vc = b.allocate({tokens, 1, 1, width}, b.compute_dtype());
-  std::vector<std::int32_t> slots(static_cast<std::size_t>(tokens));
-  for (std::int64_t i = 0; i < tokens; ++i) slots[i] = static_cast<std::int32_t>(i);
-  auto sm = ints(b, slots);
-  return 1e6 * time_op(b, iters, [&](int = 0) { b.kv_append({&kt, &v, &sm, &kc, &vc, tokens, 1, width, 1}); });
+// Device-to-device copy of `bytes` (Backend::copy: cudaMemcpyAsync on CUDA,
+// memcpy on CPU): the backend's own copy, not a kernel written here, so the
+// bandwidth ceiling does not inherit a slow kernel of ours. (Until 2026-11-25
+// this timed kv_append, whose scalar 2-byte accesses reach ~1 TB/s on an
+// H100: its roofline then priced decode GEMMs 2.4x slow.)
+double copy_us(k::Backend& b, int iters, double bytes) {
+  const auto elems = static_cast<std::int64_t>(bytes / k::dtype_bytes(b.compute_dtype()));
+  auto src = filled(b, {elems});
+  auto dst = b.allocate({elems}, b.compute_dtype());
+  return 1e6 * time_op(b, iters, [&](int = 0) { b.copy(dst, src); });
 }
 
 // Provenance of one profile run: "run: <command and settings>; date: <UTC>".
@@ -374,7 +376,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // executor runs them, for prefill batches of 1..max_m tokens; used only to
   // fit the "elementwise" roofline factors (no table: the profiled model
   // prices these with the roofline).
-  std::map<std::string, std::vector<CalibrationPoint>> elem_points;  // by op name
+  std::map<std::string, std::vector<Row>> elem_rows;  // by op name: tokens, flops, bytes, kernels -> us
   {
     k::ExecutorOptions eo;
     eo.iters = o.iters;
@@ -390,9 +392,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
       build_ops(model, Parallelism{o.tp, 1}, bs, ops);
       for (const Op& op : ops)
         if (op.op_class == OpClass::kElementwise && lt.op_s(op.name) > 0) {
-          Op one = op;
-          one.count = 1;
-          elem_points[op.name].push_back({one, lt.op_s(op.name)});
+          elem_rows[op.name].push_back(
+              {{double(t), op.flops, op.bytes, double(op.kernels)}, 1e6 * lt.op_s(op.name)});
         }
     }
   }
@@ -409,15 +410,39 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
       prov("decode (generation) attention, one layer, one new token per sequence, paged KV (16-token blocks)"),
       "batch,kv_len,heads,kv_heads,head_dim,latency_us", gen_rows);
 
+  // The elementwise rows, one file per op, merged with the rows of the other
+  // models profiled into this directory, and fitted on all of them: one GPU
+  // profile prices every model, so its factors must not be the last model's
+  // alone (a 70B run's alone priced an 8B decode step's RoPE + KV append 75%
+  // slow). Not read by the profiled model: the rows the fit used, on record.
+  std::map<std::string, std::vector<CalibrationPoint>> elem_points;  // by op name
+  for (auto& [op_name, rows] : elem_rows) {
+    rows = write_merged_csv(
+        dir + "/elementwise_" + op_name + ".csv", device_line,
+        prov("elementwise op " + op_name + " as the layer executor times it (one layer, a prefill batch of `tokens` "
+             "tokens); flops, bytes and kernels are the op list's (sim/model/ops.cc); the rows the profile's elementwise "
+             "roofline factors are fitted on (the profiled model prices these ops with the roofline)"),
+        "tokens,flops,bytes,kernels,latency_us", rows);
+    for (const Row& r : rows) {
+      Op op{op_name.c_str(), OpClass::kElementwise};
+      op.flops = r.key[1];
+      op.bytes = r.key[2];
+      op.kernels = static_cast<int>(r.key[3]);
+      elem_points[op_name].push_back({op, r.us * 1e-6});
+    }
+  }
+
   // ---- ceilings: large GEMM, copy bandwidth, smallest kernel.
   // A GPU needs a large product to reach its peak (2048^3 is ~20 us on an H100).
   const std::int64_t big = b->name() == "cuda" ? 8192 : (o.full ? 4096 : 2048);
-  const double big_s = gemm_us(*b, o.iters, big, big, big) * 1e-6;
+  // Best of at least 10 timed calls, as the kernel benchmark's peak (on one
+  // H100, 2026-11-25, the best of 3 read 697 TFLOP/s, the benchmark's 793).
+  const double big_s = gemm_us(*b, std::max(o.iters, 10), big, big, big) * 1e-6;
   const double peak_flops = 2.0 * big * big * big / big_s;
-  const std::int64_t copy_tokens = 1 << 20;  // 1M rows of 64 elements: 256 MiB moved per tensor pair in float32
-  const double copy_s = copy_us(*b, o.iters, copy_tokens, 64) * 1e-6;
-  const double copy_bytes = 4.0 * copy_tokens * 64 * static_cast<double>(k::dtype_bytes(b->compute_dtype()));
-  const double bw = copy_bytes / copy_s;  // read k, v; write both caches
+  // 1 GiB on a GPU (20x an H100's L2), 256 MiB on a CPU (several times any L3).
+  const double copy_src_bytes = (b->name() == "cuda" ? 1024.0 : 256.0) * 1024 * 1024;
+  const double copy_s = copy_us(*b, std::max(o.iters, 10), copy_src_bytes) * 1e-6;
+  const double bw = 2.0 * copy_src_bytes / copy_s;  // bytes read + bytes written
   auto tiny_x = filled(*b, {1, 64}), tiny_w = filled(*b, {64}), tiny_y = b->allocate({1, 64}, b->compute_dtype());
   const double overhead_us =
       1e6 * time_op(*b, std::max(o.iters, 21), [&](int = 0) { b->rmsnorm({&tiny_x, &tiny_w, &tiny_y, 1, 64, 1e-5f}); });
@@ -507,7 +532,9 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
       {"all", "measured by `" + command_line + "` on " + date + " with the " + b->name() + " backend (" + b->device() +
                   ")"},
       {"dense_tflops", "measured: " + std::to_string(big) + "^3 GEMM in " + dtype + " (all dtypes: the backend computes in " + dtype + ")"},
-      {"hbm_gbytes_per_s", "measured: copy bandwidth (kv_append of 1M x 64 elements, bytes read + written / time)"},
+      {"hbm_gbytes_per_s", std::string("measured: device copy bandwidth (") +
+                               (b->name() == "cuda" ? "cudaMemcpyAsync device to device of 1 GiB" : "memcpy of 256 MiB") +
+                               ", bytes read + written / time, best of 10)"},
       {"memory_gib", b->name() == "cpu" ? "host MemTotal" : "CUDA device total memory"},
       {"intra_node_link", "PROXY: the measured copy bandwidth (one device has no peer link)"},
       {"nic_gbits_per_s", "ASSUMPTION: 10 Gb/s"},

@@ -387,6 +387,18 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void copy(Tensor& dst, const Tensor& src) override {
+    PDSIM_KCHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(),
+                 "copy: dst and src differ in dtype or element count");
+    const auto* from = static_cast<const char*>(src.data());
+    auto* to = static_cast<char*>(dst.data());
+    const std::int64_t bytes = static_cast<std::int64_t>(src.bytes()), chunk = 1 << 20;
+    const std::int64_t chunks = (bytes + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (bytes >= 4 * chunk) num_threads(nt_)
+    for (std::int64_t c = 0; c < chunks; ++c)
+      std::memcpy(to + c * chunk, from + c * chunk, static_cast<std::size_t>(std::min(chunk, bytes - c * chunk)));
+  }
+
   void synchronize() override {}
   void timer_start() override { t0_ = std::chrono::steady_clock::now(); }
   double timer_stop_s() override {

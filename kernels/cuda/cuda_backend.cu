@@ -389,6 +389,14 @@ class CudaBackend final : public Backend {
     });
   }
 
+  void copy(Tensor& dst, const Tensor& src) override {
+    const char* op = "copy";
+    PDSIM_REQ(dst.dtype() == src.dtype() && dst.numel() == src.numel(),
+              "dst and src differ in dtype or element count");
+    check_tensor(&dst, op, "dst", src.dtype(), src.numel());
+    cudaCheck(cudaMemcpyAsync(dst.data(), src.data(), src.bytes(), cudaMemcpyDeviceToDevice, stream_));
+  }
+
   void fill_random(Tensor& t, float scale, std::uint32_t seed) override {
     const char* op = "fill_random";
     const DType d = t.dtype();

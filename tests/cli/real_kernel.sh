@@ -56,6 +56,15 @@ p = json.load(open(sys.argv[1]))
 assert p["calibrated"]["gemm"]["rows_fit"] == int(sys.argv[2]) - 1, "fit must use every merged row"
 assert "elementwise" in p["calibrated"]
 PY
+# The elementwise rows of both models stay, and the elementwise fit uses all of them.
+elem="$tmp/data/profiles/measured/test-cpu/elementwise_norms_residual.csv"
+grep -q 'model shapes: tiny-llama-512' "$elem" && grep -q 'model shapes: tiny-llama-1024' "$elem" ||
+  fail "elementwise rows of both sweeps expected in $elem"
+python3 - "$tmp/data/profiles/gpus/test-cpu.json" "$(grep -vc '^#' "$elem")" <<'PY' || fail "elementwise fit after merge"
+import json, sys
+e = json.load(open(sys.argv[1]))["calibrated"]["elementwise"]["norms_residual"]
+assert e["rows_fit"] == int(sys.argv[2]) - 1, f"fit used {e['rows_fit']} rows, file has {int(sys.argv[2]) - 1}"
+PY
 # Tables another source measured are never overwritten: refused before measuring.
 mkdir -p "$tmp/data/profiles/measured/vendor"
 printf 'm,n,k,latency_us\n1,64,64,10\n' >"$tmp/data/profiles/measured/vendor/gemm_bf16.csv"
