@@ -52,7 +52,7 @@ void launch_rope(const RopeParams<T>& p, cudaStream_t stream) {
   PDSIM_CUDA_REQUIRE(p.head_dim > 0 && p.head_dim % 2 == 0,
                      "rope: head_dim must be even, got " + std::to_string(p.head_dim));
   if (p.tokens == 0) return;
-  rope_kernel<T><<<grid_for(p.tokens * (p.head_dim / 2)), kThreads, 0, stream>>>(p);
+  rope_kernel<T><<<grid_for(elementwise::rope_items(p.tokens, p.heads, p.kv_heads, p.head_dim)), kThreads, 0, stream>>>(p);
   cudaCheckLaunch();
 }
 

@@ -56,7 +56,7 @@ void check_rope(long long tokens, int heads, int kv_heads, int hd, float theta, 
   std::vector<std::int32_t> pos(tokens);
   for (auto& x : pos) x = pos_dist(rng);
   pos[0] = max_pos;
-  for (unsigned grid : grids_for(tokens * (hd / 2))) {
+  for (unsigned grid : grids_for(ew::rope_items(tokens, heads, kv_heads, hd))) {
     std::vector<float> qf = never_zero(tokens * heads * hd, rng), kf = never_zero(tokens * kv_heads * hd, rng);
     auto q = store<T>(qf), k = store<T>(kf);
     kc::RopeParams<T> p{q.get(), k.get(), pos.data(), tokens, heads, kv_heads, hd, theta};
@@ -171,6 +171,7 @@ void check_all(std::mt19937& rng) {
   for (int hd : {64, 128}) {
     check_rope<T>(7, 4, 2, hd, 10000.f, 131071, rng);  // positions up to 2^17 - 1
     check_rope<T>(5, 2, 1, hd, 500000.f, 3, rng);
+    check_rope<T>(3, 14, 3, hd, 500000.f, 4096, rng);  // 17 heads: two full chunks of 8 and one of 1
     check_kv_append<T>(9, 2, hd, 20, rng);
   }
   check_silu_gate<T>(5, 300, rng);
