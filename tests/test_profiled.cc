@@ -115,6 +115,28 @@ TEST_CASE("profiled prices are exact at table points") {
   CHECK(std::string(p.source) == "measured");
 }
 
+TEST_CASE("a slow outlier in a table is pooled with the points it exceeds and not carried to later ones") {
+  // m = 1 measured slow (cold clocks, say): 53 us, then 46 46 46 us flat, then rising.
+  const auto m = hand_model(hand_dir({{"gemm_bf16.csv",
+                                       "m,n,k,latency_us\n1,64,64,53\n2,64,64,46\n4,64,64,46\n8,64,64,46\n"
+                                       "16,64,64,60\n32,64,64,90\n"}}));
+  // Isotonic in log time: the run 1..8 becomes its geometric mean (a running max would give 53 throughout).
+  const double pooled = std::pow(53.0 * 46 * 46 * 46, 0.25) * 1e-6;
+  for (int rows : {1, 2, 3, 4, 8}) {
+    CAPTURE(rows);
+    CHECK(m.gemm(rows, 64, 64).time_s == doctest::Approx(pooled).epsilon(1e-12));
+  }
+  // Points past the pooled run keep their stored value exactly; the curve never decreases.
+  CHECK(m.gemm(16, 64, 64).time_s == 60 * 1e-6);  // stored as latency_us * 1e-6
+  CHECK(m.gemm(32, 64, 64).time_s == 90 * 1e-6);
+  double last = 0;
+  for (int rows = 1; rows <= 32; ++rows) {
+    const double t = m.gemm(rows, 64, 64).time_s;
+    CHECK(t >= last);
+    last = t;
+  }
+}
+
 TEST_CASE("profiled interpolates in log space between table points") {
   const auto m = hand_model(hand_dir());
   // GEMM: 10 us at m=1, 40 us at m=4 -> 20 us at m=2.

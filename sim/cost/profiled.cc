@@ -44,11 +44,31 @@ double LogCurve::at(double x, bool* exact) const {
 }
 
 void LogCurve::make_monotone() {
-  for (std::size_t i = 1; i < ys.size(); ++i)
-    if (ys[i] < ys[i - 1]) {
-      ys[i] = ys[i - 1];
-      lys[i] = lys[i - 1];
+  // Pool adjacent violators (isotonic regression of log y, equal weights):
+  // each run of points that would decrease becomes their geometric mean.
+  // Unlike a running max, one slow outlier (a first call on cold clocks, say)
+  // does not lift every later point to its value. Points outside any pooled
+  // run keep their stored value exactly.
+  struct Block {
+    std::size_t begin, size;
+    double log_sum;
+    double mean() const { return log_sum / static_cast<double>(size); }
+  };
+  std::vector<Block> blocks;
+  for (std::size_t i = 0; i < lys.size(); ++i) {
+    blocks.push_back({i, 1, lys[i]});
+    while (blocks.size() > 1 && blocks[blocks.size() - 2].mean() > blocks.back().mean()) {
+      const Block last = blocks.back();
+      blocks.pop_back();
+      blocks.back().size += last.size;
+      blocks.back().log_sum += last.log_sum;
     }
+  }
+  for (const Block& b : blocks) {
+    if (b.size == 1) continue;
+    const double ly = b.mean();
+    for (std::size_t i = b.begin; i < b.begin + b.size; ++i) lys[i] = ly, ys[i] = std::exp(ly);
+  }
 }
 
 // ---------------------------------------------------------------- tables

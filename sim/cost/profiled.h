@@ -21,10 +21,13 @@
 //   (t = t_table(edge) x roofline(query) / roofline(edge)), marked
 //   "roofline-fallback". Elementwise ops and P2P have no table: the roofline,
 //   marked "roofline".
-// Each table is made non-decreasing along every axis when loaded (a running
-// max over the measured values, which removes timing noise of a few percent
-// at the small, flat end), so predictions are monotone in tokens and context.
-// Prices at table points are the stored values exactly (after that running max).
+// Each table is made non-decreasing along every axis when loaded, so
+// predictions are monotone in tokens and context: along the length (GEMM: m)
+// axis by isotonic regression in log time (a run of points that would
+// decrease becomes their geometric mean: timing noise at the small, flat end
+// averages out, and one slow outlier does not lift every later point); across
+// batch sizes by a floor at the smaller batch's value. Prices at table points
+// are the stored values exactly wherever no such run or floor changed them.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -44,7 +47,7 @@ struct LogCurve {
   bool contains(double x) const { return !xs.empty() && x >= xs.front() && x <= xs.back(); }
   // REQUIRES: contains(x). *exact is set when x is one of xs.
   double at(double x, bool* exact) const;
-  void make_monotone();  // running max of ys
+  void make_monotone();  // isotonic (pool adjacent violators) in log y
 };
 
 struct GemmTable {

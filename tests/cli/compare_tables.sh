@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# pdsim compare-tables: a table set against itself gives ratio 1 exactly at
-# every row (all "measured"); against a copy with every latency doubled, 2 (and
-# 0.5 the other way round) exactly; shapes the other set lacks are marked
+# pdsim compare-tables: a table set against itself gives ratio 1 at every row
+# (all "measured"); against a copy with every latency doubled, 2 (and 0.5 the
+# other way round), to rounding; shapes the other set lacks are marked
 # interpolated or roofline-fallback; a missing directory exits 2 with one line.
 set -u
 pdsim=$1
@@ -23,7 +23,9 @@ check_all() {  # csv ratio label
   local n
   n=$(tail -n +2 "$1" | wc -l)
   [ "$n" -eq "$want" ] || fail "$3: $n rows in $1, want $want"
-  awk -F, -v r="$2" 'NR > 1 && ($12 != r || $13 != "measured") { print "row " NR ": " $0; bad = 1 } END { exit bad }' \
+  # Within 1e-12 relative: a run of table points the loader pools (isotonic regression) is their
+  # geometric mean, whose exp(log) rounding can move the last bits.
+  awk -F, -v r="$2" 'NR > 1 && ($12 - r > 1e-12 * r || r - $12 > 1e-12 * r || $13 != "measured") { print "row " NR ": " $0; bad = 1 } END { exit bad }' \
     "$1" | head -3 | grep . && fail "$3: rows with ratio != $2 or not measured"
   return 0
 }
