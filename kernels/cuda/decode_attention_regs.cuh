@@ -43,6 +43,11 @@
 // ~40 cycles per 512-byte token at 3 TB/s (56 at 70%). So loads and math must
 // overlap well; if it falls short, the next cuts are the all-reduce of the
 // scores and the redundant per-lane softmax (a reduce-scatter over the group).
+// Measured on an H100 (2026-11-25, results/kernel-bench-h100-sxm.json): 0.79-
+// 0.89 of the 3.0 TB/s copy bandwidth at G 4 (8B), 0.49-0.53 at G 8 (70B).
+// Issuing the next step's loads before this step's math made G 8 slower
+// (results/decode-g8-pipelining-h100-sxm.md): it is issue-bound, so those
+// cuts (or QK^T on tensor cores) are what is left.
 //
 // REQUIRES: head_dim * sizeof(T) % 16 == 0, head_dim / E <= TG * VPL, G <= GB,
 // q / k_cache / v_cache 16-byte aligned (checked by the launcher).
