@@ -1,6 +1,6 @@
 // pdsim profile: measure a compute backend (CPU or CUDA) on the GEMM and
 // attention shapes a model needs and write
-//   DIR/measured/<name>/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce}.csv
+//   DIR/measured/<name>/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce,elementwise_<op>}.csv
 // in the format the profiled cost model reads (sim/cost/profiled.h), and
 //   DIR/gpus/<name>.json
 // a device profile in the GPU-profile format (sim/hw/gpu_spec.cc) with the
@@ -556,7 +556,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
             << "\n";
   for (const auto& [op_name, f] : fe) std::cout << "  elementwise " << op_name << " " << f.median << " / " << f.p90 << "\n";
   std::cout
-            << "wrote " << dir << "/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce}.csv and "
+            << "wrote " << dir << "/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce,elementwise_*}.csv and "
             << json_path << " in " << wall << " s\n";
   return 0;
 }
