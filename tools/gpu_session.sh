@@ -61,8 +61,8 @@
 #   --name NAME                device profile name (default <gpu>-pdsim)
 #   --theirs NAME              table set to compare with (default: profiles/measured/<gpu>, else h100-sxm)
 # Environment: LIMIT_<step> (that step's budget in seconds, e.g. LIMIT_build=900), PROFILE_ARGS
-# (pdsim profile options; default "--full", e.g. "--full --iters 5"), VALIDATE_ARGS (extra pdsim validate options, e.g.
-# "--set workload.num_requests=200"), CUDA_ARCHS (default: the device's, e.g. "90").
+# (pdsim profile options; default "--full", e.g. "--full --iters 5"), VALIDATE_ARGS (the validate step's extra pdsim validate
+# options; default "--repeat 3": three real runs, 82 s on an H100, so the errors come with their spread), CUDA_ARCHS (default: the device's, e.g. "90").
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -130,7 +130,7 @@ KERNEL_CHOICE=$BUILD_DIR/kernel-choice.env  # written by the fallback step, read
 export ROOT BUILD_DIR KIT PREFIX KERNEL_CHOICE NO_GPU IGNORE_SYS JOBS BASE OURS THEIRS CUDA_ARCHS PDSIM TESTS BENCH SANITIZER
 # --full: the larger grid (m to 8192, prompts to 4096, contexts to 8192); cheap on a GPU, and the
 # validate scenario's prompts (lognormal, mean 1024) reach past the default grid.
-export PROFILE_ARGS=${PROFILE_ARGS---full} VALIDATE_ARGS=${VALIDATE_ARGS:-}
+export PROFILE_ARGS=${PROFILE_ARGS---full} VALIDATE_ARGS=${VALIDATE_ARGS---repeat 3}
 
 # ---------------------------------------------------------------- steps
 # Each step runs in `bash -c` under timeout; exit 77 = skipped (its reason printed).
@@ -345,7 +345,7 @@ PLAN=(
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
   "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
-  "racecheck 35 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
+  "racecheck 60 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
   "validate_all 100 40 1 pdsim validate scenarios/llama8b-real-gpu.json, 100 requests, real_kernel.layers=all -> results/validation-$BASE-all-layers.{md,json}"
   "targets 15 2 0 python3 tools/gpu_targets.py --bench results/kernel-bench-$BASE.json --validation ... -> results/targets-$BASE.md"
   "ctest 200 90 1 build the other targets, then ctest -j $JOBS (the whole suite, with what time is left)"

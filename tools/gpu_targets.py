@@ -8,9 +8,9 @@
 Targets (issue 4): GEMM >= 0.8 of the measured large-GEMM peak at large
 shapes (BM_Gemm rows with m >= 1024: `peak_frac`); decode attention >= 0.7
 of the measured copy bandwidth at batch x context >= 256k tokens (every
-BM_DecodeAttention row: `bw_frac`, per kernel variant); prefill attention
->= 0.4 of the peak at 4k prompts (BM_PrefillAttention: `peak_frac`, per
-kernel variant); simulated vs real p50 TTFT and TPOT within 10%
+BM_DecodeAttention row: `bw_frac`, per kernel variant and model shape);
+prefill attention >= 0.4 of the peak at 4k prompts (BM_PrefillAttention:
+`peak_frac`, per kernel variant and model shape); simulated vs real p50 TTFT and TPOT within 10%
 (validation.json `rel_err`). A benchmark row that errored (a kernel that
 does not apply, or failed) is listed as skipped with its message. Prints a
 Markdown table (also written to --out) and exits 0 whatever the verdicts:
@@ -32,6 +32,12 @@ def args_of(name):
     """'BM_Gemm/model:0/proj:2/m:1024/manual_time' -> ('BM_Gemm', {'model': 0, 'proj': 2, 'm': 1024})."""
     parts = name.split("/")
     return parts[0], {k: int(v) for k, v in (p.split(":") for p in parts[1:] if re.fullmatch(r"\w+:-?\d+", p))}
+
+
+def variant(kernels, a):
+    """'regs, llama-3.1-70b': a kernel variant at one model's shape (a target can hold at one and not the other)."""
+    return (f"{kernels.get(a.get('kernel', 0), str(a.get('kernel')))}, "
+            f"{MODELS.get(a.get('model', 0), 'model ' + str(a.get('model')))}")
 
 
 def verdict(value, target):
@@ -106,11 +112,9 @@ def main():
     lines += fraction_lines(rows, "BM_Gemm", "peak_frac", GEMM_TARGET, lambda a: "m >= 1024", "GEMM peak_frac",
                             select=lambda a: a.get("m", 0) >= 1024)
     lines += fraction_lines(rows, "BM_DecodeAttention", "bw_frac", DECODE_TARGET,
-                            lambda a: DECODE_KERNELS.get(a.get("kernel", 0), str(a.get("kernel"))),
-                            "decode attention bw_frac, 256k tokens")
+                            lambda a: variant(DECODE_KERNELS, a), "decode attention bw_frac, 256k tokens")
     lines += fraction_lines(rows, "BM_PrefillAttention", "peak_frac", PREFILL_TARGET,
-                            lambda a: PREFILL_KERNELS.get(a.get("kernel", 0), str(a.get("kernel"))),
-                            "prefill attention peak_frac, 4k prompts")
+                            lambda a: variant(PREFILL_KERNELS, a), "prefill attention peak_frac, 4k prompts")
     for v in o.validation:
         lines += validation_lines(v)
     text = "\n".join(lines) + "\n"
