@@ -8,7 +8,8 @@
 // GQA ratios 1, 4, 8, checked against the reference and against the CUDA-core
 // kernel (PDSIM_ATTENTION_KERNEL=simt) on the same inputs; and the register
 // decode kernel (PDSIM_DECODE_KERNEL=regs) against the reference and the
-// shared-memory one (=smem) on the same inputs over GQA groups 1 4 8, head_dim
+// shared-memory one (=smem) on the same inputs over GQA groups 1 4 8 (and the
+// scattered-score variant, =regs-scatter, at groups 5 7 8), head_dim
 // 32/64/96/128/256, bf16 and f32, single-pass and many-split contexts. Every
 // case skips with the reason when there is no CUDA device (or no CUDA build).
 // The Hopper wgmma prefill kernel (PDSIM_ATTENTION_KERNEL=wgmma) is checked the
@@ -87,14 +88,21 @@ std::vector<float> run_decode_with(const char* kernel, k::Backend& b, k::DType d
 
 // The register and shared-memory decode kernels on the same inputs: each
 // against the reference, and against each other.
+// The decode kernel `variant` (a PDSIM_DECODE_KERNEL value) and the
+// shared-memory kernel on the same inputs: each against the float64 reference
+// (inside run_decode_with), then against each other.
+void decode_variant_agrees(const char* variant, k::Backend& b, k::DType dt, int heads, int kv_heads, int hd,
+                           int block_tokens, const std::vector<std::int32_t>& lens, std::mt19937& rng) {
+  std::mt19937 same_inputs = rng;  // a copy draws the same inputs for the second kernel
+  const auto got = run_decode_with(variant, b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
+  const auto smem = run_decode_with("smem", b, dt, heads, kv_heads, hd, block_tokens, lens, same_inputs);
+  check_close(std::string(variant) + " vs smem decode heads=" + std::to_string(heads) + "/" +
+                  std::to_string(kv_heads) + " hd=" + std::to_string(hd),
+              got, std::vector<double>(smem.begin(), smem.end()), tol_for(dt));
+}
 void decode_kernels_agree(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int block_tokens,
                           const std::vector<std::int32_t>& lens, std::mt19937& rng) {
-  std::mt19937 same_inputs = rng;  // a copy draws the same inputs for the second kernel
-  const auto regs = run_decode_with("regs", b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
-  const auto smem = run_decode_with("smem", b, dt, heads, kv_heads, hd, block_tokens, lens, same_inputs);
-  check_close("regs vs smem decode heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) +
-                  " hd=" + std::to_string(hd),
-              regs, std::vector<double>(smem.begin(), smem.end()), tol_for(dt));
+  decode_variant_agrees("regs", b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
 }
 
 // Whether the wgmma prefill kernel can run here: a build with sm_90a code and
@@ -167,6 +175,24 @@ TEST_CASE("cuda kernels: register and shared-memory decode kernels agree over GQ
   decode_kernels_agree(*b, k::DType::kBF16, 64, 64, 32, 16, many, rng);
 }
 
+// The register kernel's scattered-score variant (PDSIM_DECODE_KERNEL=regs-scatter,
+// 5-8 query heads per kv head): its own case, so that the GPU session's
+// fallback, which runs the register kernel's cases above, does not judge the
+// default kernel by this experiment.
+TEST_CASE("cuda kernels: the scattered-score register decode kernel agrees with the shared-memory one") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  std::mt19937 rng(20);
+  const std::vector<std::int32_t> ragged = {1, 5, 31, 33, 100, 1000, 3000};
+  for (int group : {5, 7, 8}) {
+    decode_variant_agrees("regs-scatter", *b, k::DType::kBF16, 2 * group, 2, 128, 16, ragged, rng);
+    decode_variant_agrees("regs-scatter", *b, k::DType::kF32, 2 * group, 2, 64, 16, ragged, rng);
+  }
+  decode_variant_agrees("regs-scatter", *b, k::DType::kBF16, 8, 1, 256, 16, {1, 33, 1000}, rng);  // TG 32
+  decode_variant_agrees("regs-scatter", *b, k::DType::kBF16, 16, 2, 64, 32, {777, 2}, rng);       // TG 8
+  decode_variant_agrees("regs-scatter", *b, k::DType::kBF16, 16, 2, 128, 16, {20000}, rng);       // ~80 splits
+}
+
 TEST_CASE("cuda kernels: the decode split plan covers the context in splits of at least 256 tokens") {
   namespace kc = pdsim::kernels::cuda;
   for (int sm : {0, 108, 132})
@@ -206,10 +232,15 @@ TEST_CASE("cuda kernels: the decode kernel switch rejects unknown values and reg
     INFO("heads=" << heads << "/1 hd=" << hd);
     CHECK_THROWS_WITH_AS(run_decode_with("regs", *b, k::DType::kBF16, heads, 1, hd, 16, {40}, rng),
                          doctest::Contains("does not apply"), std::runtime_error);
+    CHECK_THROWS_WITH_AS(run_decode_with("regs-scatter", *b, k::DType::kBF16, heads, 1, hd, 16, {40}, rng),
+                         doctest::Contains("does not apply"), std::runtime_error);
     CHECK_THROWS_WITH_AS(run_decode_with("fast", *b, k::DType::kBF16, heads, 1, hd, 16, {40}, rng),
                          doctest::Contains("PDSIM_DECODE_KERNEL"), std::runtime_error);
     run_decode_with("auto", *b, k::DType::kBF16, heads, 1, hd, 16, {40, 300}, rng);  // falls back to smem
   }
+  // The scattered-score variant needs 5-8 query heads per kv head: not at 4.
+  CHECK_THROWS_WITH_AS(run_decode_with("regs-scatter", *b, k::DType::kBF16, 4, 1, 128, 16, {40}, rng),
+                       doctest::Contains("does not apply"), std::runtime_error);
 }
 
 TEST_CASE("cuda kernels: prefill attention over long sequences and odd head dims") {

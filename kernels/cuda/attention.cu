@@ -531,21 +531,26 @@ void decode_dispatch_rows(const DecodeAttentionParams<T>& p, cudaStream_t stream
 // Which decode kernel to run, from PDSIM_DECODE_KERNEL (read at every launch so
 // a test or benchmark can switch it): unset/"auto" -> the register kernel where
 // it applies, else the shared-memory one; "smem" -> always the shared-memory
-// one; "regs" -> the register kernel or an error saying why it does not apply.
-enum class DecodeKernelChoice { kAuto, kSmem, kRegs };
+// one; "regs" -> the register kernel or an error saying why it does not apply;
+// "regs-scatter" -> the register kernel with the scattered score reduction
+// (groups of 5-8 query rows; an experiment, not yet measured on a GPU: see
+// decode_attention_regs.cuh), or an error saying why it does not apply.
+enum class DecodeKernelChoice { kAuto, kSmem, kRegs, kRegsScatter };
 DecodeKernelChoice decode_kernel_choice() {
   const char* e = std::getenv("PDSIM_DECODE_KERNEL");
   if (e == nullptr || *e == '\0' || std::strcmp(e, "auto") == 0) return DecodeKernelChoice::kAuto;
   if (std::strcmp(e, "smem") == 0) return DecodeKernelChoice::kSmem;
   if (std::strcmp(e, "regs") == 0) return DecodeKernelChoice::kRegs;
-  PDSIM_CUDA_REQUIRE(false, std::string("PDSIM_DECODE_KERNEL must be auto, smem or regs, got '") + e + "'");
+  if (std::strcmp(e, "regs-scatter") == 0) return DecodeKernelChoice::kRegsScatter;
+  PDSIM_CUDA_REQUIRE(false,
+                     std::string("PDSIM_DECODE_KERNEL must be auto, smem, regs or regs-scatter, got '") + e + "'");
   return DecodeKernelChoice::kAuto;
 }
 
-template <class T, int TG, int VPL, int GB>
+template <class T, int TG, int VPL, int GB, bool Scatter>
 void decode_regs_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
   const dim3 grid(p.num_splits, p.kv_heads, p.batch);
-  decode_regs::decode_regs_kernel<T, TG, VPL, GB><<<grid, decode_regs::kThreads, 0, stream>>>(p);
+  decode_regs::decode_regs_kernel<T, TG, VPL, GB, Scatter><<<grid, decode_regs::kThreads, 0, stream>>>(p);
   cudaCheckLaunch();
   if (p.num_splits > 1) {
     decode_reduce_kernel<T><<<static_cast<unsigned>(p.batch) * p.heads, 128, 0, stream>>>(p);
@@ -555,9 +560,10 @@ void decode_regs_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) 
 
 // Launches the register decode kernel and returns true where it applies
 // (head_dim * sizeof(T) a multiple of 16 bytes, head_dim <= 256, heads/kv_heads
-// <= 8, q and the caches 16-byte aligned); else sets *why.
+// <= 8, q and the caches 16-byte aligned; with `scatter`, also what
+// decode_regs::scatter_applies asks); else sets *why.
 template <class T>
-bool try_decode_regs(const DecodeAttentionParams<T>& p, cudaStream_t stream, std::string* why) {
+bool try_decode_regs(const DecodeAttentionParams<T>& p, cudaStream_t stream, bool scatter, std::string* why) {
   constexpr int E = 16 / sizeof(T);  // elements per 16-byte vector
   const int hd = p.head_dim, group = p.heads / p.kv_heads;
   if (hd % E != 0 || hd > 256) {
@@ -575,8 +581,15 @@ bool try_decode_regs(const DecodeAttentionParams<T>& p, cudaStream_t stream, std
     *why = "q, k_cache or v_cache is not 16-byte aligned";
     return false;
   }
-  decode_regs::dispatch<T>(hd, group, [&](auto tg, auto vpl, auto gb) {
-    decode_regs_launch<T, decltype(tg)::value, decltype(vpl)::value, decltype(gb)::value>(p, stream);
+  if (scatter && !decode_regs::scatter_applies<T>(hd, group)) {
+    *why = "the scattered score reduction needs 5-8 query heads per kv head and head_dim * " +
+           std::to_string(sizeof(T)) + " > 64 bytes (heads/kv_heads is " + std::to_string(group) +
+           ", head_dim " + std::to_string(hd) + ")";
+    return false;
+  }
+  decode_regs::dispatch<T>(hd, group, scatter, [&](auto tg, auto vpl, auto gb, auto sc) {
+    decode_regs_launch<T, decltype(tg)::value, decltype(vpl)::value, decltype(gb)::value, decltype(sc)::value>(
+        p, stream);
   });
   return true;
 }
@@ -629,9 +642,11 @@ void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t str
   if (p.batch == 0) return;
   if (choice != DecodeKernelChoice::kSmem) {
     std::string why;
-    if (try_decode_regs(p, stream, &why)) return;
+    const bool scatter = choice == DecodeKernelChoice::kRegsScatter;
+    if (try_decode_regs(p, stream, scatter, &why)) return;
     PDSIM_CUDA_REQUIRE(choice == DecodeKernelChoice::kAuto,
-                       "PDSIM_DECODE_KERNEL=regs, but the register decode kernel does not apply: " + why);
+                       std::string("PDSIM_DECODE_KERNEL=") + (scatter ? "regs-scatter" : "regs") +
+                           ", but that decode kernel does not apply: " + why);
   }
   switch (dims_per_lane(p.head_dim)) {
     case 1: return decode_dispatch_rows<T, 1>(p, stream);

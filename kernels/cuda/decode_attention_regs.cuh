@@ -49,6 +49,16 @@
 // (results/decode-g8-pipelining-h100-sxm.md): it is issue-bound, so those
 // cuts (or QK^T on tensor cores) are what is left.
 //
+// Scatter (template flag; PDSIM_DECODE_KERNEL=regs-scatter, GB 8 only): an
+// experiment for that issue-bound case, not the default until a GPU measures
+// it faster. The scores are reduce-scattered over the token group instead of
+// all-reduced, each lane runs the online softmax of one row, and the rows'
+// probabilities are fetched from their owner lanes (scatter_rows below).
+// ptxas -v, sm_90, hd 128 bf16, G 8: 166 registers, 0 spills; in the PTX the
+// kernel has 155 shuffles, 28 ex2 and 27 fp32 adds against 179, 56 and 120,
+// and the same 472 FMAs, which stay the larger share of its issue: the
+// expected gain is ~15%, short of the 0.7 target by itself.
+//
 // REQUIRES: head_dim * sizeof(T) % 16 == 0, head_dim / E <= TG * VPL, G <= GB,
 // q / k_cache / v_cache 16-byte aligned (checked by the launcher).
 #pragma once
@@ -114,9 +124,54 @@ __device__ __forceinline__ int q_index(int r, int c, int h, int lig) {
   return (((r * C::VPL + c) * (C::E / 4) + h) * C::TG + lig) * 4;
 }
 
-template <class T, int TG, int VPL, int GB>
+// Scattered score reduction (the kernel's Scatter variant). Levels j = 0, 1, ...
+// at lane offsets TG/2, TG/4, ... halve the rows a lane keeps (the upper half
+// where the offset's bit of its lane-in-group is set) and add the partner's
+// partials for them; after log2(GB) levels a lane holds one row, summed over
+// the lanes that differ in the offsets used, and an all-reduce over the
+// remaining offsets completes it. Per step and lane: GB*U - U shuffles and as
+// many adds (G 8, U 3: 21 + 3, against 96 of the all-reduce) and the softmax
+// of one row instead of GB (3 exp2 against 24).
+template <int GB, int TG>
+__host__ __device__ constexpr int scatter_own_row(int lig) {
+  int row = 0;
+  for (int h = GB / 2, o = TG / 2; h >= 1; h /= 2, o /= 2)
+    if (lig & o) row += h;
+  return row;
+}
+// The lane (within its token group) that owns row r: the offsets' bits of r's halves, lower bits 0.
+template <int GB, int TG>
+__host__ __device__ constexpr int scatter_lane_of_row(int r) {
+  int lane = 0;
+  for (int h = GB / 2, o = TG / 2; h >= 1; h /= 2, o /= 2)
+    if (r & h) lane += o;
+  return lane;
+}
+// v[r][u]: this lane's partial scores; on return v[0][u] = row scatter_own_row(lig)'s totals.
+template <int GB, int TG, int U>
+__device__ __forceinline__ void scatter_rows(float (&v)[GB][U], int lig) {
+#pragma unroll
+  for (int h = GB / 2, o = TG / 2; h >= 1; h /= 2, o /= 2) {
+    const bool hi = (lig & o) != 0;
+#pragma unroll
+    for (int r = 0; r < h; ++r)
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const float send = hi ? v[r][u] : v[r + h][u];
+        const float keep = hi ? v[r + h][u] : v[r][u];
+        v[r][u] = keep + __shfl_xor_sync(kAllLanes, send, o);
+      }
+  }
+#pragma unroll
+  for (int o = TG / (2 * GB); o > 0; o >>= 1)
+#pragma unroll
+    for (int u = 0; u < U; ++u) v[0][u] += __shfl_xor_sync(kAllLanes, v[0][u], o);
+}
+
+template <class T, int TG, int VPL, int GB, bool Scatter = false>
 __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
     decode_regs_kernel(DecodeAttentionParams<T> p) {
+  static_assert(!Scatter || (GB >= 2 && TG >= GB), "scattered scores need a row per lane pair: TG >= GB");
   using C = Cfg<T, TG, VPL, GB>;
   constexpr int E = C::E, D = C::D, U = C::U, NT = C::NT, GPW = C::GPW;
   __shared__ float4 sQ4[GB * C::kMaxHd / 4];          // q, pre-scaled, q_index layout
@@ -153,6 +208,8 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
   __syncthreads();
 
   float acc[GB][D], m[GB], l[GB];
+  // Scatter: the softmax state of this lane's own row (scatter_own_row).
+  float m_own = -INFINITY, l_own = 0.f;
 #pragma unroll
   for (int r = 0; r < GB; ++r) {
     m[r] = -INFINITY;
@@ -230,31 +287,68 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
         sc[r][u] = dot;
       }
     }
+    if constexpr (Scatter) {
+      // Reduce-scatter the partial scores over the token group (each lane ends
+      // with its own row's U totals), online softmax of that row alone, then
+      // every row's probabilities (and, when a row's max grew, its rescale
+      // factor) fetched from the lanes that own them.
+      scatter_rows<GB, TG, U>(sc, lig);
+      float mx = -INFINITY;
 #pragma unroll
-    for (int o = TG / 2; o > 0; o >>= 1)
+      for (int u = 0; u < U; ++u) mx = fmaxf(mx, valid[u] ? sc[0][u] : -INFINITY);
+      const bool grew = mx > m_own;
+      float corr = 1.f;
+      if (grew) {
+        corr = exp2f(m_own - mx);  // 0 on the first valid token (m_own == -inf)
+        l_own *= corr;
+        m_own = mx;
+      }
+      float pu[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        pu[u] = valid[u] ? exp2f(sc[0][u] - m_own) : 0.f;
+        l_own += pu[u];
+      }
+      const int base = g * TG;  // the token group's first lane
+      if (__any_sync(kAllLanes, grew)) {
+#pragma unroll
+        for (int r = 0; r < GB; ++r) {
+          const float c = __shfl_sync(kAllLanes, corr, base + scatter_lane_of_row<GB, TG>(r));
+#pragma unroll
+          for (int i = 0; i < D; ++i) acc[r][i] *= c;
+        }
+      }
 #pragma unroll
       for (int r = 0; r < GB; ++r)
 #pragma unroll
-        for (int u = 0; u < U; ++u) sc[r][u] += __shfl_xor_sync(kAllLanes, sc[r][u], o);
+        for (int u = 0; u < U; ++u) sc[r][u] = __shfl_sync(kAllLanes, pu[u], base + scatter_lane_of_row<GB, TG>(r));
+    } else {
+#pragma unroll
+      for (int o = TG / 2; o > 0; o >>= 1)
+#pragma unroll
+        for (int r = 0; r < GB; ++r)
+#pragma unroll
+          for (int u = 0; u < U; ++u) sc[r][u] += __shfl_xor_sync(kAllLanes, sc[r][u], o);
 
-    // Online softmax per row; every lane of a group holds the same (m, l).
+      // Online softmax per row; every lane of a group holds the same (m, l).
 #pragma unroll
-    for (int r = 0; r < GB; ++r) {
-      float mx = -INFINITY;
+      for (int r = 0; r < GB; ++r) {
+        float mx = -INFINITY;
 #pragma unroll
-      for (int u = 0; u < U; ++u) mx = fmaxf(mx, valid[u] ? sc[r][u] : -INFINITY);
-      if (mx > m[r]) {                        // rare after the first steps: rescale only then
-        const float corr = exp2f(m[r] - mx);  // 0 on the first valid token (m == -inf)
-        l[r] *= corr;
+        for (int u = 0; u < U; ++u) mx = fmaxf(mx, valid[u] ? sc[r][u] : -INFINITY);
+        if (mx > m[r]) {                        // rare after the first steps: rescale only then
+          const float corr = exp2f(m[r] - mx);  // 0 on the first valid token (m == -inf)
+          l[r] *= corr;
 #pragma unroll
-        for (int i = 0; i < D; ++i) acc[r][i] *= corr;
-        m[r] = mx;
-      }
+          for (int i = 0; i < D; ++i) acc[r][i] *= corr;
+          m[r] = mx;
+        }
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const float pu = valid[u] ? exp2f(sc[r][u] - m[r]) : 0.f;  // valid: m[r] finite, >= score
-        l[r] += pu;
-        sc[r][u] = pu;
+        for (int u = 0; u < U; ++u) {
+          const float pu = valid[u] ? exp2f(sc[r][u] - m[r]) : 0.f;  // valid: m[r] finite, >= score
+          l[r] += pu;
+          sc[r][u] = pu;
+        }
       }
     }
 
@@ -273,6 +367,13 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
     slot = next_slot;
   }
 
+  if constexpr (Scatter) {  // every row's (m, l), from the lanes that own them
+#pragma unroll
+    for (int r = 0; r < GB; ++r) {
+      m[r] = __shfl_sync(kAllLanes, m_own, g * TG + scatter_lane_of_row<GB, TG>(r));
+      l[r] = __shfl_sync(kAllLanes, l_own, g * TG + scatter_lane_of_row<GB, TG>(r));
+    }
+  }
   // Merge the token groups of the warp (lanes lig, lig + TG, ... hold the same dims).
 #pragma unroll
   for (int o = TG; o < 32; o <<= 1)
@@ -337,23 +438,37 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
 }
 
 // Picks the instantiation for storage T, head_dim and group = heads /
-// kv_heads, and calls launch(TG, VPL, GB) with each as a
-// std::integral_constant<int, ...>: TG lanes per token (the smallest power of
-// two >= the head's 16-byte vectors, up to 32), VPL vectors per lane (2 only
-// for f32 head_dim > 128), GB query rows (1, 4 or 8). The launcher in
-// attention.cu and the host emulator test (tests/emu/) both dispatch here.
+// kv_heads, and calls launch(TG, VPL, GB, Scatter) with each as a
+// std::integral_constant: TG lanes per token (the smallest power of two >= the
+// head's 16-byte vectors, up to 32), VPL vectors per lane (2 only for f32
+// head_dim > 128), GB query rows (1, 4 or 8), Scatter (the scattered score
+// reduction: only when `scatter` is asked for, at GB 8 with TG >= 8, see
+// scatter_applies). The launcher in attention.cu and the host emulator test
+// (tests/emu/) both dispatch here.
 // REQUIRES: head_dim * sizeof(T) % 16 == 0, head_dim <= 256, 1 <= group <= 8.
+// Where the scattered score reduction applies: groups of 5-8 query rows (GB 8)
+// and more than 4 16-byte vectors per head (TG >= 8, dispatch's choice below).
+template <class T>
+constexpr bool scatter_applies(int head_dim, int group) {
+  return group > 4 && head_dim / (16 / static_cast<int>(sizeof(T))) > 4;
+}
+
 template <class T, class Launch>
-void dispatch(int head_dim, int group, Launch&& launch) {
+void dispatch(int head_dim, int group, bool scatter, Launch&& launch) {
   constexpr int E = 16 / static_cast<int>(sizeof(T));
   const int nv = head_dim / E;  // 16-byte vectors per head vector
+  using No = std::false_type;
   auto by_group = [&](auto tg, auto vpl) {
-    if (group == 1)
-      launch(tg, vpl, std::integral_constant<int, 1>{});
-    else if (group <= 4)
-      launch(tg, vpl, std::integral_constant<int, 4>{});
-    else
-      launch(tg, vpl, std::integral_constant<int, 8>{});
+    if (group == 1) {
+      launch(tg, vpl, std::integral_constant<int, 1>{}, No{});
+    } else if (group <= 4) {
+      launch(tg, vpl, std::integral_constant<int, 4>{}, No{});
+    } else {
+      if constexpr (decltype(tg)::value >= 8) {
+        if (scatter) return launch(tg, vpl, std::integral_constant<int, 8>{}, std::true_type{});
+      }
+      launch(tg, vpl, std::integral_constant<int, 8>{}, No{});
+    }
   };
   using One = std::integral_constant<int, 1>;
   if (nv <= 4) {

@@ -73,13 +73,14 @@ std::string describe(const Case& c, int splits, int split_tokens, int elem_bytes
 // (num_splits, kv_heads, batch), then decode_reduce_kernel over (batch * heads)
 // in split mode. Returns false with the emulator's error on a broken rule.
 template <class T>
-bool launch_decode(emu::Device& dev, const kc::DecodeAttentionParams<T>& p) {
+bool launch_decode(emu::Device& dev, const kc::DecodeAttentionParams<T>& p, bool scatter) {
   bool ok = true;
-  dr::dispatch<T>(p.head_dim, p.heads / p.kv_heads, [&](auto tg, auto vpl, auto gb) {
+  dr::dispatch<T>(p.head_dim, p.heads / p.kv_heads, scatter, [&](auto tg, auto vpl, auto gb, auto sc) {
     constexpr int TG = decltype(tg)::value, VPL = decltype(vpl)::value, GB = decltype(gb)::value;
+    constexpr bool kScatter = decltype(sc)::value;
     ok = dev.launch({static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.kv_heads),
                      static_cast<unsigned>(p.batch)},
-                    {dr::kThreads, 1, 1}, [&] { dr::decode_regs_kernel<T, TG, VPL, GB>(p); });
+                    {dr::kThreads, 1, 1}, [&] { dr::decode_regs_kernel<T, TG, VPL, GB, kScatter>(p); });
   });
   if (ok && p.num_splits > 1)
     ok = dev.launch({static_cast<unsigned>(p.batch * p.heads), 1, 1}, {128, 1, 1},
@@ -163,32 +164,40 @@ void check_case(const Case& c, std::mt19937& rng) {
   }
   INFO(describe(c, p.num_splits, p.split_tokens, sizeof(T)));
 
-  emu::Device dev;
-  dev.allow_reads(q.get(), q.bytes());
-  dev.allow_reads(k.get(), k.bytes());
-  dev.allow_reads(v.get(), v.bytes());
-  const bool ok = launch_decode(dev, p);
-  INFO("emulator: " << dev.error());
-  REQUIRE(ok);
-  // K and V each: one 16-byte load per vector of every context token and kv head.
-  CHECK(dev.loads() == 2 * (hd / E) * static_cast<long long>(c.kv_heads) * total_tokens);
-
   const std::vector<double> ref = pdsim::kernels::ref::decode_attention(qf, kf, vf, table, c.lens, c.heads,
                                                                         c.kv_heads, hd, bt, max_blocks);
-  const bool f32 = sizeof(T) == 4;
-  const double atol = f32 ? 2e-4 : 1e-2, rtol = f32 ? 1e-3 : 2e-2;
-  std::size_t bad = 0, first_bad = 0;
-  double worst = 0;
-  for (std::size_t i = 0; i < q_n; ++i) {
-    const double got = to_float(out.get()[i]), err = std::fabs(got - ref[i]);
-    if (!(err <= atol + rtol * std::fabs(ref[i]))) {  // NaN (unwritten) fails too
-      if (bad++ == 0) first_bad = i;
+  // The plain kernel, and the scattered-score variant where it applies; each on poisoned outputs.
+  std::vector<bool> variants{false};
+  if (dr::scatter_applies<T>(hd, c.heads / c.kv_heads)) variants.push_back(true);
+  for (const bool scatter : variants) {
+    INFO((scatter ? "scattered scores" : "all-reduced scores"));
+    for (std::size_t i = 0; i < q_n; ++i) out.get()[i] = kc::from_f32<T>(NAN);
+    std::fill(ws.begin(), ws.end(), NAN);
+    emu::Device dev;
+    dev.allow_reads(q.get(), q.bytes());
+    dev.allow_reads(k.get(), k.bytes());
+    dev.allow_reads(v.get(), v.bytes());
+    const bool ok = launch_decode(dev, p, scatter);
+    INFO("emulator: " << dev.error());
+    REQUIRE(ok);
+    // K and V each: one 16-byte load per vector of every context token and kv head.
+    CHECK(dev.loads() == 2 * (hd / E) * static_cast<long long>(c.kv_heads) * total_tokens);
+
+    const bool f32 = sizeof(T) == 4;
+    const double atol = f32 ? 2e-4 : 1e-2, rtol = f32 ? 1e-3 : 2e-2;
+    std::size_t bad = 0, first_bad = 0;
+    double worst = 0;
+    for (std::size_t i = 0; i < q_n; ++i) {
+      const double got = to_float(out.get()[i]), err = std::fabs(got - ref[i]);
+      if (!(err <= atol + rtol * std::fabs(ref[i]))) {  // NaN (unwritten) fails too
+        if (bad++ == 0) first_bad = i;
+      }
+      if (!(err <= worst)) worst = err;
     }
-    if (!(err <= worst)) worst = err;
+    INFO("worst abs err " << worst << "; first bad element " << first_bad << " (b " << first_bad / (c.heads * hd)
+                          << " h " << first_bad / hd % c.heads << " d " << first_bad % hd << ")");
+    CHECK(bad == 0);
   }
-  INFO("worst abs err " << worst << "; first bad element " << first_bad << " (b " << first_bad / (c.heads * hd)
-                        << " h " << first_bad / hd % c.heads << " d " << first_bad % hd << ")");
-  CHECK(bad == 0);
 }
 
 }  // namespace
@@ -232,4 +241,35 @@ TEST_CASE("cuda kernels emulated: register decode attention over head dims with 
   check_case<bf16>({4, 1, 32, 8, {300, 9}, forced(32)}, rng);          // hd 32: 4 vectors, TG 4; 32-token splits
   check_case<bf16>({16, 2, 64, 32, {3000, 5}, kPlan}, rng);            // 32-token blocks, group 8
   check_case<float>({8, 8, 32, 8, {130, 64}, forced(32)}, rng);        // MHA, f32 hd 32, 8-token blocks
+}
+
+// The scattered reduction's maps: the lane that owns a row holds that row
+// (scatter_own_row inverts scatter_lane_of_row), every row has exactly one
+// owner lane with the low bits clear, and the lanes that share a row differ
+// only in the offsets left for the final all-reduce.
+TEST_CASE("cuda kernels emulated: the scattered score reduction gives every row one owner lane") {
+  auto check = [](auto gb, auto tg) {
+    constexpr int GB = decltype(gb)::value, TG = decltype(tg)::value;
+    INFO("GB=" << GB << " TG=" << TG);
+    std::vector<int> owners(GB, 0);
+    for (int r = 0; r < GB; ++r) {
+      const int lane = dr::scatter_lane_of_row<GB, TG>(r);
+      CHECK(lane >= 0);
+      CHECK(lane < TG);
+      CHECK(lane % (TG / GB) == 0);
+      CHECK(dr::scatter_own_row<GB, TG>(lane) == r);
+    }
+    for (int lig = 0; lig < TG; ++lig) {
+      const int r = dr::scatter_own_row<GB, TG>(lig);
+      REQUIRE(r >= 0);
+      REQUIRE(r < GB);
+      ++owners[r];
+      CHECK(lig - lig % (TG / GB) == dr::scatter_lane_of_row<GB, TG>(r));
+    }
+    for (int n : owners) CHECK(n == TG / GB);
+  };
+  check(std::integral_constant<int, 8>{}, std::integral_constant<int, 8>{});
+  check(std::integral_constant<int, 8>{}, std::integral_constant<int, 16>{});
+  check(std::integral_constant<int, 8>{}, std::integral_constant<int, 32>{});
+  check(std::integral_constant<int, 4>{}, std::integral_constant<int, 16>{});
 }

@@ -6,8 +6,8 @@
 //
 // What the kernels see: threadIdx / blockIdx / blockDim / gridDim (set by the
 // emulator for the running thread), __syncthreads (a block barrier),
-// __shfl_sync / __shfl_xor_sync (a warp exchange that checks every lane of the
-// warp takes part), __ldg (checks 16-byte alignment and, where the test
+// __shfl_sync / __shfl_xor_sync / __any_sync (a warp exchange that checks every
+// lane of the warp takes part), __ldg (checks 16-byte alignment and, where the test
 // registered its buffers, that the load stays inside one), the fp32 intrinsics
 // as libm calls. __shared__ variables become function statics: blocks run one
 // at a time, so one copy per kernel instantiation is one block's shared memory
@@ -78,6 +78,12 @@ V __shfl_sync(unsigned mask, V v, int src_lane) {
 template <class V>
 V __shfl_xor_sync(unsigned mask, V v, int lane_mask) {
   return __shfl_sync(mask, v, static_cast<int>(threadIdx.x % 32) ^ lane_mask);
+}
+// A butterfly of exchanges: the same warp-wide OR, with the same every-lane check.
+inline int __any_sync(unsigned mask, int predicate) {
+  unsigned any = predicate != 0;
+  for (int offset = 16; offset > 0; offset >>= 1) any |= __shfl_xor_sync(mask, any, offset);
+  return any != 0;
 }
 
 using std::max;
