@@ -129,9 +129,10 @@ __device__ __forceinline__ int q_index(int r, int c, int h, int lig) {
 // where the offset's bit of its lane-in-group is set) and add the partner's
 // partials for them; after log2(GB) levels a lane holds one row, summed over
 // the lanes that differ in the offsets used, and an all-reduce over the
-// remaining offsets completes it. Per step and lane: GB*U - U shuffles and as
-// many adds (G 8, U 3: 21 + 3, against 96 of the all-reduce) and the softmax
-// of one row instead of GB (3 exp2 against 24).
+// remaining offsets completes it. Per step and lane: (GB - 1) * U shuffles
+// and adds for the halving levels plus U per remaining offset (G 8, U 3, TG
+// 16: 21 + 3, against 96 for the all-reduce) and the softmax of one row
+// instead of GB (3 exp2 against 24).
 template <int GB, int TG>
 __host__ __device__ constexpr int scatter_own_row(int lig) {
   int row = 0;
