@@ -30,6 +30,8 @@
 #   memcheck    compute-sanitizer memcheck on the kernel tests (after the measurements, which
 #               matter more if time runs short; the tests step already checked the results)
 #   racecheck   compute-sanitizer racecheck on the attention kernel tests
+#   timings     pdsim run of that scenario with --timings: every batch shape's measured op times, gzipped
+#               into $OUT/timings-<gpu>.csv.gz (not committed: for finding the decode steps behind the TBT tail)
 #   validate_all  the same scenario, reduced (100 requests, 1 timed run per batch), with
 #               real_kernel.layers=all: every layer runs on its own weights and KV cache, to see
 #               what the one-layer-x-L approximation of the default run misses
@@ -127,7 +129,7 @@ TESTS=$BUILD_DIR/tests/pdsim_tests
 BENCH=$BUILD_DIR/kernels/bench/pdsim_kernel_bench
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 KERNEL_CHOICE=$BUILD_DIR/kernel-choice.env  # written by the fallback step, read by the steps after it
-export ROOT BUILD_DIR KIT PREFIX KERNEL_CHOICE NO_GPU IGNORE_SYS JOBS BASE OURS THEIRS CUDA_ARCHS PDSIM TESTS BENCH SANITIZER
+export ROOT OUTDIR BUILD_DIR KIT PREFIX KERNEL_CHOICE NO_GPU IGNORE_SYS JOBS BASE OURS THEIRS CUDA_ARCHS PDSIM TESTS BENCH SANITIZER
 # --full: the larger grid (m to 8192, prompts to 4096, contexts to 8192); cheap on a GPU, and the
 # validate scenario's prompts (lognormal, mean 1024) reach past the default grid.
 export PROFILE_ARGS=${PROFILE_ARGS---full} VALIDATE_ARGS=${VALIDATE_ARGS---repeat 3}
@@ -312,6 +314,17 @@ step_validate_all() {
     cp "$BUILD_DIR/validate-all/validation.json" "$ROOT/results/validation-$BASE-all-layers.json"
 }
 
+step_timings() {
+  need "$PDSIM"
+  local set=()
+  [ -f "$ROOT/profiles/gpus/$OURS.json" ] && set=(--set "cluster.prefill.gpu=$OURS" --set "cluster.decode.gpu=$OURS")
+  rm -rf "$BUILD_DIR/timings-run" "$BUILD_DIR/timings-$BASE.csv"
+  "$PDSIM" run scenarios/llama8b-real-gpu.json --out "$BUILD_DIR/timings-run" "${set[@]}" \
+    --timings "$BUILD_DIR/timings-$BASE.csv" || exit
+  gzip -c "$BUILD_DIR/timings-$BASE.csv" >"$OUTDIR/timings-$BASE.csv.gz" || exit
+  echo "every batch shape's measured op times: timings-$BASE.csv.gz among the returned files (not committed)"
+}
+
 step_targets() {
   need "$ROOT/results/kernel-bench-$BASE.json"
   local v=()
@@ -329,7 +342,7 @@ step_ctest() {
 }
 
 export -f need step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
-  step_profile8b step_profile70b step_compare step_validate step_validate_all step_targets step_ctest
+  step_profile8b step_profile70b step_compare step_validate step_timings step_validate_all step_targets step_ctest
 
 # name  budget_s  min_s  gpu  what
 PLAN=(
@@ -346,6 +359,7 @@ PLAN=(
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
   "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
   "racecheck 60 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
+  "timings 60 35 1 pdsim run scenarios/llama8b-real-gpu.json --timings: every batch shape's op times -> \$OUT/timings-$BASE.csv.gz"
   "validate_all 100 40 1 pdsim validate scenarios/llama8b-real-gpu.json, 100 requests, real_kernel.layers=all -> results/validation-$BASE-all-layers.{md,json}"
   "targets 15 2 0 python3 tools/gpu_targets.py --bench results/kernel-bench-$BASE.json --validation ... -> results/targets-$BASE.md"
   "ctest 200 90 1 build the other targets, then ctest -j $JOBS (the whole suite, with what time is left)"
@@ -402,7 +416,7 @@ for entry in "${PLAN[@]}"; do
   echo "=== [$name] $(date -u +%H:%M:%S) limit ${limit}s: $what" | tee -a "$LOG"
   t0=$(date +%s%N)
   uses_choice=0
-  case "$name" in profile8b|profile70b|validate|validate_all|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
+  case "$name" in profile8b|profile70b|validate|timings|validate_all|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
   [ "$uses_choice" -eq 1 ] && echo "with the fallback kernels: $(tr '\n' ' ' <"$KERNEL_CHOICE")" | tee -a "$LOG"
   timeout -k 5 "$limit" bash -c "[ $uses_choice -eq 0 ] || . \"\$KERNEL_CHOICE\"; step_$name" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
