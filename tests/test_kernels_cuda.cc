@@ -86,8 +86,6 @@ std::vector<float> run_decode_with(const char* kernel, k::Backend& b, k::DType d
   return run_decode(b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
 }
 
-// The register and shared-memory decode kernels on the same inputs: each
-// against the reference, and against each other.
 // The decode kernel `variant` (a PDSIM_DECODE_KERNEL value) and the
 // shared-memory kernel on the same inputs: each against the float64 reference
 // (inside run_decode_with), then against each other.
@@ -100,6 +98,7 @@ void decode_variant_agrees(const char* variant, k::Backend& b, k::DType dt, int 
                   std::to_string(kv_heads) + " hd=" + std::to_string(hd),
               got, std::vector<double>(smem.begin(), smem.end()), tol_for(dt));
 }
+// The register and shared-memory decode kernels (the fallback step's filter names this pair).
 void decode_kernels_agree(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int block_tokens,
                           const std::vector<std::int32_t>& lens, std::mt19937& rng) {
   decode_variant_agrees("regs", b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
@@ -193,27 +192,32 @@ TEST_CASE("cuda kernels: the scattered-score register decode kernel agrees with 
   decode_variant_agrees("regs-scatter", *b, k::DType::kBF16, 16, 2, 128, 16, {20000}, rng);       // ~80 splits
 }
 
-TEST_CASE("cuda kernels: the decode split plan covers the context in splits of at least 256 tokens") {
+TEST_CASE("cuda kernels: the decode split plan covers the context in splits of at least the minimum") {
   namespace kc = pdsim::kernels::cuda;
-  for (int sm : {0, 108, 132})
-    for (int batch : {1, 2, 8, 32, 64, 128, 256, 1000})
-      for (int kv : {1, 8})
-        for (int ctx : {0, 1, 31, 256, 257, 1000, 1024, 4096, 32768, 131072}) {
-          INFO("sm=" << sm << " batch=" << batch << " kv_heads=" << kv << " context=" << ctx);
-          const kc::DecodeSplit s = kc::plan_decode_split(batch, 4 * kv, kv, 128, ctx, sm);
-          REQUIRE(s.num_splits >= 1);
-          CHECK(s.split_tokens > 0);
-          CHECK(s.split_tokens % 32 == 0);  // what launch_decode_attention demands in split mode
-          CHECK(static_cast<long long>(s.num_splits) * s.split_tokens >= ctx);
-          if (s.num_splits == 1) {
-            CHECK(s.workspace_floats == 0);
-          } else {
-            CHECK(static_cast<long long>(s.num_splits - 1) * s.split_tokens < ctx);  // no empty split at max_context
-            CHECK(s.split_tokens >= 256);
-            CHECK(s.workspace_floats == static_cast<std::int64_t>(batch) * 4 * kv * s.num_splits * (128 + 2));
+  for (int min_split : {kc::kDefaultMinSplitTokens, 64, 32})
+    for (int sm : {0, 108, 132})
+      for (int batch : {1, 2, 8, 32, 64, 128, 256, 1000})
+        for (int kv : {1, 8})
+          for (int ctx : {0, 1, 31, 64, 256, 257, 1000, 1024, 4096, 32768, 131072}) {
+            INFO("min_split=" << min_split << " sm=" << sm << " batch=" << batch << " kv_heads=" << kv
+                              << " context=" << ctx);
+            const kc::DecodeSplit s = kc::plan_decode_split(batch, 4 * kv, kv, 128, ctx, sm, min_split);
+            REQUIRE(s.num_splits >= 1);
+            CHECK(s.split_tokens > 0);
+            CHECK(s.split_tokens % 32 == 0);  // what launch_decode_attention demands in split mode
+            CHECK(static_cast<long long>(s.num_splits) * s.split_tokens >= ctx);
+            if (s.num_splits == 1) {
+              CHECK(s.workspace_floats == 0);
+            } else {
+              CHECK(static_cast<long long>(s.num_splits - 1) * s.split_tokens < ctx);  // no empty split at max_context
+              CHECK(s.split_tokens >= min_split);
+              CHECK(s.workspace_floats == static_cast<std::int64_t>(batch) * 4 * kv * s.num_splits * (128 + 2));
+            }
+            if (ctx <= min_split) CHECK(s.num_splits == 1);
           }
-          if (ctx <= 256) CHECK(s.num_splits == 1);
-        }
+  // A smaller minimum gives a short context more blocks: batch 1 x 1024 tokens, 8 kv heads, 132 SMs.
+  CHECK(kc::plan_decode_split(1, 64, 8, 128, 1024, 132).num_splits == 4);
+  CHECK(kc::plan_decode_split(1, 64, 8, 128, 1024, 132, 64).num_splits == 16);
   // llama-3.1-8b at batch x context = 256k on an H100 (132 SMs): >= ~4 blocks per SM, each split >= 256 tokens.
   for (int batch : {2, 8, 32, 64, 128, 256}) {
     const kc::DecodeSplit s = kc::plan_decode_split(batch, 32, 8, 128, 262144 / batch, 132);
@@ -237,6 +241,17 @@ TEST_CASE("cuda kernels: the decode kernel switch rejects unknown values and reg
     CHECK_THROWS_WITH_AS(run_decode_with("fast", *b, k::DType::kBF16, heads, 1, hd, 16, {40}, rng),
                          doctest::Contains("PDSIM_DECODE_KERNEL"), std::runtime_error);
     run_decode_with("auto", *b, k::DType::kBF16, heads, 1, hd, 16, {40, 300}, rng);  // falls back to smem
+  }
+  // PDSIM_DECODE_MIN_SPLIT: a bad value is an error naming it; 64 splits short contexts and stays exact.
+  {
+    const k::ScopedEnv bad("PDSIM_DECODE_MIN_SPLIT", "100");
+    CHECK_THROWS_WITH_AS(run_decode_with("auto", *b, k::DType::kBF16, 8, 2, 128, 16, {1000}, rng),
+                         doctest::Contains("PDSIM_DECODE_MIN_SPLIT"), std::runtime_error);
+  }
+  {
+    const k::ScopedEnv small("PDSIM_DECODE_MIN_SPLIT", "64");
+    run_decode_with("auto", *b, k::DType::kBF16, 16, 2, 128, 16, {1000, 63, 64, 65, 0}, rng);
+    run_decode_with("smem", *b, k::DType::kF32, 8, 2, 64, 16, {1000, 300}, rng);
   }
   // The scattered-score variant needs 5-8 query heads per kv head: not at 4.
   CHECK_THROWS_WITH_AS(run_decode_with("regs-scatter", *b, k::DType::kBF16, 4, 1, 128, 16, {40}, rng),

@@ -88,6 +88,19 @@ void check_tensor(const Tensor* t, const char* op, const char* name, DType want,
   PDSIM_REQ(elems == 0 || t->data() != nullptr, std::string(name) + " has no storage");
 }
 
+// The decode split plan's shortest split: PDSIM_DECODE_MIN_SPLIT (tokens, a
+// multiple of 32 in [32, 4096]; read at every call, for measuring other
+// values) or kDefaultMinSplitTokens.
+int min_split_tokens() {
+  const char* e = std::getenv("PDSIM_DECODE_MIN_SPLIT");
+  if (e == nullptr || *e == '\0') return kDefaultMinSplitTokens;
+  char* end = nullptr;
+  const long v = std::strtol(e, &end, 10);
+  PDSIM_CUDA_REQUIRE(end != e && *end == '\0' && v >= 32 && v <= 4096 && v % 32 == 0,
+                     std::string("PDSIM_DECODE_MIN_SPLIT must be a multiple of 32 in [32, 4096], got '") + e + "'");
+  return static_cast<int>(v);
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
@@ -124,7 +137,7 @@ class CudaBackend final : public Backend {
     // timings made with it must not pass for the default kernels' (they bind to
     // this string), and provenance lines show it.
     std::string out = buf;
-    for (const char* var : {"PDSIM_ATTENTION_KERNEL", "PDSIM_DECODE_KERNEL"}) {
+    for (const char* var : {"PDSIM_ATTENTION_KERNEL", "PDSIM_DECODE_KERNEL", "PDSIM_DECODE_MIN_SPLIT"}) {
       const char* value = std::getenv(var);
       if (value != nullptr && *value != '\0' && std::strcmp(value, "auto") != 0)
         out += std::string(" [") + var + "=" + value + "]";
@@ -257,7 +270,7 @@ class CudaBackend final : public Backend {
     check_tensor(a.block_table, op, "block_table", DType::kI32, static_cast<long long>(a.batch) * a.max_blocks_per_seq);
     check_tensor(a.context_lens, op, "context_lens", DType::kI32, a.batch);
     const DecodeSplit split = plan_decode_split(a.batch, a.heads, a.kv_heads, a.head_dim, a.max_context_len,
-                                                prop_.multiProcessorCount);
+                                                prop_.multiProcessorCount, min_split_tokens());
     float* ws = split.num_splits > 1 ? decode_workspace(split.workspace_floats) : nullptr;
     dispatch_float(t, op, [&](auto tag) {
       using S = decltype(tag);

@@ -14,16 +14,23 @@ struct DecodeSplit {
   std::int64_t workspace_floats = 0;  // (batch, heads, num_splits, head_dim + 2) when num_splits > 1
 };
 
+// The shortest split plan_decode_split makes by default (a multiple of 32).
+// On an H100 (2026-11-25) a block's 256 tokens take ~20-30 us at small
+// batches, where too few blocks run (batch 1 x 1024 tokens: 32 blocks), so
+// the CUDA backend lets PDSIM_DECODE_MIN_SPLIT override it for measurement.
+constexpr int kDefaultMinSplitTokens = 256;
+
 // Splits for the register kernel (the shared-memory one runs the same plan):
 // batch * kv_heads * num_splits blocks should give every SM ~12 blocks (a few
 // waves at the ~3 resident blocks per SM of the G = 8 kernel, so the last wave
-// is short), but no split shorter than kMinSplitTokens (a block's fixed cost:
-// q load, merge, partial write, pass 2). Contexts of at most kMinSplitTokens,
+// is short), but no split shorter than min_split_tokens (a block's fixed cost:
+// q load, merge, partial write, pass 2). Contexts of at most min_split_tokens,
 // or batches that already fill the GPU, run one pass without a workspace.
+// REQUIRES: min_split_tokens a positive multiple of 32.
 inline DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int head_dim, int max_context_len,
-                                     int sm_count) {
+                                     int sm_count, int min_split_tokens = kDefaultMinSplitTokens) {
   constexpr int kTile = 32;                // tokens per tile of the shared-memory kernel
-  constexpr int kMinSplitTokens = 256;     // multiple of kTile
+  const int kMinSplitTokens = min_split_tokens;
   constexpr long long kBlocksPerSm = 12;
   DecodeSplit s;
   const int tiles = (max_context_len + kTile - 1) / kTile;
