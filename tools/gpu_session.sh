@@ -46,7 +46,7 @@
 #   pack        $OUT/gpu-results.tar.gz (paths relative to the repository root: profiles/measured/<gpu>-pdsim/,
 #               profiles/gpus/<gpu>-pdsim.json, results/...), $OUT/gpu-session.log, $OUT/summary.txt
 # <gpu> comes from nvidia-smi's device name: h100-sxm (NVIDIA H100 80GB HBM3), h200, ...
-# The whole script ends within --budget seconds (default 530): each step's
+# The whole script ends within --budget seconds (default 570; the run limit is 600): each step's
 # limit is its own budget or what is left, whichever is smaller, and a step
 # with too little time left is skipped (and says so in the summary). Exit 0
 # only when every selected step ran and passed (or lacked its input and said so).
@@ -60,7 +60,7 @@
 #   --no-build                 configure only (with --no-gpu: checks the kit without a long build)
 #   --ignore-system-packages   configure with CMAKE_IGNORE_PREFIX_PATH=/usr, so only the kit can satisfy
 #                              find_package (to prove the kit suffices on a machine that has the packages)
-#   --budget SECONDS           whole-script limit (default 530)
+#   --budget SECONDS           whole-script limit (default 570)
 #   --out DIR                  where the log, summary and tarball go (default $OUT, else out/gpu-session)
 #   --build-dir DIR            (default build-gpu)
 #   --name NAME                device profile name (default <gpu>-pdsim)
@@ -73,7 +73,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT" || exit 1
 SELF="$ROOT/tools/gpu_session.sh"
-BUDGET=530
+BUDGET=570
 OUTDIR=${OUT:-$ROOT/out/gpu-session}
 BUILD_DIR=$ROOT/build-gpu
 KIT=$ROOT/.gpukit
