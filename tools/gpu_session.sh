@@ -272,16 +272,18 @@ step_bench() {
     --benchmark_out="$ROOT/results/kernel-bench-$BASE.json" --benchmark_out_format=json
 }
 
+# --out relative to the repository root (the working directory): the provenance the
+# tables and device profile record is then the same path on every machine.
 step_profile8b() {
   need "$PDSIM"
   # shellcheck disable=SC2086  # PROFILE_ARGS is a list of options
-  "$PDSIM" profile --backend cuda --model llama-3.1-8b --tp 1 --name "$OURS" --out "$ROOT/profiles" $PROFILE_ARGS
+  "$PDSIM" profile --backend cuda --model llama-3.1-8b --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS
 }
 
 step_profile70b() {
   need "$PDSIM"
   # shellcheck disable=SC2086
-  "$PDSIM" profile --backend cuda --model llama-3.1-70b --tp 1 --name "$OURS" --out "$ROOT/profiles" $PROFILE_ARGS
+  "$PDSIM" profile --backend cuda --model llama-3.1-70b --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS
 }
 
 step_compare() {
