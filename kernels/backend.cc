@@ -11,6 +11,23 @@
 
 namespace pdsim::kernels {
 
+double measure_copy_bytes_per_s(Backend& b, double src_bytes, int iters) {
+  const double elem_bytes = static_cast<double>(dtype_bytes(b.compute_dtype()));
+  const auto elems = static_cast<std::int64_t>(src_bytes / elem_bytes);
+  PDSIM_KCHECK(elems > 0 && iters >= 1, "measure_copy_bytes_per_s needs a positive size and iteration count");
+  Tensor src = b.allocate({elems}, b.compute_dtype()), dst = b.allocate({elems}, b.compute_dtype());
+  b.fill_random(src, 1.0f, 21);
+  b.copy(dst, src);
+  b.synchronize();
+  double best_s = 1e300;
+  for (int i = 0; i < iters; ++i) {
+    b.timer_start();
+    b.copy(dst, src);
+    best_s = std::min(best_s, b.timer_stop_s());
+  }
+  return 2.0 * static_cast<double>(elems) * elem_bytes / best_s;
+}
+
 std::size_t dtype_bytes(DType t) {
   switch (t) {
     case DType::kF32: return 4;

@@ -170,6 +170,11 @@ class Backend {
   friend class Tensor;
 };
 
+// Copy bandwidth of `b` in bytes/s: Backend::copy of `src_bytes`, bytes read
+// + written over the best of `iters` timed copies after one untimed one. The
+// ceiling `pdsim profile` records and the kernel benchmarks' bw_frac divides by.
+double measure_copy_bytes_per_s(Backend& b, double src_bytes, int iters);
+
 // threads: OpenMP/Eigen threads of its kernels; 0 = OpenMP's default (all cores or OMP_NUM_THREADS).
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
 // nullptr (and *why set) when built without CUDA or no device is visible.

@@ -147,18 +147,6 @@ double generation_us(k::Backend& b, int iters, int batch, int kv_len, int heads,
          });
 }
 
-// Device-to-device copy of `bytes` (Backend::copy: cudaMemcpyAsync on CUDA,
-// memcpy on CPU): the backend's own copy, not a kernel written here, so the
-// bandwidth ceiling does not inherit a slow kernel of ours. (Until 2026-11-25
-// this timed kv_append, whose scalar 2-byte accesses reach ~1 TB/s on an
-// H100: its roofline then priced decode GEMMs 2.4x slow.)
-double copy_us(k::Backend& b, int iters, double bytes) {
-  const auto elems = static_cast<std::int64_t>(bytes / k::dtype_bytes(b.compute_dtype()));
-  auto src = filled(b, {elems});
-  auto dst = b.allocate({elems}, b.compute_dtype());
-  return 1e6 * time_op(b, iters, [&](int = 0) { b.copy(dst, src); });
-}
-
 // Provenance of one profile run: "run: <command and settings>; date: <UTC>".
 // Lines equal up to the date come from runs of one grid (the later replaces
 // the earlier's rows), so merging keeps only the latest of them.
@@ -439,10 +427,13 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // H100, 2026-11-25, the best of 3 read 697 TFLOP/s, the benchmark's 793).
   const double big_s = gemm_us(*b, std::max(o.iters, 10), big, big, big) * 1e-6;
   const double peak_flops = 2.0 * big * big * big / big_s;
+  // The backend's own device-to-device copy (cudaMemcpyAsync / memcpy), not a
+  // kernel written here, so the ceiling does not inherit a slow kernel of
+  // ours. (Until 2026-11-25 this timed kv_append, whose scalar 2-byte accesses
+  // reach ~1 TB/s on an H100: its roofline then priced decode GEMMs 2.4x slow.)
   // 1 GiB on a GPU (20x an H100's L2), 256 MiB on a CPU (several times any L3).
   const double copy_src_bytes = (b->name() == "cuda" ? 1024.0 : 256.0) * 1024 * 1024;
-  const double copy_s = copy_us(*b, std::max(o.iters, 10), copy_src_bytes) * 1e-6;
-  const double bw = 2.0 * copy_src_bytes / copy_s;  // bytes read + bytes written
+  const double bw = k::measure_copy_bytes_per_s(*b, copy_src_bytes, std::max(o.iters, 10));  // read + written
   auto tiny_x = filled(*b, {1, 64}), tiny_w = filled(*b, {64}), tiny_y = b->allocate({1, 64}, b->compute_dtype());
   const double overhead_us =
       1e6 * time_op(*b, std::max(o.iters, 21), [&](int = 0) { b->rmsnorm({&tiny_x, &tiny_w, &tiny_y, 1, 64, 1e-5f}); });

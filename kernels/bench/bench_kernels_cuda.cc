@@ -207,23 +207,10 @@ double measured_bf16_peak_tflops(k::Backend& b) {
 }
 
 // Measured HBM copy bandwidth of this device in GB/s, as `pdsim profile`
-// measures it: a device-to-device copy (Backend::copy = cudaMemcpyAsync) of
-// 1 GiB, bytes read + written / time, the best of 10, measured once.
+// measures it (kernels::measure_copy_bytes_per_s: a 1 GiB device-to-device
+// copy, bytes read + written, best of 10), measured once.
 double measured_copy_gbytes_per_s(k::Backend& b) {
-  static double bw = 0;
-  if (bw > 0) return bw;
-  constexpr std::int64_t elems = std::int64_t{1} << 29;  // 1 GiB of bf16
-  auto src = b.allocate({elems}, k::DType::kBF16), dst = b.allocate({elems}, k::DType::kBF16);
-  fill(b, src, 21);
-  b.copy(dst, src);
-  b.synchronize();
-  double best_s = 1e30;
-  for (int i = 0; i < 10; ++i) {
-    b.timer_start();
-    b.copy(dst, src);
-    best_s = std::min(best_s, b.timer_stop_s());
-  }
-  bw = 2.0 * elems * 2 / best_s / 1e9;
+  static const double bw = k::measure_copy_bytes_per_s(b, 1024.0 * 1024 * 1024, 10) / 1e9;
   return bw;
 }
 
