@@ -306,14 +306,18 @@ step_split_ab() {
     --out "results/decode-min-split64-$BASE"
 }
 
+# The --set options that put both pools of the GPU scenario on the profiled
+# device (none when its profile is missing: the scenario's datasheet h100-sxm).
+pool_sets() {
+  [ -f "$ROOT/profiles/gpus/$OURS.json" ] && echo "--set cluster.prefill.gpu=$OURS --set cluster.decode.gpu=$OURS"
+}
+
 step_validate() {
   need "$PDSIM"
-  local set=()
-  if [ -f "$ROOT/profiles/gpus/$OURS.json" ]; then
-    set=(--set "cluster.prefill.gpu=$OURS" --set "cluster.decode.gpu=$OURS")
-  else
+  local set
+  read -r -a set <<<"$(pool_sets)"
+  [ "${#set[@]}" -gt 0 ] ||
     echo "note: no profiles/gpus/$OURS.json (profile failed?): validating on the datasheet h100-sxm profile and vLLM tables"
-  fi
   rm -rf "$BUILD_DIR/validate"
   # shellcheck disable=SC2086  # VALIDATE_ARGS is a list of options
   "$PDSIM" validate scenarios/llama8b-real-gpu.json --out "$BUILD_DIR/validate" "${set[@]}" $VALIDATE_ARGS || exit
@@ -323,8 +327,8 @@ step_validate() {
 
 step_validate_all() {
   need "$PDSIM"
-  local set=()
-  [ -f "$ROOT/profiles/gpus/$OURS.json" ] && set=(--set "cluster.prefill.gpu=$OURS" --set "cluster.decode.gpu=$OURS")
+  local set
+  read -r -a set <<<"$(pool_sets)"
   rm -rf "$BUILD_DIR/validate-all"
   "$PDSIM" validate scenarios/llama8b-real-gpu.json --out "$BUILD_DIR/validate-all" "${set[@]}" \
     --set real_kernel.layers=all --set real_kernel.iters=1 --set workload.num_requests=100 || exit
@@ -334,8 +338,8 @@ step_validate_all() {
 
 step_timings() {
   need "$PDSIM"
-  local set=()
-  [ -f "$ROOT/profiles/gpus/$OURS.json" ] && set=(--set "cluster.prefill.gpu=$OURS" --set "cluster.decode.gpu=$OURS")
+  local set
+  read -r -a set <<<"$(pool_sets)"
   rm -rf "$BUILD_DIR/timings-run" "$BUILD_DIR/timings-$BASE.csv"
   "$PDSIM" run scenarios/llama8b-real-gpu.json --out "$BUILD_DIR/timings-run" "${set[@]}" \
     --timings "$BUILD_DIR/timings-$BASE.csv" || exit
@@ -359,7 +363,7 @@ step_ctest() {
   (cd "$BUILD_DIR" && ctest -j "$JOBS" --output-on-failure --timeout 200)
 }
 
-export -f need step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
+export -f need pool_sets step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
   step_profile8b step_profile70b step_compare step_split_ab step_validate step_timings step_validate_all step_targets step_ctest
 
 # name  budget_s  min_s  gpu  what
