@@ -98,11 +98,6 @@ void decode_variant_agrees(const char* variant, k::Backend& b, k::DType dt, int 
                   std::to_string(kv_heads) + " hd=" + std::to_string(hd),
               got, std::vector<double>(smem.begin(), smem.end()), tol_for(dt));
 }
-// The register and shared-memory decode kernels (the fallback step's filter names this pair).
-void decode_kernels_agree(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd, int block_tokens,
-                          const std::vector<std::int32_t>& lens, std::mt19937& rng) {
-  decode_variant_agrees("regs", b, dt, heads, kv_heads, hd, block_tokens, lens, rng);
-}
 
 // Whether the wgmma prefill kernel can run here: a build with sm_90a code and
 // a compute capability 9.0 device; else says why (for the skip message).
@@ -157,21 +152,21 @@ TEST_CASE("cuda kernels: register and shared-memory decode kernels agree over GQ
   // Ragged: around the 16-token pages and the token-group steps; the plan gives several splits.
   const std::vector<std::int32_t> ragged = {1, 5, 31, 33, 100, 1000, 3000};
   for (int group : {1, 4, 8}) {
-    decode_kernels_agree(*b, k::DType::kBF16, 2 * group, 2, 128, 16, ragged, rng);
-    decode_kernels_agree(*b, k::DType::kF32, 2 * group, 2, 64, 16, ragged, rng);
+    decode_variant_agrees("regs", *b, k::DType::kBF16, 2 * group, 2, 128, 16, ragged, rng);
+    decode_variant_agrees("regs", *b, k::DType::kF32, 2 * group, 2, 64, 16, ragged, rng);
   }
   // Head dims: bf16 64 / 96 (12 of 16 lanes) / 256 (a warp per token); f32 36 / 128 / 256 (2 vectors per lane).
-  for (int hd : {64, 96, 256}) decode_kernels_agree(*b, k::DType::kBF16, 8, 1, hd, 16, {1, 33, 1000}, rng);
-  for (int hd : {36, 128, 256}) decode_kernels_agree(*b, k::DType::kF32, 4, 1, hd, 16, {1, 31, 300}, rng);
+  for (int hd : {64, 96, 256}) decode_variant_agrees("regs", *b, k::DType::kBF16, 8, 1, hd, 16, {1, 33, 1000}, rng);
+  for (int hd : {36, 128, 256}) decode_variant_agrees("regs", *b, k::DType::kF32, 4, 1, hd, 16, {1, 31, 300}, rng);
   // Groups that round up to the 4 and 8 row buckets; an empty context; block_tokens 8 and 32.
-  decode_kernels_agree(*b, k::DType::kBF16, 6, 2, 96, 8, {300, 17, 0}, rng);
-  decode_kernels_agree(*b, k::DType::kBF16, 10, 2, 64, 32, {777, 2}, rng);
+  decode_variant_agrees("regs", *b, k::DType::kBF16, 6, 2, 96, 8, {300, 17, 0}, rng);
+  decode_variant_agrees("regs", *b, k::DType::kBF16, 10, 2, 64, 32, {777, 2}, rng);
   // One long sequence: ~80 splits, most of them long.
-  decode_kernels_agree(*b, k::DType::kBF16, 16, 2, 128, 16, {20000}, rng);
+  decode_variant_agrees("regs", *b, k::DType::kBF16, 16, 2, 128, 16, {20000}, rng);
   // A batch that fills the GPU (batch * kv_heads > 1056 on 132 SMs): one pass over long contexts.
   std::vector<std::int32_t> many(17);
   for (std::size_t i = 0; i < many.size(); ++i) many[i] = 300 + 7 * static_cast<int>(i);
-  decode_kernels_agree(*b, k::DType::kBF16, 64, 64, 32, 16, many, rng);
+  decode_variant_agrees("regs", *b, k::DType::kBF16, 64, 64, 32, 16, many, rng);
 }
 
 // The register kernel's scattered-score variant (PDSIM_DECODE_KERNEL=regs-scatter,
