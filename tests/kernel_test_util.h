@@ -17,6 +17,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/reference.h"
+#include "tests/paged_block_table.h"
 
 namespace pdsim::kernels::test {
 
@@ -92,19 +93,9 @@ inline void check_close(const std::string& what, const std::vector<float>& got, 
 inline std::vector<float> run_decode(Backend& b, DType dt, int heads, int kv_heads, int hd, int block_tokens,
                 const std::vector<std::int32_t>& lens, std::mt19937& rng) {
   const int B = static_cast<int>(lens.size());
-  int max_blocks = 1, total = 0;
-  for (int l : lens) {
-    max_blocks = std::max(max_blocks, (l + block_tokens - 1) / block_tokens);
-    total += (l + block_tokens - 1) / block_tokens;
-  }
-  const int num_blocks = total + 2;  // two blocks belong to no sequence
-  std::vector<std::int32_t> perm(num_blocks);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
-  int next = 0;
-  for (int s = 0; s < B; ++s)
-    for (int i = 0; i < (lens[s] + block_tokens - 1) / block_tokens; ++i) table[s * max_blocks + i] = perm[next++];
+  const PagedBlockTable paged = shuffled_block_table(lens, block_tokens, rng);
+  const int max_blocks = paged.max_blocks, num_blocks = paged.num_blocks;
+  const std::vector<std::int32_t>& table = paged.table;
   const std::size_t cache = static_cast<std::size_t>(num_blocks) * block_tokens * kv_heads * hd;
   auto qh = random_values(static_cast<std::size_t>(B) * heads * hd, rng);
   auto kh = random_values(cache, rng), vh = random_values(cache, rng);

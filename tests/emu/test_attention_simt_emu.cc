@@ -19,11 +19,14 @@
 #include "kernels/cuda/decode_reduce.cuh"
 #include "kernels/reference.h"
 #include "tests/emu/emu_test_util.h"
+#include "tests/paged_block_table.h"
 
 namespace kc = pdsim::kernels::cuda;
 namespace simt = pdsim::kernels::cuda::simt;
 using kc::bf16;
 using namespace pdsim::kernels::cuda::emu_test;
+using pdsim::kernels::test::PagedBlockTable;
+using pdsim::kernels::test::shuffled_block_table;
 
 namespace {
 
@@ -95,20 +98,11 @@ template <class T>
 void check_decode(int heads, int kv_heads, int hd, int bt, const std::vector<int>& lens, int split_tokens,
                   std::mt19937& rng) {
   const int B = static_cast<int>(lens.size());
-  int max_blocks = 1, used_blocks = 0, max_ctx = 0;
-  for (int l : lens) {
-    max_blocks = std::max(max_blocks, (l + bt - 1) / bt);
-    used_blocks += (l + bt - 1) / bt;
-    max_ctx = std::max(max_ctx, l);
-  }
-  // Shuffled physical blocks (two spare), unused table entries -1.
-  const int num_blocks = used_blocks + 2;
-  std::vector<int> perm(num_blocks);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
-  for (int s = 0, next = 0; s < B; ++s)
-    for (int i = 0; i < (lens[s] + bt - 1) / bt; ++i) table[s * max_blocks + i] = perm[next++];
+  int max_ctx = 0;
+  for (int l : lens) max_ctx = std::max(max_ctx, l);
+  const PagedBlockTable paged = shuffled_block_table(lens, bt, rng);
+  const int max_blocks = paged.max_blocks, num_blocks = paged.num_blocks;
+  const std::vector<std::int32_t>& table = paged.table;
   const std::size_t cache_n = static_cast<std::size_t>(num_blocks) * bt * kv_heads * hd;
   std::vector<float> qf = never_zero(static_cast<std::size_t>(B) * heads * hd, rng), kf = never_zero(cache_n, rng),
                      vf = never_zero(cache_n, rng);

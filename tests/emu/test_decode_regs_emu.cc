@@ -33,11 +33,14 @@
 #include "kernels/cuda/decode_split.h"
 #include "kernels/reference.h"
 #include "tests/emu/emu_test_util.h"
+#include "tests/paged_block_table.h"
 
 namespace kc = pdsim::kernels::cuda;
 namespace dr = pdsim::kernels::cuda::decode_regs;
 using kc::bf16;
 using kc::emu_test::Aligned;
+using pdsim::kernels::test::PagedBlockTable;
+using pdsim::kernels::test::shuffled_block_table;
 using kc::emu_test::never_zero;
 using kc::emu_test::to_float;
 
@@ -93,22 +96,15 @@ void check_case(const Case& c, std::mt19937& rng) {
   constexpr int E = 16 / static_cast<int>(sizeof(T));
   const int B = static_cast<int>(c.lens.size()), hd = c.head_dim, bt = c.block_tokens;
   REQUIRE(hd % E == 0);
-  int max_blocks = 1, used_blocks = 0, max_ctx = 0;
+  int max_ctx = 0;
   long long total_tokens = 0;
   for (int l : c.lens) {
-    max_blocks = std::max(max_blocks, (l + bt - 1) / bt);
-    used_blocks += (l + bt - 1) / bt;
     max_ctx = std::max(max_ctx, l);
     total_tokens += l;
   }
-  // Shuffled physical blocks (two spare), unused table entries -1.
-  const int num_blocks = used_blocks + 2;
-  std::vector<int> perm(num_blocks);
-  std::iota(perm.begin(), perm.end(), 0);
-  std::shuffle(perm.begin(), perm.end(), rng);
-  std::vector<std::int32_t> table(static_cast<std::size_t>(B) * max_blocks, -1);
-  for (int s = 0, next = 0; s < B; ++s)
-    for (int i = 0; i < (c.lens[s] + bt - 1) / bt; ++i) table[s * max_blocks + i] = perm[next++];
+  const PagedBlockTable paged = shuffled_block_table(c.lens, bt, rng);
+  const int max_blocks = paged.max_blocks, num_blocks = paged.num_blocks;
+  const std::vector<std::int32_t>& table = paged.table;
 
   // q (B, heads, hd); caches (num_blocks, bt, kv_heads, hd).
   const std::size_t q_n = static_cast<std::size_t>(B) * c.heads * hd;
