@@ -10,7 +10,9 @@
 // decode kernel (PDSIM_DECODE_KERNEL=regs) against the reference and the
 // shared-memory one (=smem) on the same inputs over GQA groups 1 4 8 (and the
 // scattered-score variant, =regs-scatter, at groups 5 7 8), head_dim
-// 32/64/96/128/256, bf16 and f32, single-pass and many-split contexts. Every
+// 32/64/96/128/256, bf16 and f32, single-pass and many-split contexts; the
+// tensor-core decode kernel (=mma) the same way at groups 1-16, head_dim 64
+// and 128. Every
 // case skips with the reason when there is no CUDA device (or no CUDA build).
 // The Hopper wgmma prefill kernel (PDSIM_ATTENTION_KERNEL=wgmma) is checked the
 // same way, against the reference and the mma kernel, where the build has
@@ -187,6 +189,25 @@ TEST_CASE("cuda kernels: the scattered-score register decode kernel agrees with 
   decode_variant_agrees("regs-scatter", *b, k::DType::kBF16, 16, 2, 128, 16, {20000}, rng);       // ~80 splits
 }
 
+// The tensor-core decode kernel (PDSIM_DECODE_KERNEL=mma; bf16, head_dim 64
+// and 128, up to 16 query heads per kv head), an experiment like the one
+// above and in its own case for the same reason: ragged contexts around its
+// 16-token warp slices and 64-token tiles, groups 1-16, 8- and 32-token
+// blocks, many splits, and a batch that fills the GPU in one pass.
+TEST_CASE("cuda kernels: the tensor-core decode kernel agrees with the shared-memory one") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  std::mt19937 rng(21);
+  const std::vector<std::int32_t> ragged = {1, 15, 16, 17, 63, 64, 65, 1000, 3000, 0};
+  for (int group : {1, 4, 8, 12, 16}) decode_variant_agrees("mma", *b, k::DType::kBF16, 2 * group, 2, 128, 16, ragged, rng);
+  decode_variant_agrees("mma", *b, k::DType::kBF16, 16, 2, 64, 8, {777, 2, 130}, rng);   // group 8, hd 64
+  decode_variant_agrees("mma", *b, k::DType::kBF16, 9, 1, 64, 32, {1500, 40}, rng);      // group 9, 32-token blocks
+  decode_variant_agrees("mma", *b, k::DType::kBF16, 64, 8, 128, 16, {20000}, rng);       // llama-70b shard shape, ~80 splits
+  std::vector<std::int32_t> many(160);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = 200 + 13 * static_cast<int>(i);
+  decode_variant_agrees("mma", *b, k::DType::kBF16, 64, 8, 128, 16, many, rng);          // 1280 blocks: one pass
+}
+
 TEST_CASE("cuda kernels: the decode split plan covers the context in splits of at least the minimum") {
   namespace kc = pdsim::kernels::cuda;
   for (int min_split : {kc::kDefaultMinSplitTokens, 64, 32})
@@ -250,6 +271,13 @@ TEST_CASE("cuda kernels: the decode kernel switch rejects unknown values and reg
   }
   // The scattered-score variant needs 5-8 query heads per kv head: not at 4.
   CHECK_THROWS_WITH_AS(run_decode_with("regs-scatter", *b, k::DType::kBF16, 4, 1, 128, 16, {40}, rng),
+                       doctest::Contains("does not apply"), std::runtime_error);
+  // The tensor-core kernel: bf16 only, head_dim 64 or 128, at most 16 query heads per kv head.
+  CHECK_THROWS_WITH_AS(run_decode_with("mma", *b, k::DType::kF32, 8, 1, 128, 16, {40}, rng),
+                       doctest::Contains("does not apply"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(run_decode_with("mma", *b, k::DType::kBF16, 8, 1, 96, 16, {40}, rng),
+                       doctest::Contains("does not apply"), std::runtime_error);
+  CHECK_THROWS_WITH_AS(run_decode_with("mma", *b, k::DType::kBF16, 32, 1, 128, 16, {40}, rng),
                        doctest::Contains("does not apply"), std::runtime_error);
 }
 

@@ -24,7 +24,7 @@ import sys
 
 GEMM_TARGET, DECODE_TARGET, PREFILL_TARGET, VALIDATE_TARGET = 0.8, 0.7, 0.4, 0.10
 PREFILL_KERNELS = {0: "mma", 1: "simt", 2: "wgmma"}
-DECODE_KERNELS = {0: "regs", 1: "smem", 2: "regs-scatter"}
+DECODE_KERNELS = {0: "regs", 1: "smem", 2: "regs-scatter", 3: "mma"}
 MODELS = {0: "llama-3.1-8b", 1: "llama-3.1-70b"}
 
 

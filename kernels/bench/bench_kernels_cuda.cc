@@ -35,10 +35,11 @@
 //                                 kernel, kernel=1 the shared-memory one,
 //                                 kernel=2 the register kernel with scattered
 //                                 scores (5-8 query heads per kv head only: the
-//                                 8B shape skips saying why)
+//                                 8B shape skips saying why), kernel=3 the
+//                                 tensor-core (mma.sync) kernel
 //                                 (PDSIM_DECODE_KERNEL = regs | smem |
-//                                 regs-scatter; this benchmark sets it and
-//                                 restores it)
+//                                 regs-scatter | mma; this benchmark sets it
+//                                 and restores it)
 //
 // Without a CUDA build or device every benchmark skips with the reason.
 #include <benchmark/benchmark.h>
@@ -261,7 +262,7 @@ void BM_DecodeAttention(benchmark::State& state) {
   auto& b = *backend();
   const ModelShape& model = kModels[state.range(0)];
   const int B = static_cast<int>(state.range(1));
-  const char* kernels[] = {"regs", "smem", "regs-scatter"};  // PDSIM_DECODE_KERNEL values
+  const char* kernels[] = {"regs", "smem", "regs-scatter", "mma"};  // PDSIM_DECODE_KERNEL values
   const char* kernel = kernels[state.range(2)];
   constexpr std::int64_t kTotalTokens = 262144;
   constexpr int kBlockTokens = 16;
@@ -321,7 +322,7 @@ BENCHMARK(BM_PrefillAttention)
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DecodeAttention)
-    ->ArgsProduct({{0, 1}, {2, 8, 32, 64, 128, 256}, {0, 1, 2}})
+    ->ArgsProduct({{0, 1}, {2, 8, 32, 64, 128, 256}, {0, 1, 2, 3}})
     ->ArgNames({"model", "batch", "kernel"})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);

@@ -185,7 +185,6 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
   const int group = p.heads / p.kv_heads;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / TG, lig = lane % TG;  // token group within the warp, lane within the group
-  const bool split_mode = p.num_splits > 1;
   const TokenRange tokens = decode_split_tokens(p, b, split);
   const int t_begin = tokens.begin, t_end = tokens.end;
   const int h0 = kvh * group;  // first query head of this kv head
@@ -411,31 +410,7 @@ __global__ void __launch_bounds__(kThreads, (Cfg<T, TG, VPL, GB>::kMinBlocks))
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < group * hd; i += blockDim.x) {
-    const int r = i / hd, d = i % hd;
-    float M = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) M = fmaxf(M, sM[w][r]);  // finite: the block has >= 1 token
-    float L = 0.f, A = 0.f;
-#pragma unroll
-    for (int w = 0; w < kWarps; ++w) {
-      const float sw = sM[w][r] == -INFINITY ? 0.f : exp2f(sM[w][r] - M);  // a warp with no token weighs 0
-      L = fmaf(sL[w][r], sw, L);
-      A = fmaf(sAcc[w][r][d], sw, A);
-    }
-    const long long bh = static_cast<long long>(b) * p.heads + h0 + r;
-    if (split_mode) {
-      // partial_acc (B, heads, splits, hd); partial_max/sum (B, heads, splits).
-      const long long idx = bh * p.num_splits + split;
-      p.partial_acc[idx * hd + d] = A;
-      if (d == 0) {
-        p.partial_max[idx] = M;
-        p.partial_sum[idx] = L;
-      }
-    } else {
-      p.out[bh * hd + d] = from_f32<T>(A / L);
-    }
-  }
+  merge_warps_and_store<kWarps>(p, b, h0, group, split, &sM[0][0], &sL[0][0], &sAcc[0][0][0], GB, C::kMaxHd);
 }
 
 // Picks the instantiation for storage T, head_dim and group = heads /

@@ -43,6 +43,46 @@ __device__ __forceinline__ void write_empty_split(const DecodeAttentionParams<T>
       p.out[(static_cast<long long>(b) * p.heads + h0) * hd + i] = from_f32<T>(0.f);
 }
 
+// The end of pass 1, shared by the decode kernels: merges the W warps' online-
+// softmax states of the group's rows and writes the block's result (split
+// mode: the unnormalized partial and its (max, sum); else out = acc / sum).
+// Warp w's state of row r is m = sM[w * rows + r], l = sL[w * rows + r] (the
+// row's whole sum), acc[d] = sAcc[(w * rows + r) * ld + d]; a warp that saw no
+// token has m == -inf and weighs 0 (the block saw at least one). Whole block,
+// after a barrier that made the states visible.
+template <int W, class T>
+__device__ __forceinline__ void merge_warps_and_store(const DecodeAttentionParams<T>& p, int b, int h0, int group,
+                                                      int split, const float* sM, const float* sL, const float* sAcc,
+                                                      int rows, int ld) {
+  const int hd = p.head_dim;
+  for (int i = threadIdx.x; i < group * hd; i += blockDim.x) {
+    const int r = i / hd, d = i % hd;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < W; ++w) M = fmaxf(M, sM[w * rows + r]);
+    float L = 0.f, A = 0.f;
+#pragma unroll
+    for (int w = 0; w < W; ++w) {
+      const float mw = sM[w * rows + r];
+      const float sw = mw == -INFINITY ? 0.f : exp2f(mw - M);
+      L = fmaf(sL[w * rows + r], sw, L);
+      A = fmaf(sAcc[(w * rows + r) * ld + d], sw, A);
+    }
+    const long long bh = static_cast<long long>(b) * p.heads + h0 + r;
+    if (p.num_splits > 1) {
+      // partial_acc (B, heads, splits, hd); partial_max/sum (B, heads, splits).
+      const long long idx = bh * p.num_splits + split;
+      p.partial_acc[idx * hd + d] = A;
+      if (d == 0) {
+        p.partial_max[idx] = M;
+        p.partial_sum[idx] = L;
+      }
+    } else {
+      p.out[bh * hd + d] = from_f32<T>(A / L);
+    }
+  }
+}
+
 // Pass 2. Grid (batch * heads), any block size; merges the splits of one (b, h):
 // out = sum_s 2^(m_s - M) acc_s / sum_s 2^(m_s - M) l_s, skipping empty splits
 // (m_s == -inf); a sequence whose splits are all empty gets zeros.

@@ -1,5 +1,8 @@
-// The register decode kernel (kernels/cuda/decode_attention_regs.cuh) and the
-// split merge (kernels/cuda/decode_reduce.cuh), run on the host: this file
+// The register decode kernel (kernels/cuda/decode_attention_regs.cuh), its
+// scattered-score variant, the tensor-core decode kernel
+// (kernels/cuda/decode_attention_mma.cuh, where it applies: bf16, head_dim 64
+// or 128, up to 16 query heads per kv head) and the split merge
+// (kernels/cuda/decode_reduce.cuh), run on the host: this file
 // includes the real device code and compiles it as host C++ against the fake
 // CUDA headers in tests/emu/fake_cuda (first on this target's include path),
 // and emu::Device runs each block's 128 threads as fibers, shuffles as warp
@@ -13,8 +16,8 @@
 // Each case: random never-zero q/k/v rounded to T (the reference sees what the
 // device stores), a shuffled block table, NaN-poisoned output and workspace,
 // against the float64 reference (kernels/reference.h) with atol + rtol |ref|;
-// and every K/V vector loaded exactly once (16-byte loads, aligned, inside
-// the caches).
+// and every K/V vector loaded exactly once (16-byte loads or cp.async copies,
+// aligned, inside the caches).
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,10 +27,12 @@
 #include <numeric>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <doctest/doctest.h>
 
+#include "kernels/cuda/decode_attention_mma.cuh"
 #include "kernels/cuda/decode_attention_regs.cuh"
 #include "kernels/cuda/decode_reduce.cuh"
 #include "kernels/cuda/decode_split.h"
@@ -37,6 +42,7 @@
 
 namespace kc = pdsim::kernels::cuda;
 namespace dr = pdsim::kernels::cuda::decode_regs;
+namespace dm = pdsim::kernels::cuda::decode_mma;
 using kc::bf16;
 using kc::emu_test::Aligned;
 using pdsim::kernels::test::PagedBlockTable;
@@ -72,19 +78,46 @@ std::string describe(const Case& c, int splits, int split_tokens, int elem_bytes
   return s + "splits=" + std::to_string(splits) + "x" + std::to_string(split_tokens);
 }
 
-// The launcher's two passes on the emulator: decode_regs_kernel over grid
+enum class Variant { kRegs, kRegsScatter, kMma };
+const char* variant_name(Variant v) {
+  return v == Variant::kRegs ? "register kernel, all-reduced scores"
+         : v == Variant::kRegsScatter ? "register kernel, scattered scores"
+                                      : "tensor-core kernel";
+}
+// Where the tensor-core kernel applies (as try_decode_mma in attention.cu asks).
+template <class T>
+bool mma_applies(int head_dim, int group) {
+  return sizeof(T) == 2 && (head_dim == 64 || head_dim == 128) && group <= dm::kRows;
+}
+
+// The launcher's two passes on the emulator: the pass-1 kernel over grid
 // (num_splits, kv_heads, batch), then decode_reduce_kernel over (batch * heads)
 // in split mode. Returns false with the emulator's error on a broken rule.
 template <class T>
-bool launch_decode(emu::Device& dev, const kc::DecodeAttentionParams<T>& p, bool scatter) {
+bool launch_decode(emu::Device& dev, const kc::DecodeAttentionParams<T>& p, Variant variant) {
   bool ok = true;
-  dr::dispatch<T>(p.head_dim, p.heads / p.kv_heads, scatter, [&](auto tg, auto vpl, auto gb, auto sc) {
-    constexpr int TG = decltype(tg)::value, VPL = decltype(vpl)::value, GB = decltype(gb)::value;
-    constexpr bool kScatter = decltype(sc)::value;
-    ok = dev.launch({static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.kv_heads),
-                     static_cast<unsigned>(p.batch)},
-                    {dr::kThreads, 1, 1}, [&] { dr::decode_regs_kernel<T, TG, VPL, GB, kScatter>(p); });
-  });
+  const emu::Dim3 grid{static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.kv_heads),
+                       static_cast<unsigned>(p.batch)};
+  if (variant == Variant::kMma) {
+    if constexpr (std::is_same_v<T, bf16>) {
+      auto run = [&](auto cfg) {
+        using C = decltype(cfg);
+        ok = dev.launch(grid, {dm::kThreads, 1, 1}, [&] { dm::decode_attention_mma_kernel<C>(p); }, C::kSmemBytes);
+      };
+      if (p.head_dim == 64)
+        run(dm::Hd64{});
+      else
+        run(dm::Hd128{});
+    }
+  } else {
+    dr::dispatch<T>(p.head_dim, p.heads / p.kv_heads, variant == Variant::kRegsScatter,
+                    [&](auto tg, auto vpl, auto gb, auto sc) {
+                      constexpr int TG = decltype(tg)::value, VPL = decltype(vpl)::value, GB = decltype(gb)::value;
+                      constexpr bool kScatter = decltype(sc)::value;
+                      ok = dev.launch(grid, {dr::kThreads, 1, 1},
+                                      [&] { dr::decode_regs_kernel<T, TG, VPL, GB, kScatter>(p); });
+                    });
+  }
   if (ok && p.num_splits > 1)
     ok = dev.launch({static_cast<unsigned>(p.batch * p.heads), 1, 1}, {128, 1, 1},
                     [&] { kc::decode_reduce_kernel<T>(p); });
@@ -162,22 +195,36 @@ void check_case(const Case& c, std::mt19937& rng) {
 
   const std::vector<double> ref = pdsim::kernels::ref::decode_attention(qf, kf, vf, table, c.lens, c.heads,
                                                                         c.kv_heads, hd, bt, max_blocks);
-  // The plain kernel, and the scattered-score variant where it applies; each on poisoned outputs.
-  std::vector<bool> variants{false};
-  if (dr::scatter_applies<T>(hd, c.heads / c.kv_heads)) variants.push_back(true);
-  for (const bool scatter : variants) {
-    INFO((scatter ? "scattered scores" : "all-reduced scores"));
+  // Each variant that applies, on poisoned outputs.
+  const int group = c.heads / c.kv_heads;
+  std::vector<Variant> variants;
+  if (group <= 8) {  // the register kernel holds at most 8 rows
+    variants.push_back(Variant::kRegs);
+    if (dr::scatter_applies<T>(hd, group)) variants.push_back(Variant::kRegsScatter);
+  }
+  if (mma_applies<T>(hd, group)) variants.push_back(Variant::kMma);
+  REQUIRE(!variants.empty());
+  for (const Variant variant : variants) {
+    INFO(variant_name(variant));
     for (std::size_t i = 0; i < q_n; ++i) out.get()[i] = kc::from_f32<T>(NAN);
     std::fill(ws.begin(), ws.end(), NAN);
     emu::Device dev;
     dev.allow_reads(q.get(), q.bytes());
     dev.allow_reads(k.get(), k.bytes());
     dev.allow_reads(v.get(), v.bytes());
-    const bool ok = launch_decode(dev, p, scatter);
+    const bool ok = launch_decode(dev, p, variant);
     INFO("emulator: " << dev.error());
     REQUIRE(ok);
-    // K and V each: one 16-byte load per vector of every context token and kv head.
-    CHECK(dev.loads() == 2 * (hd / E) * static_cast<long long>(c.kv_heads) * total_tokens);
+    // K and V each: one 16-byte load per vector of every context token and kv
+    // head; the tensor-core kernel also copies q's group rows once per block
+    // that has tokens (the register kernel's q reads are not counted).
+    long long q_loads = 0;
+    if (variant == Variant::kMma)
+      for (int len : c.lens) {
+        const long long blocks = p.num_splits == 1 ? (len > 0) : (len + p.split_tokens - 1) / p.split_tokens;
+        q_loads += blocks * c.kv_heads * group * (hd / E);
+      }
+    CHECK(dev.loads() == 2 * (hd / E) * static_cast<long long>(c.kv_heads) * total_tokens + q_loads);
 
     const bool f32 = sizeof(T) == 4;
     const double atol = f32 ? 2e-4 : 1e-2, rtol = f32 ? 1e-3 : 2e-2;
@@ -237,6 +284,20 @@ TEST_CASE("cuda kernels emulated: register decode attention over head dims with 
   check_case<bf16>({4, 1, 32, 8, {300, 9}, forced(32)}, rng);          // hd 32: 4 vectors, TG 4; 32-token splits
   check_case<bf16>({16, 2, 64, 32, {3000, 5}, kPlan}, rng);            // 32-token blocks, group 8
   check_case<float>({8, 8, 32, 8, {130, 64}, forced(32)}, rng);        // MHA, f32 hd 32, 8-token blocks
+}
+
+// The tensor-core kernel alone: groups of 9-16 query heads (rows the
+// register kernel cannot hold; 16 fills the m16 tile), contexts either side of
+// its 16-token warp slices and 64-token tiles, more tiles than pipeline stages,
+// 8- and 32-token KV blocks, a peaked softmax. (Groups up to 8 run it in the
+// cases above, beside the register kernel.)
+TEST_CASE("cuda kernels emulated: tensor-core decode attention over groups of up to 16 query heads") {
+  std::mt19937 rng(4242);
+  check_case<bf16>({32, 2, 128, 16, {1, 15, 16, 17, 63, 64, 65, 0, 700}, kPlan}, rng);  // group 16
+  check_case<bf16>({32, 2, 128, 16, {1, 15, 16, 17, 63, 64, 65, 0, 700}, forced(96)}, rng);
+  check_case<bf16>({24, 2, 64, 8, {129, 191, 2}, kOnePass}, rng);                       // group 12, hd 64
+  check_case<bf16>({9, 1, 64, 32, {1500, 40}, kPlan}, rng);                              // group 9, 32-token blocks
+  check_case<bf16>({16, 1, 128, 16, {2000}, kPlan, 8.0}, rng);                           // peaked softmax
 }
 
 // The scattered reduction's maps: the lane that owns a row holds that row

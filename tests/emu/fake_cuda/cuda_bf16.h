@@ -23,3 +23,9 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   u += 0x7fffu + ((u >> 16) & 1u);
   return {static_cast<std::uint16_t>(u >> 16)};
 }
+
+// Two bf16 in one 32-bit word, x in the low half (as the device's __nv_bfloat162).
+struct __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
+inline __nv_bfloat162 __floats2bfloat162_rn(float lo, float hi) { return {__float2bfloat16_rn(lo), __float2bfloat16_rn(hi)}; }

@@ -13,6 +13,8 @@
 // at a time, so one copy per kernel instantiation is one block's shared memory
 // (not re-poisoned between blocks); dynamic shared memory (declared with
 // PDSIM_DYNAMIC_SHARED) is the emulator's buffer, poisoned before each block.
+// The inline-PTX primitives of kernels/cuda/mma_sm80.cuh (ldmatrix, mma.sync,
+// cp.async) come as host functions from emu_mma_sm80.h, included at the end.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -88,3 +90,6 @@ inline int __any_sync(unsigned mask, int predicate) {
 
 using std::max;
 using std::min;
+
+// The sm_80 tensor-core and cp.async primitives (kernels/cuda/mma_sm80.cuh) as host code.
+#include "emu_mma_sm80.h"

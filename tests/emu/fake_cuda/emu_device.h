@@ -139,6 +139,36 @@ class Device {
     return wp.slot[buf][src_lane & 31];
   }
 
+  // One lane's part of a warp-wide all-gather (the fake ldmatrix and mma.sync
+  // are built on it): publishes `n` <= kGatherWords words, waits for the whole
+  // warp (same rules as exchange), and copies every lane's words into
+  // all[lane][0 .. n).
+  static constexpr int kGatherWords = 8;
+  void gather(unsigned mask, const std::uint64_t* words, int n, std::uint64_t (*all)[kGatherWords]) {
+    const int lane = cur_ % 32, w = cur_ / 32;
+    const int warp_lanes = std::min(32, n_ - 32 * w);
+    if (mask != 0xffffffffu || warp_lanes != 32)
+      fatal("warp " + std::to_string(w) + ": warp-collective matrix ops need mask 0xffffffff and a full warp");
+    Warp& wp = warps_[w];
+    Lane& me = lanes_[cur_];
+    const int buf = static_cast<int>(me.shuffles & 1);  // shares exchange's slot alternation
+    for (int i = 0; i < n; ++i) wp.wide[buf][lane][i] = words[i];
+    ++me.shuffles;
+    if (++wp.arrived == warp_lanes) {
+      wp.arrived = 0;
+      for (int l = 0; l < warp_lanes; ++l)
+        if (32 * w + l != cur_) push_ready(32 * w + l);
+    } else {
+      me.state = State::kWarpWait;
+      wait();
+    }
+    for (int l = 0; l < 32; ++l)
+      for (int i = 0; i < n; ++i) all[l][i] = wp.wide[buf][l][i];
+  }
+
+  // A broken rule found by a fake device function (recorded; the launch goes on and returns false).
+  void report(const std::string& msg) { note("thread " + std::to_string(cur_) + " of block " + block_name() + ": " + msg); }
+
   // __ldg: alignment, and inside a registered buffer. Returns false (the
   // error recorded) for a load that must not touch memory.
   bool check_load(const void* p, std::size_t bytes, std::size_t align) {
@@ -167,6 +197,7 @@ class Device {
   struct Warp {
     int arrived = 0;
     std::uint64_t slot[2][32] = {};
+    std::uint64_t wide[2][32][kGatherWords] = {};  // gather's slots
   };
 
   static std::string hex(std::uint64_t v) {
