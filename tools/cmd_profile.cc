@@ -11,6 +11,9 @@
 // earlier `pdsim profile` (another model's shapes) are merged, not replaced,
 // and the factors are fitted on all their rows; a directory holding tables
 // from another source is refused before anything is measured.
+// `--only decode-attention` sweeps and writes the generation attention table
+// alone (no ceilings, no device profile): a quick A/B of decode kernel
+// settings (tools/gpu_session.sh's split_ab and mma_ab steps).
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,6 +49,7 @@ struct ProfileOptions {
   std::string backend = "cpu", model, out, name;
   int tp = 1, iters = 3, threads = 0;
   bool full = false;
+  std::string only;  // "" (everything) or "decode-attention"
 };
 
 std::string utc_now() {
@@ -292,7 +296,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
     read_existing(dir + "/" + f + ".csv", device_line, prov, rows);
   }
   std::filesystem::create_directories(dir);
-  std::filesystem::create_directories(o.out + "/gpus");
+  if (o.only.empty()) std::filesystem::create_directories(o.out + "/gpus");
   const auto t_start = std::chrono::steady_clock::now();
   const std::string date = utc_now();
   const std::string dtype = b->compute_dtype() == k::DType::kF32 ? "float32" : "bfloat16";
@@ -327,10 +331,12 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
     for (std::int64_t x = lo; x <= hi; x *= 2) ++n;
     return n;
   };
-  int total = doublings(1, max_m);  // elementwise sweep
-  for (const auto& s : shapes) total += doublings(1, s.max_m);
-  total += static_cast<int>(ctx_batches.size()) * doublings(16, max_isl) +
-           static_cast<int>(gen_batches.size()) * doublings(16, max_kv);
+  const bool decode_only = o.only == "decode-attention";
+  int total = static_cast<int>(gen_batches.size()) * doublings(16, max_kv);
+  if (!decode_only) {
+    total += doublings(1, max_m) + static_cast<int>(ctx_batches.size()) * doublings(16, max_isl);  // elementwise, prefill
+    for (const auto& s : shapes) total += doublings(1, s.max_m);
+  }
   int done = 0;
   const bool show_progress = isatty(STDERR_FILENO);
   auto tick = [&](const char* phase) {
@@ -340,7 +346,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
 
   std::vector<Row> gemm_rows;
   for (const auto& s : shapes)
-    for (std::int64_t m = 1; m <= s.max_m; m *= 2) {
+    for (std::int64_t m = 1; m <= s.max_m && !decode_only; m *= 2) {
       gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, gemm_us(*b, o.iters, m, s.n, s.k)});
       tick("gemm");
     }
@@ -348,7 +354,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // ---- attention on the model's per-GPU head layout.
   std::vector<Row> ctx_rows, gen_rows;
   for (int bsz : ctx_batches)
-    for (int isl = 16; isl <= max_isl; isl *= 2) {
+    for (int isl = 16; isl <= max_isl && !decode_only; isl *= 2) {
       ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)},
                           context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim)});
       tick("prefill-att");
@@ -365,7 +371,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // fit the "elementwise" roofline factors (no table: the profiled model
   // prices these with the roofline).
   std::map<std::string, std::vector<Row>> elem_rows;  // by op name: tokens, flops, bytes, kernels -> us
-  {
+  if (!decode_only) {
     k::ExecutorOptions eo;
     eo.iters = o.iters;
     k::LayerExecutor exec(*b, d, eo);
@@ -388,15 +394,21 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
 
   if (show_progress) std::fprintf(stderr, "\r%60s\r", "");
 
+  gen_rows = write_merged_csv(
+      dir + "/generation_attention_bf16.csv", device_line,
+      prov("decode (generation) attention, one layer, one new token per sequence, paged KV (16-token blocks)"),
+      "batch,kv_len,heads,kv_heads,head_dim,latency_us", gen_rows);
+  if (decode_only) {
+    std::cout << "wrote " << dir << "/generation_attention_bf16.csv (--only decode-attention: no other table, no "
+              << "device profile) in "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count() << " s\n";
+    return 0;
+  }
   // Merge into the tables already there (another model's shapes), then fit on all rows.
   gemm_rows = write_merged_csv(dir + "/gemm_bf16.csv", device_line, prov("GEMM (m x k) @ (k x n)"), "m,n,k,latency_us", gemm_rows);
   ctx_rows = write_merged_csv(dir + "/context_attention_bf16.csv", device_line,
                               prov("prefill (context) attention, one layer, batch of equal prompts, no cached prefix"),
                               "batch,isl,heads,kv_heads,head_dim,latency_us", ctx_rows);
-  gen_rows = write_merged_csv(
-      dir + "/generation_attention_bf16.csv", device_line,
-      prov("decode (generation) attention, one layer, one new token per sequence, paged KV (16-token blocks)"),
-      "batch,kv_len,heads,kv_heads,head_dim,latency_us", gen_rows);
 
   // The elementwise rows, one file per op, merged with the rows of the other
   // models profiled into this directory, and fitted on all of them: one GPU
@@ -564,6 +576,8 @@ Command add_profile_command(CLI::App& app, const GlobalOptions& global) {
   app.add_option("--iters", o->iters, "timed calls per point (minimum)")->check(CLI::PositiveNumber);
   app.add_option("--threads", o->threads, "CPU backend threads (0 = all cores)")->check(CLI::NonNegativeNumber);
   app.add_flag("--full", o->full, "a larger sweep (longer prompts, contexts, batches)");
+  app.add_option("--only", o->only, "decode-attention: sweep and write the decode attention table alone")
+      ->check(CLI::IsMember({"decode-attention"}));
   return [o, &global, &app] {
     std::string cmd = "pdsim profile --backend " + o->backend + " --model " + o->model + " --tp " +
                       std::to_string(o->tp) + " --out " + o->out;
@@ -571,6 +585,7 @@ Command add_profile_command(CLI::App& app, const GlobalOptions& global) {
     if (o->threads) cmd += " --threads " + std::to_string(o->threads);
     if (o->iters != 3) cmd += " --iters " + std::to_string(o->iters);
     if (o->full) cmd += " --full";
+    if (!o->only.empty()) cmd += " --only " + o->only;
     (void)app;
     return profile(*o, global, cmd);
   };

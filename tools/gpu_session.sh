@@ -28,9 +28,12 @@
 #   compare     pdsim compare-tables: <gpu>-pdsim vs the vLLM tables of the same GPU
 #               (profiles/measured/<gpu>; an H200 is compared with h100-sxm, the only Hopper tables)
 #               -> results/kernels-vs-vllm-<gpu>.{md,csv}
-#   split_ab    both profiles again with PDSIM_DECODE_MIN_SPLIT=64 (decode splits down to 64 tokens instead of
-#               256) into $BUILD_DIR/split64, compared with the default's tables (ratio < 1: 64 is faster)
+#   split_ab    the decode attention table of both models again (pdsim profile --only decode-attention)
+#               with PDSIM_DECODE_MIN_SPLIT=64 (decode splits down to 64 tokens instead of 256) into
+#               $BUILD_DIR/split64, compared with the default's table (ratio < 1: 64 is faster)
 #               -> results/decode-min-split64-<gpu>.{md,csv}
+#   mma_ab      the same with PDSIM_DECODE_KERNEL=mma (the tensor-core decode kernel, an experiment)
+#               -> results/decode-mma-<gpu>.{md,csv}
 #   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
 #               -> results/validation-<gpu>.{md,json}
 #   memcheck    compute-sanitizer memcheck on the kernel tests (after the measurements, which
@@ -310,18 +313,31 @@ step_compare() {
     --out "results/kernels-vs-vllm-$BASE"
 }
 
-step_split_ab() {
+# A/B of one decode setting (an environment assignment): both models' decode
+# attention tables measured with it, against the default's tables in
+# profiles/measured/$OURS. compare-tables reads whole table sets, so the
+# default's GEMM, prefill and all-reduce tables stand in for the rest (their
+# rows compare 1.000; the results file says so).
+decode_ab() {  # tag, VAR=value, results name
+  local tag=$1 assign=$2 out=$3 m f
+  local dir=$BUILD_DIR/$tag
   need "$PDSIM" "$ROOT/profiles/measured/$OURS/generation_attention_bf16.csv"
-  local dir=$BUILD_DIR/split64 m
   rm -rf "$dir"
   for m in llama-3.1-8b llama-3.1-70b; do
     # shellcheck disable=SC2086  # PROFILE_ARGS is a list of options
-    PDSIM_DECODE_MIN_SPLIT=64 "$PDSIM" profile --backend cuda --model "$m" --tp 1 --name "$OURS-split64" \
-      --out "$dir" $PROFILE_ARGS || exit
+    env "$assign" "$PDSIM" profile --backend cuda --model "$m" --tp 1 --name "$OURS-$tag" --out "$dir" \
+      --only decode-attention $PROFILE_ARGS || exit
   done
-  "$PDSIM" compare-tables --ours "$dir/measured/$OURS-split64" --theirs "profiles/measured/$OURS" \
-    --out "results/decode-min-split64-$BASE"
+  for f in gemm_bf16 context_attention_bf16 allreduce; do
+    cp "$ROOT/profiles/measured/$OURS/$f.csv" "$dir/measured/$OURS-$tag/" || exit
+  done
+  "$PDSIM" compare-tables --ours "$dir/measured/$OURS-$tag" --theirs "profiles/measured/$OURS" \
+    --out "results/$out-$BASE" || exit
+  printf '\nOnly generation_attention was measured with %s (pdsim profile --only decode-attention); the GEMM, prefill and all-reduce rows are the default tables copied in, so they compare 1.000.\n' \
+    "$assign" >>"results/$out-$BASE.md"
 }
+step_split_ab() { decode_ab split64 PDSIM_DECODE_MIN_SPLIT=64 decode-min-split64; }
+step_mma_ab() { decode_ab mma PDSIM_DECODE_KERNEL=mma decode-mma; }
 
 # The --set options that put both pools of the GPU scenario on the profiled
 # device (none when its profile is missing: the scenario's datasheet h100-sxm).
@@ -381,7 +397,7 @@ step_ctest() {
 }
 
 export -f need pool_sets step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
-  step_profile8b step_profile70b step_compare step_split_ab step_validate step_timings step_validate_all step_targets step_ctest
+  step_profile8b step_profile70b step_compare decode_ab step_split_ab step_mma_ab step_validate step_timings step_validate_all step_targets step_ctest
 
 # name  budget_s  min_s  gpu  what
 PLAN=(
@@ -395,7 +411,8 @@ PLAN=(
   "profile8b 90 30 1 pdsim profile --backend cuda --model llama-3.1-8b --tp 1 --name $OURS --out profiles"
   "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
-  "split_ab 40 10 1 both profiles again with PDSIM_DECODE_MIN_SPLIT=64, compared with the default's -> results/decode-min-split64-$BASE.{md,csv}"
+  "split_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_MIN_SPLIT=64, compared with the default's -> results/decode-min-split64-$BASE.{md,csv}"
+  "mma_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_KERNEL=mma, compared with the default's -> results/decode-mma-$BASE.{md,csv}"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
   "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
   "racecheck 60 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
@@ -456,7 +473,7 @@ for entry in "${PLAN[@]}"; do
   echo "=== [$name] $(date -u +%H:%M:%S) limit ${limit}s: $what" | tee -a "$LOG"
   t0=$(date +%s%N)
   uses_choice=0
-  case "$name" in profile8b|profile70b|split_ab|validate|timings|validate_all|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
+  case "$name" in profile8b|profile70b|split_ab|mma_ab|validate|timings|validate_all|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
   [ "$uses_choice" -eq 1 ] && echo "with the fallback kernels: $(tr '\n' ' ' <"$KERNEL_CHOICE")" | tee -a "$LOG"
   timeout -k 5 "$limit" bash -c "[ $uses_choice -eq 0 ] || . \"\$KERNEL_CHOICE\"; step_$name" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
@@ -478,7 +495,8 @@ files=()
 for f in "profiles/measured/$OURS" "profiles/gpus/$OURS.json" "results/validation-$BASE.md" "results/validation-$BASE.json" \
          "results/validation-$BASE-all-layers.md" "results/validation-$BASE-all-layers.json" "results/targets-$BASE.md" \
          "results/kernels-vs-vllm-$BASE.md" "results/kernels-vs-vllm-$BASE.csv" "results/kernel-bench-$BASE.json" \
-         "results/decode-min-split64-$BASE.md" "results/decode-min-split64-$BASE.csv"; do
+         "results/decode-min-split64-$BASE.md" "results/decode-min-split64-$BASE.csv" \
+         "results/decode-mma-$BASE.md" "results/decode-mma-$BASE.csv"; do
   [ -e "$ROOT/$f" ] && files+=("$f")
 done
 if [ "${#files[@]}" -gt 0 ]; then

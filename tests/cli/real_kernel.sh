@@ -169,6 +169,18 @@ run_t --out "$tmp/t5" --timings "$tmp/bad.csv" 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'bad.csv:6: ' "$tmp/err" || fail "garbled timings row: $(cat "$tmp/err")"
 [ ! -e "$tmp/t5/summary.json" ] || fail "a failed run left a summary"
 
+# --only decode-attention: the decode attention table alone, its run line saying so, no device profile.
+"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name only-dec --out "$tmp/od" \
+  --only decode-attention >/dev/null || fail "profile --only decode-attention exited $?"
+[ "$(ls "$tmp/od/measured/only-dec")" = generation_attention_bf16.csv ] ||
+  fail "--only decode-attention wrote: $(ls "$tmp/od/measured/only-dec")"
+[ ! -e "$tmp/od/gpus" ] || fail "--only decode-attention wrote a device profile"
+grep -q '^# run: pdsim profile .* --only decode-attention;' "$tmp/od/measured/only-dec/generation_attention_bf16.csv" ||
+  fail "--only decode-attention: the run line does not name it"
+[ "$(grep -cv '^#' "$tmp/od/measured/only-dec/generation_attention_bf16.csv")" -gt 10 ] || fail "--only decode-attention: too few rows"
+"$pdsim" profile --backend cpu --model tiny-llama-512 --out "$tmp/x" --only gemm 2>/dev/null
+[ $? -ne 0 ] || fail "--only gemm: want an error"
+
 # Bad input: exit 2 with one line.
 "$pdsim" profile --backend cpu --model no-such-model --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "unknown model: want exit 2"
 "$pdsim" profile --backend cpu --model opt-13b --out "$tmp/x" 2>/dev/null; [ $? -eq 2 ] || fail "non-gated model: want exit 2"
