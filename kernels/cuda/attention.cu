@@ -65,6 +65,24 @@ using simt::prefill_attention_kernel;
 // PDSIM_DECODE_KERNEL (read at each launch) = auto | smem | regs |
 // regs-scatter | mma picks, like PDSIM_ATTENTION_KERNEL for prefill.
 
+// Whether the current device is sm_80+ (cp.async, bf16 mma.sync); else sets *why.
+bool device_is_sm80_plus(std::string* why) {
+  int dev = 0, major = 0;
+  cudaCheck(cudaGetDevice(&dev));
+  cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  if (major >= 8) return true;
+  *why = "the device is sm_" + std::to_string(major) + "x (it needs sm_80+)";
+  return false;
+}
+
+// Pass 2 of split decode (every pass-1 kernel's launcher calls it): merges the splits.
+template <class T>
+void launch_decode_reduce(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
+  if (p.num_splits <= 1) return;
+  decode_reduce_kernel<T><<<static_cast<unsigned>(p.batch) * p.heads, 128, 0, stream>>>(p);
+  cudaCheckLaunch();
+}
+
 // Shared-memory bytes above the 48 KiB default need an opt-in per kernel.
 template <class Kernel>
 void set_smem(Kernel kernel, std::size_t bytes) {
@@ -132,13 +150,7 @@ bool try_prefill_mma(const PrefillAttentionParams<T>& p, cudaStream_t stream, st
     return false;
   } else {
     if (!prefill_tensor_core_shape_ok(p, why)) return false;
-    int dev = 0, major = 0;
-    cudaCheck(cudaGetDevice(&dev));
-    cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    if (major < 8) {
-      *why = "the device is sm_" + std::to_string(major) + "x (it needs sm_80+)";
-      return false;
-    }
+    if (!device_is_sm80_plus(why)) return false;
     if (p.head_dim == 64)
       prefill_mma_launch<MmaPrefill64>(p, stream);
     else
@@ -177,10 +189,7 @@ void decode_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
   const dim3 grid(p.num_splits, p.kv_heads, p.batch);
   kernel<<<grid, kDecodeWarps * 32, smem, stream>>>(p);
   cudaCheckLaunch();
-  if (p.num_splits > 1) {
-    decode_reduce_kernel<T><<<static_cast<unsigned>(p.batch) * p.heads, 128, 0, stream>>>(p);
-    cudaCheckLaunch();
-  }
+  launch_decode_reduce(p, stream);
 }
 
 template <class T, int DPL>
@@ -223,10 +232,7 @@ void decode_regs_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) 
   const dim3 grid(p.num_splits, p.kv_heads, p.batch);
   decode_regs::decode_regs_kernel<T, TG, VPL, GB, Scatter><<<grid, decode_regs::kThreads, 0, stream>>>(p);
   cudaCheckLaunch();
-  if (p.num_splits > 1) {
-    decode_reduce_kernel<T><<<static_cast<unsigned>(p.batch) * p.heads, 128, 0, stream>>>(p);
-    cudaCheckLaunch();
-  }
+  launch_decode_reduce(p, stream);
 }
 
 // Launches the register decode kernel and returns true where it applies
@@ -272,10 +278,7 @@ void decode_mma_launch(const DecodeAttentionParams<bf16>& p, cudaStream_t stream
   const dim3 grid(p.num_splits, p.kv_heads, p.batch);
   kernel<<<grid, decode_mma::kThreads, Cfg::kSmemBytes, stream>>>(p);
   cudaCheckLaunch();
-  if (p.num_splits > 1) {
-    decode_reduce_kernel<bf16><<<static_cast<unsigned>(p.batch) * p.heads, 128, 0, stream>>>(p);
-    cudaCheckLaunch();
-  }
+  launch_decode_reduce(p, stream);
 }
 
 // Launches the tensor-core decode kernel and returns true where it applies
@@ -304,13 +307,7 @@ bool try_decode_mma(const DecodeAttentionParams<T>& p, cudaStream_t stream, std:
       *why = "q, k_cache or v_cache is not 16-byte aligned";
       return false;
     }
-    int dev = 0, major = 0;
-    cudaCheck(cudaGetDevice(&dev));
-    cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
-    if (major < 8) {
-      *why = "the device is sm_" + std::to_string(major) + "x (it needs sm_80+)";
-      return false;
-    }
+    if (!device_is_sm80_plus(why)) return false;
     if (p.head_dim == 64)
       decode_mma_launch<decode_mma::Hd64>(p, stream);
     else

@@ -3,8 +3,10 @@
 // storage type (the references read the rounded values), NaN-poisoned
 // outputs, and the atol + rtol |ref| comparison.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <random>
@@ -14,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include "kernels/cuda/ops.cuh"
+#include "kernels/reference.h"
 
 namespace pdsim::kernels::cuda::emu_test {
 
@@ -88,5 +91,51 @@ void check_close(const std::string& what, const Aligned<T>& got, const std::vect
             << (bad ? ref[first] : 0.0));
   CHECK(bad == 0);
 }
+
+// A ragged causal prefill batch for a prefill kernel: never-zero q, k, v
+// rounded to T, a NaN-poisoned output, the launch parameters, a description
+// and the float64 reference.
+template <class T>
+struct PrefillBatch {
+  std::vector<std::int32_t> cu{0};  // cu_seqlens
+  int max_len = 0;
+  std::vector<float> qf, kf, vf;  // the rounded values the reference reads
+  Aligned<T> q{0}, k{0}, v{0}, out{0};
+  PrefillAttentionParams<T> p;
+  std::string what;
+
+  PrefillBatch(const std::string& kernel, int heads, int kv_heads, int hd, const std::vector<int>& lens,
+               std::mt19937& rng) {
+    for (int l : lens) {
+      cu.push_back(cu.back() + l);
+      max_len = std::max(max_len, l);
+    }
+    const std::size_t tokens = static_cast<std::size_t>(cu.back());
+    qf = never_zero(tokens * heads * hd, rng);
+    kf = never_zero(tokens * kv_heads * hd, rng);
+    vf = never_zero(tokens * kv_heads * hd, rng);
+    q = store<T>(qf);
+    k = store<T>(kf);
+    v = store<T>(vf);
+    out = poisoned<T>(qf.size());
+    p.q = q.get();
+    p.k = k.get();
+    p.v = v.get();
+    p.cu_seqlens = cu.data();
+    p.out = out.get();
+    p.num_seqs = static_cast<int>(lens.size());
+    p.heads = heads;
+    p.kv_heads = kv_heads;
+    p.head_dim = hd;
+    p.max_seqlen = max_len;
+    p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
+    what = std::string(sizeof(T) == 2 ? "bf16" : "f32") + " " + kernel + " prefill heads=" + std::to_string(heads) +
+           "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) + " lens=";
+    for (int l : lens) what += std::to_string(l) + " ";
+  }
+  std::vector<double> reference() const {
+    return ref::prefill_attention(qf, kf, vf, cu, p.heads, p.kv_heads, p.head_dim);
+  }
+};
 
 }  // namespace pdsim::kernels::cuda::emu_test

@@ -51,44 +51,19 @@ std::string lens_text(const std::vector<int>& lens) {
 // ---------------------------------------------------------------- prefill ---
 template <class T>
 void check_prefill(int heads, int kv_heads, int hd, const std::vector<int>& lens, std::mt19937& rng) {
-  std::vector<std::int32_t> cu(1, 0);
-  int max_len = 0;
-  for (int l : lens) {
-    cu.push_back(cu.back() + l);
-    max_len = std::max(max_len, l);
-  }
-  const std::size_t tokens = static_cast<std::size_t>(cu.back());
-  std::vector<float> qf = never_zero(tokens * heads * hd, rng), kf = never_zero(tokens * kv_heads * hd, rng),
-                     vf = never_zero(tokens * kv_heads * hd, rng);
-  auto q = store<T>(qf), k = store<T>(kf), v = store<T>(vf);
-  auto out = poisoned<T>(qf.size());
-  kc::PrefillAttentionParams<T> p;
-  p.q = q.get();
-  p.k = k.get();
-  p.v = v.get();
-  p.cu_seqlens = cu.data();
-  p.out = out.get();
-  p.num_seqs = static_cast<int>(lens.size());
-  p.heads = heads;
-  p.kv_heads = kv_heads;
-  p.head_dim = hd;
-  p.max_seqlen = max_len;
-  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  const std::string what = std::string(sizeof(T) == 2 ? "bf16" : "f32") + " prefill heads=" +
-                           std::to_string(heads) + "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) +
-                           " lens=" + lens_text(lens);
-  INFO(what);
+  PrefillBatch<T> c("simt", heads, kv_heads, hd, lens, rng);
+  INFO(c.what);
   emu::Device dev;
   bool ok = false;
   with_dpl(hd, [&](auto dpl) {
-    ok = dev.launch({static_cast<unsigned>((max_len + simt::kPrefillRows - 1) / simt::kPrefillRows),
+    ok = dev.launch({static_cast<unsigned>((c.max_len + simt::kPrefillRows - 1) / simt::kPrefillRows),
                      static_cast<unsigned>(heads), static_cast<unsigned>(lens.size())},
                     {simt::kPrefillWarps * 32, 1, 1},
-                    [&] { simt::prefill_attention_kernel<T, decltype(dpl)::value>(p); }, simt::prefill_smem_bytes(hd));
+                    [&] { simt::prefill_attention_kernel<T, decltype(dpl)::value>(c.p); }, simt::prefill_smem_bytes(hd));
   });
   INFO("emulator: " << dev.error());
   REQUIRE(ok);
-  check_close(what, out, pdsim::kernels::ref::prefill_attention(qf, kf, vf, cu, heads, kv_heads, hd));
+  check_close(c.what, c.out, c.reference());
 }
 
 // ----------------------------------------------------------------- decode ---

@@ -91,45 +91,20 @@ namespace {
 
 template <class Cfg>
 void check_prefill_mma(int heads, int kv_heads, const std::vector<int>& lens, std::mt19937& rng) {
-  constexpr int hd = Cfg::HD;
-  std::vector<std::int32_t> cu(1, 0);
-  int max_len = 0;
-  for (int l : lens) {
-    cu.push_back(cu.back() + l);
-    max_len = std::max(max_len, l);
-  }
-  const std::size_t tokens = static_cast<std::size_t>(cu.back());
-  std::vector<float> qf = never_zero(tokens * heads * hd, rng), kf = never_zero(tokens * kv_heads * hd, rng),
-                     vf = never_zero(tokens * kv_heads * hd, rng);
-  auto q = store<bf16>(qf), k = store<bf16>(kf), v = store<bf16>(vf);
-  auto out = poisoned<bf16>(qf.size());
-  kc::PrefillAttentionParams<bf16> p;
-  p.q = q.get();
-  p.k = k.get();
-  p.v = v.get();
-  p.cu_seqlens = cu.data();
-  p.out = out.get();
-  p.num_seqs = static_cast<int>(lens.size());
-  p.heads = heads;
-  p.kv_heads = kv_heads;
-  p.head_dim = hd;
-  p.max_seqlen = max_len;
-  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
-  std::string what = "mma prefill heads=" + std::to_string(heads) + "/" + std::to_string(kv_heads) +
-                     " hd=" + std::to_string(hd) + " lens=";
-  for (int l : lens) what += std::to_string(l) + " ";
-  INFO(what);
+  PrefillBatch<bf16> c("mma", heads, kv_heads, Cfg::HD, lens, rng);
+  INFO(c.what);
   emu::Device dev;
-  dev.allow_reads(q.get(), q.bytes());
-  dev.allow_reads(k.get(), k.bytes());
-  dev.allow_reads(v.get(), v.bytes());
+  dev.allow_reads(c.q.get(), c.q.bytes());
+  dev.allow_reads(c.k.get(), c.k.bytes());
+  dev.allow_reads(c.v.get(), c.v.bytes());
   // The launcher's grid (prefill_mma_launch in attention.cu).
-  const bool ok = dev.launch({static_cast<unsigned>((max_len + Cfg::BM - 1) / Cfg::BM), static_cast<unsigned>(heads),
-                              static_cast<unsigned>(lens.size())},
-                             {Cfg::kThreads, 1, 1}, [&] { kc::prefill_attention_mma_kernel<Cfg>(p); }, Cfg::kSmemBytes);
+  const bool ok =
+      dev.launch({static_cast<unsigned>((c.max_len + Cfg::BM - 1) / Cfg::BM), static_cast<unsigned>(heads),
+                  static_cast<unsigned>(lens.size())},
+                 {Cfg::kThreads, 1, 1}, [&] { kc::prefill_attention_mma_kernel<Cfg>(c.p); }, Cfg::kSmemBytes);
   INFO("emulator: " << dev.error());
   REQUIRE(ok);
-  check_close(what, out, pdsim::kernels::ref::prefill_attention(qf, kf, vf, cu, heads, kv_heads, hd));
+  check_close(c.what, c.out, c.reference());
 }
 
 }  // namespace

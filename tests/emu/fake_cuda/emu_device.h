@@ -127,15 +127,7 @@ class Device {
     // (and write its slot) before a slower lane has read this one.
     const int buf = static_cast<int>(me.shuffles & 1);
     wp.slot[buf][lane] = bits;
-    ++me.shuffles;
-    if (++wp.arrived == warp_lanes) {  // the last lane goes on without a switch
-      wp.arrived = 0;
-      for (int l = 0; l < warp_lanes; ++l)
-        if (32 * w + l != cur_) push_ready(32 * w + l);
-    } else {
-      me.state = State::kWarpWait;
-      wait();
-    }
+    arrive_at_warp(w, warp_lanes);
     return wp.slot[buf][src_lane & 31];
   }
 
@@ -153,15 +145,7 @@ class Device {
     Lane& me = lanes_[cur_];
     const int buf = static_cast<int>(me.shuffles & 1);  // shares exchange's slot alternation
     for (int i = 0; i < n; ++i) wp.wide[buf][lane][i] = words[i];
-    ++me.shuffles;
-    if (++wp.arrived == warp_lanes) {
-      wp.arrived = 0;
-      for (int l = 0; l < warp_lanes; ++l)
-        if (32 * w + l != cur_) push_ready(32 * w + l);
-    } else {
-      me.state = State::kWarpWait;
-      wait();
-    }
+    arrive_at_warp(w, warp_lanes);
     for (int l = 0; l < 32; ++l)
       for (int i = 0; i < n; ++i) all[l][i] = wp.wide[buf][l][i];
   }
@@ -222,6 +206,22 @@ class Device {
     aborted_ = true;
     swapcontext(&lanes_[cur_].ctx, &sched_);
     std::abort();  // unreachable: an aborted block's fibers are not resumed
+  }
+
+  // The running lane has published its slot of warp w's collective: the last
+  // of the warp's lanes to arrive wakes the others and goes on without a
+  // switch; the others wait.
+  void arrive_at_warp(int w, int warp_lanes) {
+    Warp& wp = warps_[w];
+    ++lanes_[cur_].shuffles;
+    if (++wp.arrived == warp_lanes) {
+      wp.arrived = 0;
+      for (int l = 0; l < warp_lanes; ++l)
+        if (32 * w + l != cur_) push_ready(32 * w + l);
+    } else {
+      lanes_[cur_].state = State::kWarpWait;
+      wait();
+    }
   }
 
   void push_ready(int i) {
