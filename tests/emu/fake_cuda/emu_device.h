@@ -1,9 +1,10 @@
 // emu::Device: runs a CUDA kernel's device code on the host, one block at a
-// time, each thread of the block a fiber (ucontext) on the calling OS thread
+// time, each thread of the block a fiber on the calling OS thread
 // (tests/emu only; the fake cuda_runtime.h next to this maps the device API
 // onto it). Fibers rather than OS threads: a warp shuffle or __syncthreads is
-// a cooperative switch (~0.2 us) instead of a futex wake-up per thread, so a
-// whole ragged batch runs in seconds on one core.
+// a cooperative switch (makecontext starts a fiber, _setjmp/_longjmp switch:
+// no system call) instead of a futex wake-up per thread, so a whole ragged
+// batch runs in well under a second on one core.
 //
 // Rules it enforces (each a launch error, see error()):
 //  - a warp shuffle takes mask 0xffffffff and completes only when every lane
@@ -25,6 +26,7 @@
 // between blocks (dynamic shared memory is). Device code must not throw (an exception cannot leave a fiber), so
 // tests check results after launch() returns.
 #pragma once
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <algorithm>
@@ -174,7 +176,9 @@ class Device {
  private:
   enum class State { kReady, kWarpWait, kBlockWait, kDone };
   struct Lane {
-    ucontext_t ctx;
+    ucontext_t ctx;  // its stack and entry point, used to start it
+    jmp_buf jb;      // where it resumes once started (see resume())
+    bool started = false;
     State state = State::kReady;
     std::uint64_t shuffles = 0;  // shuffles this lane has entered (picks its slot set)
   };
@@ -204,8 +208,7 @@ class Device {
   [[noreturn]] void fatal(const std::string& msg) {
     note(msg);
     aborted_ = true;
-    swapcontext(&lanes_[cur_].ctx, &sched_);
-    std::abort();  // unreachable: an aborted block's fibers are not resumed
+    _longjmp(sched_jb_, 1);  // an aborted block's fibers are not resumed
   }
 
   // The running lane has published its slot of warp w's collective: the last
@@ -241,13 +244,25 @@ class Device {
   // the scheduler when none is ready (it tells a finished block from a deadlock).
   void wait() {
     Lane& me = lanes_[cur_];
+    if (_setjmp(me.jb) != 0) return;  // resumed
     const int next = pop_ready();
-    if (next < 0) {
-      swapcontext(&me.ctx, &sched_);
-    } else {
-      set_current(next);
-      swapcontext(&me.ctx, &lanes_[next].ctx);
-    }
+    if (next < 0) _longjmp(sched_jb_, 1);
+    set_current(next);
+    resume(next);
+  }
+
+  // Switches to fiber i (the caller has saved itself, or is done): a started
+  // fiber by _longjmp to where it waits, a new one by setcontext. _setjmp /
+  // _longjmp save and restore no signal mask, so a switch is no system call
+  // (swapcontext's rt_sigprocmask took half the emulated tests' time); the
+  // emulator target builds with -U_FORTIFY_SOURCE, whose longjmp check
+  // refuses jumps between stacks.
+  [[noreturn]] void resume(int i) {
+    Lane& l = lanes_[i];
+    if (l.started) _longjmp(l.jb, 1);
+    l.started = true;
+    setcontext(&l.ctx);
+    std::abort();  // setcontext returns only on failure
   }
 
   void release_block_barrier() {
@@ -271,13 +286,9 @@ class Device {
             " exited while lanes of its warp wait at a shuffle");
     if (block_arrived_ > 0 && block_arrived_ + done_ == n_) release_block_barrier();
     const int next = pop_ready();
-    if (next < 0) {
-      setcontext(&sched_);
-    } else {
-      set_current(next);
-      setcontext(&lanes_[next].ctx);
-    }
-    std::abort();  // setcontext returns only on failure
+    if (next < 0) _longjmp(sched_jb_, 1);
+    set_current(next);
+    resume(next);
   }
 
   bool run_grid(Dim3 grid, Dim3 block) {
@@ -320,7 +331,8 @@ class Device {
       getcontext(&l.ctx);
       l.ctx.uc_stack.ss_sp = stacks_.get() + static_cast<std::size_t>(i) * stack_bytes_;
       l.ctx.uc_stack.ss_size = stack_bytes_;
-      l.ctx.uc_link = &sched_;
+      l.ctx.uc_link = nullptr;  // the trampoline never returns (finish() switches away)
+      l.started = false;
       makecontext(&l.ctx, &Device::trampoline, 0);
       push_ready(i);
     }
@@ -328,7 +340,7 @@ class Device {
       const int next = pop_ready();
       if (next < 0) break;
       set_current(next);
-      swapcontext(&sched_, &lanes_[next].ctx);
+      if (_setjmp(sched_jb_) == 0) resume(next);  // back here when no fiber is ready
     }
     if (!aborted_ && done_ != n_) {
       int at_shuffle = 0, at_sync = 0;
@@ -348,7 +360,7 @@ class Device {
   std::vector<Warp> warps_;
   std::vector<int> ready_;  // ring buffer of ready fibers (each at most once)
   std::size_t ready_head_ = 0, ready_tail_ = 0;
-  ucontext_t sched_{};
+  jmp_buf sched_jb_;  // the scheduler loop in run_block
   int n_ = 0, cur_ = 0, done_ = 0, block_arrived_ = 0;
   bool failed_ = false, aborted_ = false;
   void (*body_)(void*) = nullptr;
