@@ -2,6 +2,7 @@
 // that generated its data, Hockney's m_half term behaves as defined, the
 // roofline prices with the same formula, and bad factors in a profile are
 // input errors.
+#include <algorithm>
 #include <doctest/doctest.h>
 #include <unistd.h>
 
@@ -110,6 +111,18 @@ TEST_CASE("calibration: the roofline prices GEMM and elementwise ops with the fi
   const double compute = gemm.flops * (256 + 16) / 256 / (100e12 * 0.8);
   CHECK(after.price(gemm).time_s == doctest::Approx(3 * (compute + 4e-6)).epsilon(1e-12));
   CHECK(std::string(after.price(gemm).bound) == "compute");
+  // GEMMs of one row: the GEMM factors (Hockney term and all) until the profile has gemv factors, then those.
+  Op gemv = gemm_row_op(1, 8192, 8192, 2);
+  const double gemm_m1 = std::max(gemv.flops * 17 / (100e12 * 0.8), gemv.bytes / (2000e9 * 0.9)) + 4e-6;
+  CHECK(after.price(gemv).time_s == doctest::Approx(gemm_m1).epsilon(1e-12));
+  g.calibrated.gemv = RooflineFactors{1, 0.6, 2, 0};
+  const RooflineCostModel with_gemv(g, 2, "test");
+  CHECK(with_gemv.price(gemv).time_s ==
+        doctest::Approx(std::max(gemv.flops / 100e12, gemv.bytes / (2000e9 * 0.6)) + 2e-6).epsilon(1e-12));
+  CHECK(std::string(with_gemv.price(gemv).bound) == "memory");
+  CHECK(with_gemv.price(gemm).time_s == after.price(gemm).time_s);  // m = 256: still the GEMM factors
+  Op two = gemm_row_op(2, 8192, 8192, 2);
+  CHECK(with_gemv.price(two).time_s == after.price(two).time_s);
 }
 
 TEST_CASE("calibration: every elementwise op the op list emits has a calibration name") {
@@ -164,5 +177,14 @@ TEST_CASE("calibration: m_half_rows and elementwise factors in a GPU profile are
   CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("mlp_silu_mul"), InputError);
   write("", "");
   CHECK(load_gpu_file((dir / "g.json").string(), "g").calibrated.elementwise.empty());
+  CHECK(!load_gpu_file((dir / "g.json").string(), "g").calibrated.gemv);
+  // gemv: optional, parsed like a class (range-checked, no m_half_rows).
+  write("", ",\n \"gemv\": " + factors);
+  const GpuSpec with_gemv = load_gpu_file((dir / "g.json").string(), "g");
+  REQUIRE(with_gemv.calibrated.gemv);
+  CHECK(with_gemv.calibrated.gemv->memory == 0.25);
+  write("", ",\n \"gemv\": {\"compute\": 0.5, \"memory\": 1.5, \"overhead_us\": 1, \"rows_fit\": 1, "
+            "\"rows_test\": 1, \"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}");
+  CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("gemv"), InputError);
   fs::remove_all(dir);
 }

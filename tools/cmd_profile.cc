@@ -468,8 +468,13 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
     for (const auto& r : rows) p.push_back({op_of(r.key), r.us * 1e-6});
     return p;
   };
-  const Fit fg = fit(points(gemm_rows, [](const auto& x) { return gemm_row_op(x[0], x[1], x[2], 2); }), peak_flops,
-                     bw, FitOptions{false, true});
+  // GEMMs of one row are matrix-vector products, another kernel: their own
+  // factors ("gemv"), and the GEMM factors are fitted on the other rows.
+  std::vector<Row> gemm_multi_rows, gemv_rows;
+  for (const auto& r : gemm_rows) (r.key[0] == 1 ? gemv_rows : gemm_multi_rows).push_back(r);
+  auto gemm_op = [](const auto& x) { return gemm_row_op(x[0], x[1], x[2], 2); };
+  const Fit fg = fit(points(gemm_multi_rows, gemm_op), peak_flops, bw, FitOptions{false, true});
+  const Fit fv = fit(points(gemv_rows, gemm_op), peak_flops, bw, {});
   const Fit fc = fit(points(ctx_rows,
                             [](const auto& x) {
                               return attention_row_op(false, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
@@ -519,10 +524,12 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   nlohmann::ordered_json cal;
   cal["method"] = "pdsim profile (sim/cost/calibration.h): grid search minimising mean |ln(predicted/measured)| of "
                   "max(FLOPs x (m + m_half_rows)/m / (peak x compute), bytes/(bandwidth x memory)) + overhead_us "
-                  "(m_half_rows: GEMM only) over every row of the class's table (elementwise: per op, the layer "
-                  "executor's timings at 1..max tokens); errors on the same rows";
+                  "(m_half_rows: GEMM only) over every row of the class's table (gemm: the rows with m >= 2; gemv: the "
+                  "m = 1 rows, which price GEMMs of one row; elementwise: per op, the layer executor's timings at "
+                  "1..max tokens); errors on the same rows";
   cal["source"] = dir;
   cal["gemm"] = fac(fg, false);
+  cal["gemv"] = fac(fv, false);
   cal["attention_prefill"] = fac(fc, false);
   cal["attention_decode"] = fac(fd, false);
   Fit far;
@@ -554,7 +561,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   std::cout << std::setprecision(4) << "large GEMM " << tflops * 1e3 << " GFLOP/s; copy " << bw / 1e9
             << " GB/s; smallest kernel " << overhead_us << " us\n"
-            << "fitted roofline (median / p90 |rel err|): gemm " << fg.median << " / " << fg.p90 << ", prefill attention "
+            << "fitted roofline (median / p90 |rel err|): gemm " << fg.median << " / " << fg.p90 << ", gemv "
+            << fv.median << " / " << fv.p90 << ", prefill attention "
             << fc.median << " / " << fc.p90 << ", decode attention " << fd.median << " / " << fd.p90
             << "\n";
   for (const auto& [op_name, f] : fe) std::cout << "  elementwise " << op_name << " " << f.median << " / " << f.p90 << "\n";

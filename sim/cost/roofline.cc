@@ -22,7 +22,7 @@ OpPrice RooflineCostModel::price(const Op& op) const {
   };
   if (calibrated_) {
     switch (op.op_class) {
-      case OpClass::kGemm: return fitted(cal.gemm, hbm, peak_flops_);
+      case OpClass::kGemm: return fitted(op.m == 1 && cal.gemv ? *cal.gemv : cal.gemm, hbm, peak_flops_);
       case OpClass::kAttentionPrefill: return fitted(cal.attention_prefill, hbm, peak_flops_);
       case OpClass::kAttentionDecode: return fitted(cal.attention_decode, hbm, peak_flops_);
       case OpClass::kAllReduce: return fitted(cal.allreduce, link, peak_flops_);

@@ -51,6 +51,7 @@ Calibration parse_calibration(JsonObject obj) {
   obj.string("method");
   obj.string("source");
   c.gemm = parse_factors(obj.object("gemm"), false, true);
+  if (auto v = obj.optional_object("gemv")) c.gemv = parse_factors(*v, false);
   c.attention_prefill = parse_factors(obj.object("attention_prefill"), false);
   c.attention_decode = parse_factors(obj.object("attention_decode"), false);
   c.allreduce = parse_factors(obj.object("allreduce"), true);

@@ -2,6 +2,7 @@
 // Every field there carries a citation in its "sources" object.
 #pragma once
 #include <map>
+#include <optional>
 #include <string>
 
 namespace pdsim {
@@ -20,6 +21,12 @@ struct RooflineFactors {
 struct Calibration {
   bool present = false;
   RooflineFactors gemm, attention_prefill, attention_decode, allreduce;
+  // Optional (written by `pdsim profile`): GEMMs of one row (m = 1: a decode
+  // step of one sequence, its LM head) use these, fitted on the table's
+  // m = 1 rows. A matrix-vector product is another kernel (Eigen's and
+  // cuBLAS's gemv), which the GEMM class's one set of factors cannot also
+  // follow (on a CPU it priced them up to 9% slow). Absent: the GEMM factors.
+  std::optional<RooflineFactors> gemv;
   // Optional, per elementwise op name (written by `pdsim profile`, absent
   // from the vLLM-table fits): an op not listed keeps the datasheet factors.
   std::map<std::string, RooflineFactors> elementwise;

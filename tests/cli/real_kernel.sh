@@ -50,11 +50,18 @@ grep -q 'model shapes: tiny-llama-512' "$gemm" && grep -q 'model shapes: tiny-ll
 [ "$(grep -vc '^#' "$gemm")" -eq "$rows_after" ] || fail "re-profiling a model changed the row count"
 dups=$(grep -v '^#' "$gemm" | cut -d, -f1-3 | sort | uniq -d | wc -l)
 [ "$dups" -eq 0 ] || fail "duplicate GEMM shapes after merge"
-python3 - "$tmp/data/profiles/gpus/test-cpu.json" "$rows_after" <<'PY' || fail "device profile after merge"
+gemv_rows=$(grep -v '^#' "$gemm" | grep -c '^1,')
+python3 - "$tmp/data/profiles/gpus/test-cpu.json" "$rows_after" "$gemv_rows" <<'PY' || fail "device profile after merge"
 import json, sys
 p = json.load(open(sys.argv[1]))
-assert p["calibrated"]["gemm"]["rows_fit"] == int(sys.argv[2]) - 1, "fit must use every merged row"
-assert "elementwise" in p["calibrated"]
+rows, gemv = int(sys.argv[2]) - 1, int(sys.argv[3])
+c = p["calibrated"]
+# Every merged row is fitted: the m = 1 rows as gemv, the others as gemm.
+assert gemv >= 10, f"{gemv} m = 1 rows: both models' expected"
+assert c["gemv"]["rows_fit"] == gemv, f"gemv fit on {c['gemv']['rows_fit']} rows, the table has {gemv} with m = 1"
+assert c["gemm"]["rows_fit"] == rows - gemv, f"gemm fit on {c['gemm']['rows_fit']} rows, want {rows - gemv}"
+assert "m_half_rows" not in c["gemv"]
+assert "elementwise" in c
 PY
 # The elementwise rows of both models stay, and the elementwise fit uses all of them.
 elem="$tmp/data/profiles/measured/test-cpu/elementwise_norms_residual.csv"
