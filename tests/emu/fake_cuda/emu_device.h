@@ -254,7 +254,7 @@ class Device {
   // Switches to fiber i (the caller has saved itself, or is done): a started
   // fiber by _longjmp to where it waits, a new one by setcontext. _setjmp /
   // _longjmp save and restore no signal mask, so a switch is no system call
-  // (swapcontext's rt_sigprocmask took half the emulated tests' time); the
+  // (swapcontext's rt_sigprocmask per switch made the emulated tests 10x slower); the
   // emulator target builds with -U_FORTIFY_SOURCE, whose longjmp check
   // refuses jumps between stacks.
   [[noreturn]] void resume(int i) {
