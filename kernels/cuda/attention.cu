@@ -308,11 +308,15 @@ bool try_decode_mma(const DecodeAttentionParams<T>& p, cudaStream_t stream, std:
       return false;
     }
     if (!device_is_sm80_plus(why)) return false;
-    if (p.head_dim == 64)
-      decode_mma_launch<decode_mma::Hd64>(p, stream);
-    else
-      decode_mma_launch<decode_mma::Hd128>(p, stream);
-    return true;
+    int dev = 0, optin = 0;
+    cudaCheck(cudaGetDevice(&dev));
+    cudaCheck(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
+    if (decode_mma::dispatch(p.head_dim, static_cast<std::size_t>(optin),
+                             [&](auto cfg) { decode_mma_launch<decltype(cfg)>(p, stream); }))
+      return true;
+    *why = "the device allows " + std::to_string(optin) + " bytes of shared memory per block (it needs " +
+           std::to_string(decode_mma::Cfg<128, 2>::kSmemBytes) + " at head_dim 128)";
+    return false;
   }
 }
 

@@ -36,7 +36,8 @@
 //
 // Budget (hd 128, NST 3): shared 3 x 2 x 64 x 136 x 2 B + sQ 4.3 KiB =
 // 106 KiB, 2 blocks per SM on an H100 (4 tiles, 128 KiB, in flight per SM);
-// registers: O 64 + Q 32 + S 8 + addressing.
+// registers: O 64 + Q 32 + S 8 + addressing. Where a block may not have
+// 106 KiB (an L40 allows 99), dispatch() takes NST 2 (72 KiB).
 //
 // REQUIRES (checked by the launcher): bf16, head_dim == Cfg::HD,
 // heads / kv_heads <= 16, q / k_cache / v_cache 16-byte aligned.
@@ -74,8 +75,6 @@ struct Cfg {
                     static_cast<std::size_t>(NST) * kStageElems * sizeof(bf16),
                 "the merge's state fits the stage buffers");
 };
-using Hd64 = Cfg<64, 3>;
-using Hd128 = Cfg<128, 3>;
 
 template <class C>
 __global__ void __launch_bounds__(kThreads) decode_attention_mma_kernel(DecodeAttentionParams<bf16> p) {
@@ -259,6 +258,26 @@ __global__ void __launch_bounds__(kThreads) decode_attention_mma_kernel(DecodeAt
   __syncthreads();
   merge_warps_and_store<kWarps>(p, b, h0, group, split, sM, sL, sAcc, kRows, HD);
 #endif
+}
+
+// Picks the configuration for head_dim (64 or 128) and a block's shared
+// memory limit (the device's opt-in maximum): 3 stages where they fit, else
+// 2; calls launch(Cfg{}) and returns true, or false when neither fits. The
+// launcher (attention.cu) and the emulated test both dispatch here.
+template <class Launch>
+bool dispatch(int head_dim, std::size_t max_smem_bytes, Launch&& launch) {
+  auto pick = [&](auto three, auto two) {
+    if (decltype(three)::kSmemBytes <= max_smem_bytes) {
+      launch(three);
+      return true;
+    }
+    if (decltype(two)::kSmemBytes <= max_smem_bytes) {
+      launch(two);
+      return true;
+    }
+    return false;
+  };
+  return head_dim == 64 ? pick(Cfg<64, 3>{}, Cfg<64, 2>{}) : pick(Cfg<128, 3>{}, Cfg<128, 2>{});
 }
 
 }  // namespace pdsim::kernels::cuda::decode_mma

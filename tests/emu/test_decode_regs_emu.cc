@@ -78,11 +78,12 @@ std::string describe(const Case& c, int splits, int split_tokens, int elem_bytes
   return s + "splits=" + std::to_string(splits) + "x" + std::to_string(split_tokens);
 }
 
-enum class Variant { kRegs, kRegsScatter, kMma };
+enum class Variant { kRegs, kRegsScatter, kMma, kMma2 };
 const char* variant_name(Variant v) {
   return v == Variant::kRegs ? "register kernel, all-reduced scores"
          : v == Variant::kRegsScatter ? "register kernel, scattered scores"
-                                      : "tensor-core kernel";
+         : v == Variant::kMma         ? "tensor-core kernel, 3 stages"
+                                      : "tensor-core kernel, 2 stages (a device with less shared memory)";
 }
 // Where the tensor-core kernel applies (as try_decode_mma in attention.cu asks).
 template <class T>
@@ -98,16 +99,16 @@ bool launch_decode(emu::Device& dev, const kc::DecodeAttentionParams<T>& p, Vari
   bool ok = true;
   const emu::Dim3 grid{static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.kv_heads),
                        static_cast<unsigned>(p.batch)};
-  if (variant == Variant::kMma) {
+  if (variant == Variant::kMma || variant == Variant::kMma2) {
     if constexpr (std::is_same_v<T, bf16>) {
-      auto run = [&](auto cfg) {
+      // A shared-memory limit that makes dispatch pick 3 stages (an H100's 227 KiB) or 2.
+      const std::size_t limit = variant == Variant::kMma ? 227 * 1024 : p.head_dim == 64 ? 50 * 1024 : 100 * 1024;
+      const bool launched = dm::dispatch(p.head_dim, limit, [&](auto cfg) {
         using C = decltype(cfg);
+        CHECK(C::NST == (variant == Variant::kMma ? 3 : 2));
         ok = dev.launch(grid, {dm::kThreads, 1, 1}, [&] { dm::decode_attention_mma_kernel<C>(p); }, C::kSmemBytes);
-      };
-      if (p.head_dim == 64)
-        run(dm::Hd64{});
-      else
-        run(dm::Hd128{});
+      });
+      REQUIRE(launched);
     }
   } else {
     dr::dispatch<T>(p.head_dim, p.heads / p.kv_heads, variant == Variant::kRegsScatter,
@@ -202,7 +203,10 @@ void check_case(const Case& c, std::mt19937& rng) {
     variants.push_back(Variant::kRegs);
     if (dr::scatter_applies<T>(hd, group)) variants.push_back(Variant::kRegsScatter);
   }
-  if (mma_applies<T>(hd, group)) variants.push_back(Variant::kMma);
+  if (mma_applies<T>(hd, group)) {
+    variants.push_back(Variant::kMma);
+    variants.push_back(Variant::kMma2);
+  }
   REQUIRE(!variants.empty());
   for (const Variant variant : variants) {
     INFO(variant_name(variant));
@@ -219,7 +223,7 @@ void check_case(const Case& c, std::mt19937& rng) {
     // head; the tensor-core kernel also copies q's group rows once per block
     // that has tokens (the register kernel's q reads are not counted).
     long long q_loads = 0;
-    if (variant == Variant::kMma)
+    if (variant == Variant::kMma || variant == Variant::kMma2)
       for (int len : c.lens) {
         const long long blocks = p.num_splits == 1 ? (len > 0) : (len + p.split_tokens - 1) / p.split_tokens;
         q_loads += blocks * c.kv_heads * group * (hd / E);
@@ -298,6 +302,16 @@ TEST_CASE("cuda kernels emulated: tensor-core decode attention over groups of up
   check_case<bf16>({24, 2, 64, 8, {129, 191, 2}, kOnePass}, rng);                       // group 12, hd 64
   check_case<bf16>({9, 1, 64, 32, {1500, 40}, kPlan}, rng);                              // group 9, 32-token blocks
   check_case<bf16>({16, 1, 128, 16, {2000}, kPlan, 8.0}, rng);                           // peaked softmax
+  // Shared memory per block: 3 stages, 2, or none fits (the launcher then says why).
+  int stages = 0;
+  auto record = [&](auto cfg) { stages = decltype(cfg)::NST; };
+  CHECK(dm::dispatch(128, 227 * 1024, record));
+  CHECK(stages == 3);
+  CHECK(dm::dispatch(128, 99 * 1024, record));  // an L40's limit
+  CHECK(stages == 2);
+  CHECK(dm::dispatch(64, 40 * 1024, record));
+  CHECK(stages == 2);
+  CHECK_FALSE(dm::dispatch(128, 64 * 1024, record));
 }
 
 // The scattered reduction's maps: the lane that owns a row holds that row
