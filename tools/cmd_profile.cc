@@ -344,21 +344,21 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
     if (show_progress) std::fprintf(stderr, "\rprofiling %-11s %4d/%d points", phase, done, total);
   };
 
-  std::vector<Row> gemm_rows;
-  for (const auto& s : shapes)
-    for (std::int64_t m = 1; m <= s.max_m && !decode_only; m *= 2) {
-      gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, gemm_us(*b, o.iters, m, s.n, s.k)});
-      tick("gemm");
-    }
-
-  // ---- attention on the model's per-GPU head layout.
-  std::vector<Row> ctx_rows, gen_rows;
-  for (int bsz : ctx_batches)
-    for (int isl = 16; isl <= max_isl && !decode_only; isl *= 2) {
-      ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)},
-                          context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim)});
-      tick("prefill-att");
-    }
+  // ---- GEMMs, then attention on the model's per-GPU head layout.
+  std::vector<Row> gemm_rows, ctx_rows, gen_rows;
+  if (!decode_only) {
+    for (const auto& s : shapes)
+      for (std::int64_t m = 1; m <= s.max_m; m *= 2) {
+        gemm_rows.push_back({{double(m), double(s.n), double(s.k)}, gemm_us(*b, o.iters, m, s.n, s.k)});
+        tick("gemm");
+      }
+    for (int bsz : ctx_batches)
+      for (int isl = 16; isl <= max_isl; isl *= 2) {
+        ctx_rows.push_back({{double(bsz), double(isl), double(d.heads), double(d.kv_heads), double(d.head_dim)},
+                            context_us(*b, o.iters, bsz, isl, d.heads, d.kv_heads, d.head_dim)});
+        tick("prefill-att");
+      }
+  }
   for (int bsz : gen_batches)
     for (int kv = 16; kv <= max_kv; kv *= 2) {
       gen_rows.push_back({{double(bsz), double(kv), double(d.heads), double(d.kv_heads), double(d.head_dim)},
