@@ -2,8 +2,8 @@
 // kernels share (prefill_attention_mma.cuh, decode_attention_mma.cuh): inline
 // PTX wrappers, one place. tests/emu's fake CUDA headers define
 // PDSIM_EMU_MMA_SM80 and host versions of the same functions (a warp-wide
-// all-gather per ldmatrix / mma, cp.async as a synchronous copy), so these
-// kernels also run on the host emulator.
+// all-gather per ldmatrix / mma, cp.async landing at its wait_group and
+// race-checked against ldmatrix), so these kernels also run on the host emulator.
 //
 // Fragment layouts of mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32
 // (PTX ISA, "Matrix fragments for mma.m16n8k16"), g = lane / 4, t = lane % 4,

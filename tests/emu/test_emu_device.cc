@@ -87,4 +87,88 @@ TEST_CASE("cuda kernels emulated: the block emulator reports divergent shuffles 
   CHECK(dev.error().find("outside every registered buffer") != std::string::npos);
 }
 
+// One hazard planted per variant into a two-warp cp.async -> ldmatrix hand-off.
+enum class Pipe { kCorrect, kNoWait, kNoBarrier, kOverwriteInUse, kWaitLeavesNewest, kExitInFlight };
+
+// Warp `copier` copies 32 rows of 8 bf16 (row 31 zero-filled) into stage 0
+// of dynamic shared memory with cp.async; after a barrier the other warp reads
+// them with one ldmatrix.x4 into got (lane-major, 4 registers each). The
+// emulator runs warp 0 first, so the two copiers give both orders. Returns
+// the launch's error, "" when it kept every rule.
+std::string copy_then_ldmatrix(Pipe pipe, int copier, const std::vector<__nv_bfloat16>& src,
+                               std::vector<std::uint32_t>& got) {
+  emu::Device dev;
+  dev.allow_reads(src.data(), src.size() * sizeof(__nv_bfloat16));
+  got.assign(32 * 4, 0);
+  constexpr int kStage = 32 * 8;  // elements
+  const bool ok = dev.launch(
+      {1, 1, 1}, {64, 1, 1},
+      [&] {
+        auto* smem = static_cast<__nv_bfloat16*>(emu::Device::current().dynamic_shared());
+        const bool copies = static_cast<int>(threadIdx.x / 32) == copier;
+        const int lane = static_cast<int>(threadIdx.x % 32);
+        if (copies) {
+          cp_async_16(smem + lane * 8, src.data() + lane * 8, lane == 31 ? 0 : 16);
+          cp_async_commit();
+          if (pipe == Pipe::kWaitLeavesNewest || pipe == Pipe::kExitInFlight) {
+            cp_async_16(smem + kStage + lane * 8, src.data() + kStage + lane * 8, 16);
+            cp_async_commit();
+            cp_async_wait<1>();  // stage 0 landed, stage 1 not
+          } else if (pipe != Pipe::kNoWait) {
+            cp_async_wait<0>();
+          }
+        }
+        if (pipe != Pipe::kNoBarrier) __syncthreads();
+        if (!copies) {
+          std::uint32_t r[4];
+          ldmatrix_x4(r, smem + (pipe == Pipe::kWaitLeavesNewest ? kStage : 0) + lane * 8);
+          for (int i = 0; i < 4; ++i) got[lane * 4 + i] = r[i];
+        } else if (pipe == Pipe::kOverwriteInUse) {
+          cp_async_16(smem + lane * 8, src.data() + kStage + lane * 8, 16);  // refill the stage warp 1 reads
+          cp_async_commit();
+        }
+        __syncthreads();
+        if (pipe != Pipe::kExitInFlight) cp_async_wait<0>();
+      },
+      2 * kStage * sizeof(__nv_bfloat16));
+  return ok ? std::string() : dev.error();
+}
+
+TEST_CASE("cuda kernels emulated: cp.async lands at its wait and the emulator race-checks it against ldmatrix") {
+  std::vector<__nv_bfloat16> src(2 * 32 * 8);
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = __float2bfloat16_rn(static_cast<float>(1 + i % 200));
+  std::vector<std::uint32_t> got;
+  const std::string not_landed = "cp.async into it landed (no cp.async.wait_group for it, or no __syncthreads after that)";
+  for (int copier = 0; copier < 2; ++copier) {
+    CAPTURE(copier);
+    // The correct hand-off: ldmatrix's layout over the copied rows (lane l gave
+    // row l's address; register i of lane (g, t) is row 8i + g, elements 2t, 2t + 1).
+    REQUIRE(copy_then_ldmatrix(Pipe::kCorrect, copier, src, got) == "");
+    int bad = 0;
+    for (int lane = 0; lane < 32; ++lane)
+      for (int i = 0; i < 4; ++i) {
+        const int row = 8 * i + lane / 4, col = 2 * (lane % 4);
+        const std::uint32_t lo = row == 31 ? 0u : src[row * 8 + col].x, hi = row == 31 ? 0u : src[row * 8 + col + 1].x;
+        bad += got[lane * 4 + i] != (lo | hi << 16);
+      }
+    CHECK(bad == 0);
+
+    // Each planted hazard is reported, in either order of the two warps: a
+    // missing wait as a read of a copy in flight; a missing barrier as a read
+    // of a copy landed in the same barrier interval (copier first) or as a
+    // copy over a chunk read in it (reader first); an overwrite of a stage in
+    // use as that, or as a read of the copy in flight.
+    CHECK(copy_then_ldmatrix(Pipe::kNoWait, copier, src, got).find(not_landed) != std::string::npos);
+    CHECK(copy_then_ldmatrix(Pipe::kWaitLeavesNewest, copier, src, got).find(not_landed) != std::string::npos);
+    CHECK(copy_then_ldmatrix(Pipe::kExitInFlight, copier, src, got).find("exited with 1 cp.async copies in flight") !=
+          std::string::npos);
+    const std::string overwrite = "cp.async overwrites shared";
+    const std::string no_barrier = copy_then_ldmatrix(Pipe::kNoBarrier, copier, src, got);
+    CHECK(no_barrier.find(copier == 0 ? "which thread 0's cp.async filled since the last __syncthreads" : overwrite) !=
+          std::string::npos);
+    const std::string war = copy_then_ldmatrix(Pipe::kOverwriteInUse, copier, src, got);
+    CHECK(war.find(copier == 0 ? overwrite : not_landed) != std::string::npos);
+  }
+}
+
 }  // namespace

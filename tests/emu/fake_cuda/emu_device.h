@@ -18,9 +18,23 @@
 //    count as arrived, as on sm_70+); threads waiting at barriers that can
 //    never complete (some at a shuffle, some at __syncthreads) are a deadlock;
 //  - __ldg of 16 bytes must be 16-byte aligned and, once the test registered
-//    its buffers (allow_reads), inside one of them.
-// What it does not model: timing, the memory model (a block's threads see each
-// other's shared-memory writes at once, without the fences hardware needs),
+//    its buffers (allow_reads), inside one of them;
+//  - cp.async is asynchronous (async_copy_16 and the calls after it): a copy
+//    reads its source when issued and lands in shared memory only when the
+//    issuing thread waits for its group (cp.async.wait_group N completes all
+//    but the newest N committed groups), and a shared read through ldmatrix
+//    (shared_read_16) is checked against the copies, per 16-byte chunk, as
+//    compute-sanitizer's racecheck would: reading a chunk whose copy has not
+//    landed (a missing wait), reading a chunk another thread's copy landed in
+//    since the last __syncthreads (a missing barrier; same warp included: a
+//    wait orders only the issuing thread), issuing a copy into a chunk another
+//    warp read since the last __syncthreads or that a copy still in flight
+//    targets (overwriting a stage in use), or exiting with copies in flight.
+//    The checks are by barrier interval, not by the emulator's run order, so
+//    a hazard is found whichever warp the emulator happens to run first.
+// What it does not model: timing, the memory model for plain shared-memory
+// accesses (a block's threads see each other's plain writes at once, without
+// the fences hardware needs, and no race check covers them),
 // independent thread scheduling inside a warp beyond the shuffle rule, bank
 // conflicts, register limits; static __shared__ memory is not re-poisoned
 // between blocks (dynamic shared memory is). Device code must not throw (an exception cannot leave a fiber), so
@@ -35,9 +49,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -152,6 +168,61 @@ class Device {
       for (int i = 0; i < n; ++i) all[l][i] = wp.wide[buf][l][i];
   }
 
+  // cp.async of 16 bytes into shared memory: src (nullptr for zero-fill) is
+  // read now, dst written when this thread's wait completes the group.
+  void async_copy_16(void* dst, const void* src) {
+    AsyncCopy c;
+    c.dst = static_cast<unsigned char*>(dst);
+    if (src != nullptr)
+      std::memcpy(c.data, src, 16);
+    else
+      std::memset(c.data, 0, 16);
+    SharedChunk& ch = shadow_[chunk_of(dst)];
+    const int warp = cur_ / 32;
+    if (ch.pending >= 0)
+      report("cp.async into shared " + hex(chunk_of(dst) * 16) + " while thread " + std::to_string(ch.pending) +
+             "'s cp.async into it is in flight");
+    else if (ch.read_epoch == epoch_ && (ch.read_warps & ~(1u << warp)) != 0)
+      report("cp.async overwrites shared " + hex(chunk_of(dst) * 16) + ", read by warp " +
+             std::to_string(lowest_bit(ch.read_warps & ~(1u << warp))) + " since the last __syncthreads");
+    ch.pending = cur_;
+    lanes_[cur_].open.push_back(c);
+  }
+  void async_commit() {
+    Lane& me = lanes_[cur_];
+    me.groups.push_back(std::move(me.open));
+    me.open.clear();
+  }
+  // cp.async.wait_group n: this thread's committed groups but the newest n land.
+  void async_wait(int n) {
+    Lane& me = lanes_[cur_];
+    while (static_cast<int>(me.groups.size()) > n) {
+      for (const AsyncCopy& c : me.groups.front()) {
+        std::memcpy(c.dst, c.data, 16);
+        SharedChunk& ch = shadow_[chunk_of(c.dst)];
+        ch.pending = -1;
+        ch.writer = cur_;
+        ch.write_epoch = epoch_;
+      }
+      me.groups.pop_front();
+    }
+  }
+  // A 16-byte shared-memory read by a fake collective (ldmatrix's row).
+  void shared_read_16(const void* p, const char* what) {
+    SharedChunk& ch = shadow_[chunk_of(p)];
+    if (ch.pending >= 0)
+      report(std::string(what) + " reads shared " + hex(chunk_of(p) * 16) + " before thread " +
+             std::to_string(ch.pending) + "'s cp.async into it landed (no cp.async.wait_group for it, or no __syncthreads after that)");
+    else if (ch.writer >= 0 && ch.writer != cur_ && ch.write_epoch == epoch_)
+      report(std::string(what) + " reads shared " + hex(chunk_of(p) * 16) + ", which thread " +
+             std::to_string(ch.writer) + "'s cp.async filled since the last __syncthreads");
+    if (ch.read_epoch != epoch_) {
+      ch.read_epoch = epoch_;
+      ch.read_warps = 0;
+    }
+    ch.read_warps |= 1u << (cur_ / 32);
+  }
+
   // A broken rule found by a fake device function (recorded; the launch goes on and returns false).
   void report(const std::string& msg) { note("thread " + std::to_string(cur_) + " of block " + block_name() + ": " + msg); }
 
@@ -175,12 +246,32 @@ class Device {
 
  private:
   enum class State { kReady, kWarpWait, kBlockWait, kDone };
+  struct AsyncCopy {
+    unsigned char* dst;
+    unsigned char data[16];
+  };
+  // Race-check state of one 16-byte chunk of shared memory (see the rules above).
+  struct SharedChunk {
+    int pending = -1;  // the thread whose cp.async into it has not landed
+    int writer = -1;   // the thread whose cp.async landed last, in write_epoch
+    std::uint64_t write_epoch = 0;
+    std::uint64_t read_epoch = ~0ull;  // the barrier interval of read_warps
+    std::uint32_t read_warps = 0;      // warps that read it in read_epoch (bit w)
+  };
+  static std::uintptr_t chunk_of(const void* p) { return reinterpret_cast<std::uintptr_t>(p) / 16; }
+  static int lowest_bit(std::uint32_t m) {
+    int i = 0;
+    while ((m & 1u) == 0) m >>= 1, ++i;
+    return i;
+  }
   struct Lane {
     ucontext_t ctx;  // its stack and entry point, used to start it
     jmp_buf jb;      // where it resumes once started (see resume())
     bool started = false;
     State state = State::kReady;
     std::uint64_t shuffles = 0;  // shuffles this lane has entered (picks its slot set)
+    std::vector<AsyncCopy> open;              // cp.async issued since the last commit
+    std::deque<std::vector<AsyncCopy>> groups;  // committed, not yet landed, oldest first
   };
   struct Warp {
     int arrived = 0;
@@ -267,6 +358,7 @@ class Device {
 
   void release_block_barrier() {
     block_arrived_ = 0;
+    ++epoch_;
     for (int i = 0; i < n_; ++i)
       if (lanes_[i].state == State::kBlockWait) push_ready(i);
   }
@@ -279,8 +371,12 @@ class Device {
   // The running fiber has returned from the kernel.
   void finish() {
     const int w = cur_ / 32;
-    lanes_[cur_].state = State::kDone;
+    Lane& me = lanes_[cur_];
+    me.state = State::kDone;
     ++done_;
+    std::size_t in_flight = me.open.size();
+    for (const auto& g : me.groups) in_flight += g.size();
+    if (in_flight > 0) report("exited with " + std::to_string(in_flight) + " cp.async copies in flight");
     if (warps_[w].arrived > 0)
       fatal("block " + block_name() + ": thread " + std::to_string(cur_) +
             " exited while lanes of its warp wait at a shuffle");
@@ -324,10 +420,14 @@ class Device {
     if (dyn_smem_bytes_ > 0) std::memset(static_cast<void*>(dyn_smem_.data()), 0xff, dyn_smem_bytes_);
     ready_head_ = ready_tail_ = 0;
     done_ = block_arrived_ = 0;
+    epoch_ = 0;
+    shadow_.clear();
     for (auto& w : warps_) w.arrived = 0;
     for (int i = 0; i < n_; ++i) {
       Lane& l = lanes_[i];
       l.shuffles = 0;
+      l.open.clear();
+      l.groups.clear();
       getcontext(&l.ctx);
       l.ctx.uc_stack.ss_sp = stacks_.get() + static_cast<std::size_t>(i) * stack_bytes_;
       l.ctx.uc_stack.ss_size = stack_bytes_;
@@ -373,6 +473,8 @@ class Device {
   };
   std::vector<Chunk> dyn_smem_;  // dynamic shared memory, reused across launches
   std::size_t dyn_smem_bytes_ = 0;
+  std::uint64_t epoch_ = 0;  // __syncthreads completed in the running block
+  std::unordered_map<std::uintptr_t, SharedChunk> shadow_;  // by chunk_of, the running block's
   static inline thread_local Device* t_current_ = nullptr;
 };
 

@@ -12,11 +12,11 @@
 //    from the documented layout and computes its own C elements (products
 //    summed in double, added to the fp32 accumulator: the hardware's order of
 //    fp32 additions is unspecified).
-//  - cp.async: a synchronous 16-byte copy, checked as __ldg (aligned, inside
-//    the registered buffers) when src_bytes is 16, 16 zero bytes when it is 0;
-//    commit and wait do nothing. So the emulator cannot see a missing wait or
-//    barrier before a stage is read or overwritten (compute-sanitizer's
-//    racecheck on a GPU can).
+//  - cp.async: a 16-byte copy, its source checked as __ldg (aligned, inside
+//    the registered buffers) when src_bytes is 16, 16 zero bytes when it is 0,
+//    that lands when the issuing thread's cp.async.wait_group completes its
+//    group; ldmatrix's rows are race-checked against the copies (missing wait,
+//    missing barrier, overwriting a stage in use: emu::Device's rules).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -39,6 +39,7 @@ inline float hi(std::uint32_t w) { return __bfloat162float({static_cast<std::uin
 inline void gather_rows(const __nv_bfloat16* p, const __nv_bfloat16* (&rows)[32]) {
   emu::Device& d = emu::Device::current();
   if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) d.report("ldmatrix row address is not 16-byte aligned");
+  d.shared_read_16(p, "ldmatrix");
   const std::uint64_t mine = reinterpret_cast<std::uintptr_t>(p);
   std::uint64_t all[32][emu::Device::kGatherWords];
   d.gather(0xffffffffu, &mine, 1, all);
@@ -49,17 +50,16 @@ inline void gather_rows(const __nv_bfloat16* p, const __nv_bfloat16* (&rows)[32]
 inline void cp_async_16(void* dst, const void* src, int src_bytes) {
   emu::Device& d = emu::Device::current();
   if (reinterpret_cast<std::uintptr_t>(dst) % 16 != 0) d.report("cp.async destination is not 16-byte aligned");
-  if (src_bytes == 16 && d.check_load(src, 16, 16)) {
-    std::memcpy(dst, src, 16);
-  } else {
-    if (src_bytes != 0 && src_bytes != 16) d.report("cp.async src-size other than 0 or 16");
-    std::memset(dst, 0, 16);
-  }
+  if (src_bytes != 0 && src_bytes != 16) d.report("cp.async src-size other than 0 or 16");
+  d.async_copy_16(dst, src_bytes == 16 && d.check_load(src, 16, 16) ? src : nullptr);
 }
-inline void cp_async_commit() {}
+inline void cp_async_commit() { emu::Device::current().async_commit(); }
 template <int N>
-inline void cp_async_wait() {}
-inline void cp_async_wait_all() {}
+inline void cp_async_wait() {
+  emu::Device::current().async_wait(N);
+}
+// As the real wrapper: wait_group 0 (copies not yet committed do not land).
+inline void cp_async_wait_all() { cp_async_wait<0>(); }
 
 inline void ldmatrix_x4(std::uint32_t (&r)[4], const __nv_bfloat16* p) {
   const __nv_bfloat16* rows[32];
