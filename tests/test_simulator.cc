@@ -1,5 +1,6 @@
 #include <doctest/doctest.h>
 
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -419,4 +420,47 @@ TEST_CASE("utilisation and mean KV use are averaged over the same window from fi
   CHECK(pools["prefill"]["utilization"].get<double>() ==
         doctest::Approx(ns_to_seconds(rec.prefill_end - rec.prefill_start) / window).epsilon(1e-12));
   CHECK(summary["throughput"]["duration_s"].get<double>() == doctest::Approx(window).epsilon(1e-12));
+}
+
+TEST_CASE("on_batch reports every batch as priced: its shape re-prices to its duration and durations sum to busy time") {
+  for (const char* cluster :
+       {R"({"mode": "disaggregated", "prefill": {"gpu": "h100-sxm", "instances": 2, "tp": 1},
+            "decode": {"gpu": "a100-sxm-80g", "instances": 1, "tp": 2, "max_batch_size": 64},
+            "kv_transfer": {"bandwidth_gbps": 100, "latency_us": 5, "layerwise": false}, "router": "round_robin"})",
+        R"({"mode": "colocated", "colocated": {"gpu": "h100-sxm", "instances": 2, "policy": "chunked", "chunk_tokens": 256}})"}) {
+    CAPTURE(cluster);
+    auto doc = base_scenario();
+    doc["cluster"] = nlohmann::json::parse(cluster);
+    doc["workload"]["num_requests"] = 60;
+    doc["workload"]["arrival"]["rate_rps"] = 20.0;
+    doc["workload"]["input_tokens"] = {{"dist", "uniform"}, {"min", 100}, {"max", 2000}};
+    const Scenario s = make_scenario(doc);
+    std::vector<BatchRecord> batches;
+    SimOptions opt;
+    opt.on_batch = [&](const BatchRecord& b) { batches.push_back(b); };
+    const SimResult r = simulate(s, generate_requests(s.workload, s.seed), opt);
+    std::map<std::string, std::pair<std::int64_t, SimTime>> per_pool;  // batches, summed duration
+    std::vector<Op> ops;
+    int mismatched = 0, unordered = 0;
+    for (std::size_t i = 0; i < batches.size(); ++i) {
+      const BatchRecord& b = batches[i];
+      const PoolConfig& pool = std::string(b.pool) == "prefill" ? s.prefill
+                               : std::string(b.pool) == "decode" ? s.decode
+                                                                 : s.colocated;
+      build_ops(s.model, pool.par, b.stats, ops);
+      mismatched += std::max<SimTime>(seconds_to_ns(make_cost_model(s, pool)->total_s(ops)), 1) != b.duration;
+      unordered += i > 0 && b.start < batches[i - 1].start;
+      per_pool[b.pool].first += 1;
+      per_pool[b.pool].second += b.duration;
+    }
+    CHECK(mismatched == 0);
+    CHECK(unordered == 0);
+    for (const auto& [name, st] : std::map<std::string, const PoolStats*>{
+             {"prefill", &r.prefill}, {"decode", &r.decode}, {"colocated", &r.colocated}}) {
+      CAPTURE(name);
+      CHECK(per_pool[name].first == st->batches);
+      CHECK(ns_to_seconds(per_pool[name].second) == doctest::Approx(st->busy_s).epsilon(1e-12));
+    }
+    CHECK(!batches.empty());
+  }
 }

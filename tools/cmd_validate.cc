@@ -114,6 +114,105 @@ nlohmann::ordered_json op_breakdown(const std::map<std::string, Scenario>& scena
   return j;
 }
 
+// Every batch the real run executed, priced again by each other model on the
+// same shape: whether the models agree with the kernels batch by batch, not
+// only in the percentiles. A latency tail made of steps the kernels ran far
+// slower than any model priced them shows here as outliers; one the
+// schedule makes (e.g. the first decode gap, which holds the KV transfer)
+// does not, since the same steps are priced alike.
+constexpr double kOutlierFactor = 1.5;  // real > 1.5 x every model's price
+constexpr int kWorstListed = 5;
+
+nlohmann::ordered_json batch_agreement(const std::map<std::string, Scenario>& scenarios,
+                                       const std::vector<std::string>& ran, const std::vector<BatchRecord>& batches) {
+  std::vector<std::string> models;
+  for (const auto& name : ran)
+    if (name != "real") models.push_back(name);
+  nlohmann::ordered_json out = nlohmann::ordered_json::object();
+  for (const char* pool_name : {"prefill", "decode", "colocated"}) {
+    std::vector<const BatchRecord*> mine;
+    for (const auto& b : batches)
+      if (std::string(b.pool) == pool_name) mine.push_back(&b);
+    if (mine.empty()) continue;
+    auto pool_of = [&](const Scenario& s) -> const PoolConfig& {
+      return std::string(pool_name) == "prefill" ? s.prefill : std::string(pool_name) == "decode" ? s.decode : s.colocated;
+    };
+    // priced[m][i]: model m's time for batch i.
+    std::vector<std::vector<double>> priced(models.size(), std::vector<double>(mine.size()));
+    std::vector<Op> ops;
+    for (std::size_t m = 0; m < models.size(); ++m) {
+      const Scenario& s = scenarios.at(models[m]);
+      const PoolConfig& pool = pool_of(s);
+      const auto cost = make_cost_model(s, pool);
+      for (std::size_t i = 0; i < mine.size(); ++i) {
+        build_ops(s.model, pool.par, mine[i]->stats, ops);
+        priced[m][i] = cost->batch_time_s(s.model, pool.par, mine[i]->stats, ops);
+      }
+    }
+    std::vector<double> real_s(mine.size());
+    double real_total = 0;
+    for (std::size_t i = 0; i < mine.size(); ++i) real_total += real_s[i] = ns_to_seconds(mine[i]->duration);
+    nlohmann::ordered_json j;
+    j["batches"] = mine.size();
+    j["real_busy_s"] = real_total;
+    nlohmann::ordered_json per_model = nlohmann::ordered_json::object();
+    for (std::size_t m = 0; m < models.size(); ++m) {
+      std::vector<double> err(mine.size());
+      double total = 0;
+      for (std::size_t i = 0; i < mine.size(); ++i) {
+        err[i] = priced[m][i] / real_s[i] - 1;
+        total += priced[m][i];
+      }
+      std::sort(err.begin(), err.end());
+      nlohmann::ordered_json e;
+      for (const double p : {1.0, 10.0, 50.0, 90.0, 99.0}) e["p" + std::to_string(static_cast<int>(p))] = sorted_percentile(err, p);
+      e["total"] = total / real_total - 1;
+      per_model[models[m]] = e;
+    }
+    j["rel_err"] = per_model;
+    // Outliers: batches the kernels ran more than kOutlierFactor x slower than every model priced them.
+    std::vector<std::size_t> order(mine.size());
+    std::vector<double> slowest_model(mine.size(), 0.0);
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      order[i] = i;
+      for (std::size_t m = 0; m < models.size(); ++m) slowest_model[i] = std::max(slowest_model[i], priced[m][i]);
+    }
+    std::int64_t outliers = 0, outlier_tokens = 0, decode_tokens = 0;
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      decode_tokens += mine[i]->stats.decode_seqs;
+      if (!models.empty() && real_s[i] > kOutlierFactor * slowest_model[i]) {
+        ++outliers;
+        outlier_tokens += mine[i]->stats.decode_seqs;
+      }
+    }
+    j["outliers"] = {{"factor", kOutlierFactor},
+                     {"batches", outliers},
+                     {"decode_tokens", outlier_tokens},
+                     {"decode_tokens_total", decode_tokens}};
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return real_s[a] / slowest_model[a] > real_s[b] / slowest_model[b];
+    });
+    nlohmann::ordered_json worst = nlohmann::ordered_json::array();
+    for (std::size_t k = 0; k < order.size() && k < static_cast<std::size_t>(kWorstListed) && !models.empty(); ++k) {
+      const std::size_t i = order[k];
+      const BatchStats& st = mine[i]->stats;
+      nlohmann::ordered_json w;
+      w["start_s"] = ns_to_seconds(mine[i]->start);
+      w["instance"] = mine[i]->instance;
+      w["prefill_seqs"] = st.prefill_seqs;
+      w["prefill_tokens"] = st.prefill_tokens;
+      w["decode_seqs"] = st.decode_seqs;
+      w["decode_kv_tokens"] = st.decode_kv_tokens;
+      w["real_s"] = real_s[i];
+      for (std::size_t m = 0; m < models.size(); ++m) w[models[m] + "_s"] = priced[m][i];
+      worst.push_back(w);
+    }
+    j["worst"] = worst;
+    out[pool_name] = j;
+  }
+  return out;
+}
+
 int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string& command) {
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / (fs::path(o.scenario).stem().string() + "-validate")
                                              : fs::path(o.out_dir);
@@ -132,6 +231,8 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   std::map<std::string, double> wall;
   std::map<std::string, Scenario> scenarios;  // as each model ran
   std::vector<nlohmann::ordered_json> real_runs;  // every real run's summary (--repeat)
+  std::vector<std::vector<BatchRecord>> real_batches;  // every real run's batches
+  std::size_t real_median = 0;                         // the run that stands for "real"
   const std::vector<RequestSpec> requests = generate_requests(base.workload, base.seed);
   for (const std::string name : {"roofline", "profiled", "real"}) {
     LoadOptions l = load;
@@ -152,6 +253,10 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     for (int run = 0; run < runs; ++run) {
       const auto t0 = std::chrono::steady_clock::now();
       SimOptions sim_options;
+      if (name == "real") {
+        real_batches.emplace_back();
+        sim_options.on_batch = [&batches = real_batches.back()](const BatchRecord& b) { batches.push_back(b); };
+      }
       if (isatty(STDERR_FILENO))
         sim_options.progress = [&name, run, runs](double done) {
           std::fprintf(stderr, "\rvalidate: %-8s run %d of %d, %5.1f%% of requests done", name.c_str(), run + 1, runs,
@@ -172,7 +277,8 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
       std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
         return real_runs[a]["tpot_s"]["p50"].get<double>() < real_runs[b]["tpot_s"]["p50"].get<double>();
       });
-      out[name] = real_runs[order[(order.size() - 1) / 2]];
+      real_median = order[(order.size() - 1) / 2];
+      out[name] = real_runs[real_median];
     }
     ran.push_back(name);
     scenarios.emplace(name, s);
@@ -219,6 +325,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   out["rel_err_repeats"] = spread;
   out["wall_s"] = wall;
   out["op_breakdown"] = op_breakdown(scenarios, ran, out["real"]);
+  out["batch_agreement"] = batch_agreement(scenarios, ran, real_batches[real_median]);
 
   std::error_code ec;
   fs::create_directories(out_dir, ec);
@@ -326,6 +433,45 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     };
     for (const auto& [op, v] : ph["ops_s"].items()) row(op, v);
     row("**total**", ph["total_s"]);
+  }
+  const auto& agree = out["batch_agreement"];
+  if (ran.size() > 1 && !agree.empty()) {
+    md << "\nPer batch: every batch of the real run above, priced again by each model on the same shape (model / real - 1; "
+          "percentiles over batches; total: summed times):\n\n"
+          "| pool | batches | cost model | p1 | p10 | p50 | p90 | p99 | total |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (const auto& [pool, a] : agree.items())
+      for (const auto& [name, e] : a["rel_err"].items()) {
+        md << "| " << pool << " | " << a["batches"].get<std::int64_t>() << " | " << name;
+        for (const char* k : {"p1", "p10", "p50", "p90", "p99", "total"})
+          md << " | " << std::showpos << std::setprecision(1) << 100 * e[k].get<double>() << "%" << std::noshowpos;
+        md << " |\n";
+      }
+    for (const auto& [pool, a] : agree.items()) {
+      const auto& ol = a["outliers"];
+      md << "\n" << pool << ": " << ol["batches"].get<std::int64_t>() << " of " << a["batches"].get<std::int64_t>()
+         << " batches ran over " << std::setprecision(1) << ol["factor"].get<double>() << "x every model's price";
+      if (ol["decode_tokens_total"].get<std::int64_t>() > 0)
+        md << "; they emitted " << ol["decode_tokens"].get<std::int64_t>() << " of "
+           << ol["decode_tokens_total"].get<std::int64_t>() << " decode tokens (" << std::setprecision(2)
+           << 100.0 * ol["decode_tokens"].get<double>() / ol["decode_tokens_total"].get<double>()
+           << "%; each is one TBT sample, so above 1% they alone set TBT p99)";
+      md << ". The " << a["worst"].size() << " batches furthest over every model's price:\n\n"
+         << "| start (s) | instance | prefill seqs | prefill tokens | decode seqs | decode KV tokens | real (ms)";
+      for (const auto& name : ran)
+        if (name != "real") md << " | " << name << " (ms)";
+      md << " |\n|---|---|---|---|---|---|---";
+      for (std::size_t i = 0; i + 1 < ran.size(); ++i) md << "|---";
+      md << "|\n";
+      for (const auto& w : a["worst"]) {
+        md << "| " << std::setprecision(4) << w["start_s"].get<double>() << " | " << w["instance"].get<int>() << " | "
+           << w["prefill_seqs"].get<std::int64_t>() << " | " << w["prefill_tokens"].get<std::int64_t>() << " | "
+           << w["decode_seqs"].get<std::int64_t>() << " | " << std::setprecision(0)
+           << w["decode_kv_tokens"].get<double>() << " | " << std::setprecision(3) << 1e3 * w["real_s"].get<double>();
+        for (const auto& name : ran)
+          if (name != "real") md << " | " << 1e3 * w[name + "_s"].get<double>();
+        md << " |\n";
+      }
+    }
   }
   for (auto& [k, v] : skipped.items()) md << "\n" << k << " skipped: " << v.get<std::string>() << "\n";
   {

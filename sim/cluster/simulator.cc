@@ -664,8 +664,18 @@ class Engine {
   // ---- Batches --------------------------------------------------------------
   SimTime batch_time(const Instance& inst, const BatchStats& stats) {
     build_ops(s_.model, inst.pool->par, stats, ops_);
-    const SimTime t = seconds_to_ns(inst.cost->batch_time_s(s_.model, inst.pool->par, stats, ops_));
-    return std::max<SimTime>(t, 1);  // time must advance
+    const SimTime t = std::max<SimTime>(seconds_to_ns(inst.cost->batch_time_s(s_.model, inst.pool->par, stats, ops_)),
+                                        1);  // time must advance
+    if (opt_.on_batch) {
+      BatchRecord rec;
+      rec.pool = inst.role == Role::kPrefill ? "prefill" : inst.role == Role::kDecode ? "decode" : "colocated";
+      rec.instance = inst.index;
+      rec.start = q_.now();
+      rec.duration = t;
+      rec.stats = stats;
+      opt_.on_batch(rec);
+    }
+    return t;
   }
   void begin_batch(Instance& inst, SimTime duration, std::int64_t requests, std::int64_t tokens) {
     inst.busy = true;

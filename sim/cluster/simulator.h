@@ -65,9 +65,21 @@ struct SimResult {
   RealKernelStats real_kernel;
 };
 
+// One batch as it starts: a prefill batch, a decode step or a colocated iteration.
+struct BatchRecord {
+  const char* pool = "";  // "prefill" | "decode" | "colocated"
+  int instance = 0;       // index within its pool
+  SimTime start = 0;
+  SimTime duration = 0;   // as the cost model priced it
+  BatchStats stats;       // the shape the cost model priced
+};
+
 struct SimOptions {
   // Called now and then with the fraction of requests finished (for progress bars).
   std::function<void(double)> progress;
+  // Called for every batch, in start order (pdsim validate prices the real
+  // run's batches again with the other models; pdsim run --batch-log).
+  std::function<void(const BatchRecord&)> on_batch;
 };
 
 // Builds the cost model named by scenario.cost_model for one pool; `real`

@@ -113,6 +113,22 @@ for phase in ("prefill", "decode"):
         assert abs(s - ph["total_s"][m]) <= 1e-9 * ph["total_s"][m], (phase, m, s, ph["total_s"][m])
 assert "attention_prefill" in v["op_breakdown"]["prefill"]["ops_s"]
 assert "attention_decode" in v["op_breakdown"]["decode"]["ops_s"]
+# Per batch: every batch of the real run, each pool's count as its summary says;
+# the decode steps' tokens are the TBT samples (one per token after a request's first).
+ba = v["batch_agreement"]
+assert sorted(ba) == ["decode", "prefill"], sorted(ba)
+for pool, a in ba.items():
+    assert a["batches"] == v["real"]["pools"][pool]["batches"], (pool, a["batches"])
+    for m in ("roofline", "profiled"):
+        e = a["rel_err"][m]
+        q = [e[k] for k in ("p1", "p10", "p50", "p90", "p99")]
+        assert q == sorted(q) and q[0] > -1, (pool, m, e)
+    ratio = [w["real_s"] / max(w["roofline_s"], w["profiled_s"]) for w in a["worst"]]
+    assert ratio == sorted(ratio, reverse=True) and len(ratio) == min(5, a["batches"]), (pool, ratio)
+    over = a["outliers"]["batches"]
+    assert all((r > 1.5) == (i < over) for i, r in enumerate(ratio)), (pool, over, ratio)
+assert ba["decode"]["outliers"]["decode_tokens_total"] == v["real"]["tbt_s"]["count"], ba["decode"]["outliers"]
+assert ba["prefill"]["outliers"]["decode_tokens_total"] == 0
 PY
 # --repeat: the real run N times; "real" is the run with the median TPOT p50 (the lower one of two).
 "$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/rep" --set workload.num_requests=4 \
@@ -137,6 +153,7 @@ grep -q "^Real run repeated 2 times" "$tmp/rep/validation.md" || fail "validatio
 [ -s "$tmp/val/validation.md" ] || fail "no validation.md"
 grep -q "| real |" "$tmp/val/validation.md" || fail "validation.md has no real row"
 grep -q "^Per op, one decode batch" "$tmp/val/validation.md" || fail "validation.md has no per-op decode table"
+grep -q "^| decode | [0-9]* | profiled |" "$tmp/val/validation.md" || fail "validation.md has no per-batch decode row"
 
 # Timings file: the first run measures and records, the second replays every
 # batch: same requests and metrics (only summary.json's real_kernel counts
