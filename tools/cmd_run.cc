@@ -26,6 +26,7 @@ struct RunOptions {
   bool quiet = false;
   bool memo = false;  // real cost model: reuse identical batch shapes' times
   std::string timings;  // real cost model: timings file to replay and extend
+  bool batch_log = false;  // write batches.csv
 };
 
 // Writes via a temporary file and rename, so a reader never sees half a file.
@@ -48,12 +49,33 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   load.seed_override = o.seed;
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.scenario).stem() : fs::path(o.out_dir);
   // Stale results from an earlier run must not pass for this run's if it fails.
-  for (const char* name : {"summary.json", "requests.csv"}) fs::remove(out_dir / name);
+  for (const char* name : {"summary.json", "requests.csv", "batches.csv"}) fs::remove(out_dir / name);
 
   const Scenario scenario = load_scenario(o.scenario, load);
   const std::vector<RequestSpec> requests = generate_requests(scenario.workload, scenario.seed);
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) throw InputError(out_dir.string(), "cannot create output directory: " + ec.message());
 
   SimOptions sim_options;
+  // batches.csv streams to a temporary file during the run (a long run has
+  // millions of batches) and is renamed only once the run has completed.
+  const fs::path batches_tmp = out_dir / "batches.csv.tmp";
+  std::ofstream batches;
+  struct RemoveUnlessDone {
+    const fs::path* path;
+    bool done = false;
+    ~RemoveUnlessDone() {
+      std::error_code ignored;
+      if (path != nullptr && !done) fs::remove(*path, ignored);
+    }
+  } batches_guard{o.batch_log ? &batches_tmp : nullptr};
+  if (o.batch_log) {
+    batches.open(batches_tmp, std::ios::binary);
+    if (!batches) throw InputError(batches_tmp.string(), "cannot write output file");
+    write_batches_csv_header(batches);
+    sim_options.on_batch = [&batches](const BatchRecord& b) { write_batches_csv_row(batches, b); };
+  }
   const bool show_progress = !o.quiet && isatty(STDERR_FILENO);
   if (show_progress)
     sim_options.progress = [](double done) { std::fprintf(stderr, "\rsimulating: %5.1f%% of requests done", 100 * done); };
@@ -61,14 +83,19 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   if (show_progress) std::fprintf(stderr, "\r%60s\r", "");
 
   const auto summary = make_summary(scenario, result);
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) throw InputError(out_dir.string(), "cannot create output directory: " + ec.message());
+  if (o.batch_log) {
+    batches.close();
+    if (!batches) throw InputError(batches_tmp.string(), "cannot write output file");
+    fs::rename(batches_tmp, out_dir / "batches.csv");
+    batches_guard.done = true;
+  }
   write_file_atomically(out_dir / "requests.csv", [&](std::ostream& out) { write_requests_csv(out, result); });
   // summary.json last: its presence marks a complete run.
   write_file_atomically(out_dir / "summary.json", [&](std::ostream& out) { out << summary.dump(2) << "\n"; });
-  if (!o.quiet) std::cout << summary_table(summary) << "results: " << (out_dir / "summary.json").string() << ", "
-                          << (out_dir / "requests.csv").string() << "\n";
+  if (!o.quiet)
+    std::cout << summary_table(summary) << "results: " << (out_dir / "summary.json").string() << ", "
+              << (out_dir / "requests.csv").string()
+              << (o.batch_log ? ", " + (out_dir / "batches.csv").string() : std::string()) << "\n";
   return 0;
 }
 
@@ -84,6 +111,8 @@ Command add_run_command(CLI::App& app, const GlobalOptions& global) {
   app.add_flag("--memo", o->memo, "cost model real: reuse the measured time of identical batch shapes");
   app.add_option("--timings", o->timings,
                  "cost model real: timings file; shapes found there are replayed, the rest measured and added");
+  app.add_flag("--batch-log", o->batch_log,
+               "also write batches.csv: every prefill batch, decode step or colocated iteration with its shape");
   return [o, &global] { return run(*o, global); };
 }
 

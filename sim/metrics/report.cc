@@ -1,6 +1,7 @@
 #include "sim/metrics/report.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -174,6 +175,22 @@ void write_requests_csv(std::ostream& out, const SimResult& r) {
     line += ',' + std::to_string(rec.prefill_instance) + ',' + std::to_string(rec.decode_instance) + '\n';
     out << line;
   }
+}
+
+void write_batches_csv_header(std::ostream& out) {
+  out << "start_s,end_s,pool,instance,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,new_tokens\n";
+}
+
+void write_batches_csv_row(std::ostream& out, const BatchRecord& b) {
+  std::string line;
+  append_ns(line, b.start);
+  line += ',';
+  append_ns(line, b.start + b.duration);
+  const BatchStats& s = b.stats;
+  line += std::string(",") + b.pool + ',' + std::to_string(b.instance) + ',' + std::to_string(s.prefill_seqs) + ',' +
+          std::to_string(s.prefill_tokens) + ',' + std::to_string(s.decode_seqs) + ',' +
+          std::to_string(std::llround(s.decode_kv_tokens)) + ',' + std::to_string(s.new_tokens) + '\n';
+  out << line;
 }
 
 std::string summary_table(const nlohmann::ordered_json& j) {
