@@ -171,4 +171,41 @@ TEST_CASE("cuda kernels emulated: cp.async lands at its wait and the emulator ra
   }
 }
 
+// A plain shared-memory hand-off between the two warps of each of 4 blocks:
+// warp `writer` stores, two warp shuffles (each a point where the emulator
+// could switch warps), the other warp loads; the __syncthreads between them
+// optional. Returns how many of the 128 loads did not see the stored value.
+int plain_handoff_misses(int writer, bool barrier) {
+  emu::Device dev;
+  std::vector<float> got(4 * 32, 0.f);
+  const bool ok = dev.launch(
+      {4, 1, 1}, {64, 1, 1},
+      [&] {
+        float* s = static_cast<float*>(emu::Device::current().dynamic_shared());
+        const int warp = static_cast<int>(threadIdx.x / 32), lane = static_cast<int>(threadIdx.x % 32);
+        const float mine = 100.f * static_cast<float>(blockIdx.x) + static_cast<float>(lane);
+        if (warp == writer) s[lane] = mine;
+        float v = __shfl_xor_sync(kFull, mine, 1);
+        v = __shfl_xor_sync(kFull, v, 1);
+        if (barrier) __syncthreads();
+        if (warp != writer) got[blockIdx.x * 32 + lane] = s[lane] - v + mine;  // v == mine
+      },
+      32 * sizeof(float));
+  REQUIRE(ok);
+  int misses = 0;
+  for (int b = 0; b < 4; ++b)
+    for (int lane = 0; lane < 32; ++lane) misses += !(got[b * 32 + lane] == 100.f * static_cast<float>(b) + lane);
+  return misses;
+}
+
+TEST_CASE("cuda kernels emulated: a missing barrier between warps shows in one of the emulator's two warp orders") {
+  for (int writer = 0; writer < 2; ++writer) {
+    CAPTURE(writer);
+    CHECK(plain_handoff_misses(writer, true) == 0);
+    // Without the barrier the reading warp runs first, past both shuffles,
+    // in the two blocks whose warp order puts it first: it reads poison.
+    CHECK(plain_handoff_misses(writer, false) == 64);
+  }
+}
+
 }  // namespace

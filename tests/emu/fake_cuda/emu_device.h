@@ -32,6 +32,19 @@
 //    targets (overwriting a stage in use), or exiting with copies in flight.
 //    The checks are by barrier interval, not by the emulator's run order, so
 //    a hazard is found whichever warp the emulator happens to run first.
+// Run order, the most adversarial to a missing barrier: a warp whose
+// collective completes runs on ahead of every other warp, so each warp runs
+// from one __syncthreads to the next before the next warp starts; warps go
+// in index order in even blocks and in reverse in odd ones (threads too: at
+// the start, at each barrier release and at each warp collective); blocks
+// run in a fixed pseudo-random order (CUDA promises none). A kernel is
+// correct under any order. With a __syncthreads missing between warp A's
+// plain shared-memory writes and warp B's reads, B runs first in one of the
+// two warp orders and reads poisoned data, or data of the block run before
+// it (static __shared__ is not re-poisoned; shuffled, that block rarely
+// shares the inputs); a write over data another warp still has to read
+// lands first in one of them. So a test over several blocks catches it by
+// its results (no race check covers plain accesses).
 // What it does not model: timing, the memory model for plain shared-memory
 // accesses (a block's threads see each other's plain writes at once, without
 // the fences hardware needs, and no race check covers them),
@@ -80,7 +93,7 @@ class Device {
   Device& operator=(const Device&) = delete;
 
   // Runs kernel() as every thread of every block of `grid` (blocks of block.x
-  // threads; 1-D blocks only), blocks in x, then y, then z order. Returns
+  // threads; 1-D blocks only), blocks in the shuffled order above. Returns
   // false at the first broken rule (error() says which); later blocks do not run.
   // dynamic_smem_bytes: the launch's dynamic shared memory (the third <<< >>>
   // argument), NaN-poisoned (all bits set) before each block.
@@ -310,8 +323,12 @@ class Device {
     ++lanes_[cur_].shuffles;
     if (++wp.arrived == warp_lanes) {
       wp.arrived = 0;
-      for (int l = 0; l < warp_lanes; ++l)
-        if (32 * w + l != cur_) push_ready(32 * w + l);
+      // Ahead of every other warp's fibers: a warp runs on as a unit until
+      // it waits at __syncthreads (or exits), as if the others lagged.
+      for (int k = warp_lanes - 1; k >= 0; --k) {
+        const int l = reverse_ ? warp_lanes - 1 - k : k;
+        if (32 * w + l != cur_) push_ready_front(32 * w + l);
+      }
     } else {
       lanes_[cur_].state = State::kWarpWait;
       wait();
@@ -320,11 +337,17 @@ class Device {
 
   void push_ready(int i) {
     lanes_[i].state = State::kReady;
-    ready_[(ready_tail_++) % ready_.size()] = i;
+    ready_.push_back(i);
+  }
+  void push_ready_front(int i) {
+    lanes_[i].state = State::kReady;
+    ready_.push_front(i);
   }
   int pop_ready() {
-    if (ready_head_ == ready_tail_) return -1;
-    return ready_[(ready_head_++) % ready_.size()];
+    if (ready_.empty()) return -1;
+    const int i = ready_.front();
+    ready_.pop_front();
+    return i;
   }
   void set_current(int i) {
     cur_ = i;
@@ -359,8 +382,10 @@ class Device {
   void release_block_barrier() {
     block_arrived_ = 0;
     ++epoch_;
-    for (int i = 0; i < n_; ++i)
+    for (int k = 0; k < n_; ++k) {
+      const int i = reverse_ ? n_ - 1 - k : k;
       if (lanes_[i].state == State::kBlockWait) push_ready(i);
+    }
   }
 
   static void trampoline() {
@@ -399,31 +424,43 @@ class Device {
     }
     lanes_.assign(n_, Lane{});
     warps_.assign((n_ + 31) / 32, Warp{});
-    ready_.assign(n_ + 1, -1);
     Device* const saved = t_current_;
     t_current_ = this;
     failed_ = aborted_ = false;
     error_.clear();
     gridDim = grid;
     blockDim = block;
-    for (unsigned z = 0; z < grid.z && !failed_; ++z)
-      for (unsigned y = 0; y < grid.y && !failed_; ++y)
-        for (unsigned x = 0; x < grid.x && !failed_; ++x) {
-          blockIdx = Dim3{x, y, z};
-          run_block();
-        }
+    // Fisher-Yates with a fixed LCG: the same order every run (tests are deterministic).
+    const std::uint64_t blocks = static_cast<std::uint64_t>(grid.x) * grid.y * grid.z;
+    order_.resize(blocks);
+    for (std::uint64_t i = 0; i < blocks; ++i) order_[i] = i;
+    std::uint64_t state = 0x9e3779b97f4a7c15ull ^ blocks;
+    for (std::uint64_t i = blocks; i > 1; --i) {
+      state = state * 6364136223846793005ull + 1442695040888963407ull;
+      std::swap(order_[i - 1], order_[(state >> 33) % i]);
+    }
+    for (std::uint64_t k = 0; k < blocks && !failed_; ++k) {
+      const std::uint64_t b = order_[k];
+      blockIdx = Dim3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
+                      static_cast<unsigned>(b / grid.x / grid.y)};
+      reverse_ = k % 2 == 1;
+      run_block();
+    }
     t_current_ = saved;
     return !failed_;
   }
 
-  void run_block() {
+  // A new block's state, its fibers ready to start (apart from run_block,
+  // whose _setjmp makes GCC suspect every local of it).
+  void start_block() {
     if (dyn_smem_bytes_ > 0) std::memset(static_cast<void*>(dyn_smem_.data()), 0xff, dyn_smem_bytes_);
-    ready_head_ = ready_tail_ = 0;
+    ready_.clear();
     done_ = block_arrived_ = 0;
     epoch_ = 0;
     shadow_.clear();
     for (auto& w : warps_) w.arrived = 0;
-    for (int i = 0; i < n_; ++i) {
+    for (int k = 0; k < n_; ++k) {
+      const int i = reverse_ ? n_ - 1 - k : k;
       Lane& l = lanes_[i];
       l.shuffles = 0;
       l.open.clear();
@@ -436,6 +473,10 @@ class Device {
       makecontext(&l.ctx, &Device::trampoline, 0);
       push_ready(i);
     }
+  }
+
+  void run_block() {
+    start_block();
     while (!aborted_) {
       const int next = pop_ready();
       if (next < 0) break;
@@ -458,11 +499,12 @@ class Device {
   int stack_threads_ = 0;
   std::vector<Lane> lanes_;
   std::vector<Warp> warps_;
-  std::vector<int> ready_;  // ring buffer of ready fibers (each at most once)
-  std::size_t ready_head_ = 0, ready_tail_ = 0;
+  std::deque<int> ready_;  // ready fibers (each at most once), next first
   jmp_buf sched_jb_;  // the scheduler loop in run_block
   int n_ = 0, cur_ = 0, done_ = 0, block_arrived_ = 0;
   bool failed_ = false, aborted_ = false;
+  bool reverse_ = false;  // the running block runs its threads in reverse order (odd places)
+  std::vector<std::uint64_t> order_;  // linear block indices in run order
   void (*body_)(void*) = nullptr;
   void* body_arg_ = nullptr;
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_;
