@@ -31,9 +31,10 @@
 #   split_ab    the decode attention table of both models again (pdsim profile --only decode-attention)
 #               with PDSIM_DECODE_MIN_SPLIT=64 (decode splits down to 64 tokens instead of 256) into
 #               $BUILD_DIR/split64, compared with the default's table (ratio < 1: 64 is faster)
-#               -> results/decode-min-split64-<gpu>.{md,csv}
+#               -> results/decode-min-split64-<gpu>.{md,csv}, and the table itself as
+#               results/decode-min-split64-<gpu>-table.csv
 #   mma_ab      the same with PDSIM_DECODE_KERNEL=mma (the tensor-core decode kernel, an experiment)
-#               -> results/decode-mma-<gpu>.{md,csv}
+#               -> results/decode-mma-<gpu>.{md,csv,-table.csv}
 #   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
 #               -> results/validation-<gpu>.{md,json}
 #   memcheck    compute-sanitizer memcheck on the kernel tests (after the measurements, which
@@ -335,6 +336,9 @@ decode_ab() {  # tag, VAR=value, results name
     --out "results/$out-$BASE" || exit
   printf '\nOnly generation_attention was measured with %s (pdsim profile --only decode-attention); the GEMM, prefill and all-reduce rows are the default tables copied in, so they compare 1.000.\n' \
     "$assign" >>"results/$out-$BASE.md"
+  # The measured table itself (profiled-model format, provenance lines included):
+  # if the setting wins, it can replace the default's decode table without a GPU.
+  cp "$dir/measured/$OURS-$tag/generation_attention_bf16.csv" "results/$out-$BASE-table.csv"
 }
 step_split_ab() { decode_ab split64 PDSIM_DECODE_MIN_SPLIT=64 decode-min-split64; }
 step_mma_ab() { decode_ab mma PDSIM_DECODE_KERNEL=mma decode-mma; }
@@ -496,7 +500,8 @@ for f in "profiles/measured/$OURS" "profiles/gpus/$OURS.json" "results/validatio
          "results/validation-$BASE-all-layers.md" "results/validation-$BASE-all-layers.json" "results/targets-$BASE.md" \
          "results/kernels-vs-vllm-$BASE.md" "results/kernels-vs-vllm-$BASE.csv" "results/kernel-bench-$BASE.json" \
          "results/decode-min-split64-$BASE.md" "results/decode-min-split64-$BASE.csv" \
-         "results/decode-mma-$BASE.md" "results/decode-mma-$BASE.csv"; do
+         "results/decode-mma-$BASE.md" "results/decode-mma-$BASE.csv" \
+         "results/decode-min-split64-$BASE-table.csv" "results/decode-mma-$BASE-table.csv"; do
   [ -e "$ROOT/$f" ] && files+=("$f")
 done
 if [ "${#files[@]}" -gt 0 ]; then
