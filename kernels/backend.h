@@ -20,6 +20,8 @@
 //   RoPE:       in place on q[T, heads, hd] and k[T, kv_heads, hd] at positions[T],
 //               rotate-half (GPT-NeoX / Llama) pairing (i, i + hd/2), base theta.
 //   SiLU-gate:  out[r, f] = silu(gate_up[r, f]) * gate_up[r, ffn + f], gate_up[r, 2*ffn].
+//   Copy columns: dst[r, c] = src[r, col0 + c] for c < cols (src rows src_cols
+//               long, dst rows cols long): q, k and v out of the fused projection.
 // Integer index arrays (cu_seqlens, block_table, context_lens, slot_mapping,
 // positions) are int32 device tensors.
 #pragma once
@@ -118,6 +120,12 @@ struct SiluGateArgs {
   int ffn;
 };
 
+struct CopyColumnsArgs {
+  const Tensor* src;  // [rows, src_cols]
+  Tensor* dst;        // [rows, cols], same dtype
+  std::int64_t rows, src_cols, col0, cols;
+};
+
 // x += residual, elementwise (a decoder layer's two residual connections).
 struct ResidualAddArgs {
   Tensor* x;               // [elements], updated in place
@@ -158,6 +166,8 @@ class Backend {
   // copy (CUDA: cudaMemcpyAsync device to device; CPU: memcpy in chunks over
   // the backend's threads), which `pdsim profile` times as the copy bandwidth.
   virtual void copy(Tensor& dst, const Tensor& src) = 0;
+  // A column range of a row-major matrix (see the conventions above).
+  virtual void copy_columns(const CopyColumnsArgs& a) = 0;
 
   // Timing: start/stop bracket enqueued work (CUDA events; steady clock on CPU).
   virtual void synchronize() = 0;

@@ -51,10 +51,6 @@ double layer_weight_bytes(const LayerDims& d, DType dt) {
                kvd = static_cast<double>(d.kv_heads) * d.head_dim, f = d.ffn;
   return static_cast<double>(dtype_bytes(dt)) * (h * (qd + 2 * kvd) + qd * h + 2 * f * h + f * h + 2 * h);
 }
-double executor_layer_bytes(const LayerDims& d, DType dt) {
-  const double qkv = static_cast<double>(d.heads + 2 * d.kv_heads) * d.head_dim * d.hidden;
-  return layer_weight_bytes(d, dt) + static_cast<double>(dtype_bytes(dt)) * qkv;  // + the split q, k, v copies
-}
 double lm_head_bytes(const LayerDims& d, DType dt) {
   return static_cast<double>(dtype_bytes(dt)) * d.vocab * static_cast<double>(d.hidden);
 }
@@ -66,14 +62,14 @@ void fill(Backend& b, Tensor& t, float scale, std::uint32_t seed) { b.fill_rando
 
 struct LayerExecutor::Buffers {
   struct Weights {
-    Tensor wq, wk, wv, wo, gate_up, down, norm1, norm2;
-    Tensor wqkv;  // [q; k; v] stacked: the fused projection that is timed
+    Tensor wqkv;  // [q; k; v] stacked: the fused projection
+    Tensor wo, gate_up, down, norm1, norm2;
   };
   std::vector<Weights> w;    // one layer: rotating copies; all layers: layer l's weights
   std::vector<Tensor> x_in;  // layer inputs (one layer: one per weight copy; all layers: layer 0's)
   Tensor lm_head, logits;
   Tensor xn, q, k, v, attn, h1, xn2, gu, act, y;
-  Tensor qkv;  // the fused projection's output (timed; the layer reads q, k, v)
+  Tensor qkv;  // the fused projection's output, copied into q, k, v
   Tensor qd, od;
   std::vector<Tensor> kc, vc;  // paged KV caches: one (one layer) or one per layer
   Tensor cu, bt, cl, slots, pos;
@@ -99,19 +95,15 @@ LayerExecutor::LayerExecutor(Backend& backend, LayerDims dims, ExecutorOptions o
   std::uint32_t seed = 1;
   for (int c = 0; c < copies; ++c) {
     Buffers::Weights w;
-    w.wq = backend_.allocate({qd, h}, dt);
-    w.wk = backend_.allocate({kvd, h}, dt);
-    w.wv = backend_.allocate({kvd, h}, dt);
+    w.wqkv = backend_.allocate({qd + 2 * kvd, h}, dt);
     w.wo = backend_.allocate({h, qd}, dt);
     w.gate_up = backend_.allocate({2 * f, h}, dt);
     w.down = backend_.allocate({h, f}, dt);
     w.norm1 = backend_.allocate({h}, dt);
     w.norm2 = backend_.allocate({h}, dt);
-    for (Tensor* t : {&w.wq, &w.wk, &w.wv, &w.wo, &w.gate_up, &w.down}) fill(backend_, *t, ws, seed++);
+    for (Tensor* t : {&w.wqkv, &w.wo, &w.gate_up, &w.down}) fill(backend_, *t, ws, seed++);
     fill(backend_, w.norm1, 1.0f, seed++);
     fill(backend_, w.norm2, 1.0f, seed++);
-    w.wqkv = backend_.allocate({qd + 2 * kvd, h}, dt);
-    fill(backend_, w.wqkv, ws, seed++);
     buf_->w.push_back(std::move(w));
   }
   buf_->x_in.resize(opt_.all_layers ? 1 : copies);
@@ -274,15 +266,16 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
       Tensor& kc = B.kc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
       Tensor& vc = B.vc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
       timed(8, [&] { b.rmsnorm({&x, &w.norm1, &B.xn, T, d.hidden, d.norm_eps}); });
-      // qkv_proj is timed as one fused GEMM, as serving engines run it (and
-      // as the op list and the profile tables price it); the ops after it
-      // take contiguous q, k and v (the backend has no strided views), which
-      // three untimed GEMMs make. Timing those three instead costs three
-      // GEMV calls' fixed costs at decode (24% of the op on the CPU).
-      timed(0, [&] { b.gemm({&B.xn, &w.wqkv, &B.qkv, T, (H + 2 * KH) * hd, h}); });
-      b.gemm({&B.xn, &w.wq, &B.q, T, H * hd, h});
-      b.gemm({&B.xn, &w.wk, &B.k, T, KH * hd, h});
-      b.gemm({&B.xn, &w.wv, &B.v, T, KH * hd, h});
+      // qkv_proj is one fused GEMM, as serving engines run it (and as the op
+      // list and the profile tables price it); the ops after it take
+      // contiguous q, k and v (the backend has no strided views): untimed
+      // column copies out of its output (a serving engine's kernels read the
+      // strided views instead).
+      const std::int64_t qkv_cols = (H + 2 * KH) * hd;
+      timed(0, [&] { b.gemm({&B.xn, &w.wqkv, &B.qkv, T, qkv_cols, h}); });
+      b.copy_columns({&B.qkv, &B.q, T, qkv_cols, 0, H * hd});
+      b.copy_columns({&B.qkv, &B.k, T, qkv_cols, H * hd, KH * hd});
+      b.copy_columns({&B.qkv, &B.v, T, qkv_cols, (H + KH) * hd, KH * hd});
       timed(1, [&] {
         b.rope({&B.q, &B.k, &B.pos, T, d.heads, d.kv_heads, d.head_dim, d.rope_theta});
         b.kv_append({&B.k, &B.v, &B.slots, &kc, &vc, T, d.kv_heads, d.head_dim, bt});

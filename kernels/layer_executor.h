@@ -100,13 +100,11 @@ struct ExecutorOptions {
   bool all_layers = false;  // run every layer (own weights and KV cache) instead of one layer x L
 };
 
-// Bytes of one layer's weights on one GPU (the executor's Q, K, V, O, gate_up,
-// down and norm weights) in `dtype`, and of the lm_head shard.
+// Bytes of one layer's weights on one GPU (the executor's fused QKV, O,
+// gate_up, down and norm weights: what it allocates per layer) in `dtype`,
+// and of the lm_head shard.
 double layer_weight_bytes(const LayerDims& dims, DType dtype);
 double lm_head_bytes(const LayerDims& dims, DType dtype);
-// What the executor allocates per layer of weights: the above plus the split
-// q, k, v projection (kept beside the fused one).
-double executor_layer_bytes(const LayerDims& dims, DType dtype);
 
 class LayerExecutor {
  public:

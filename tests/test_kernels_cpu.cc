@@ -280,6 +280,34 @@ TEST_CASE("kernels: copy reproduces the source exactly and refuses mismatched te
   }
 }
 
+TEST_CASE("kernels: copy_columns takes exactly a column range of each row") {
+  std::mt19937 rng(10);
+  for (auto& b : backends()) {
+    // A fused q|k|v projection of 37 rows (ragged), 4 + 2 + 2 heads of 24 dims;
+    // and one range wide enough for the CPU's threaded path.
+    struct Shape {
+      std::int64_t rows, src_cols, col0, cols;
+    };
+    for (const Shape s : {Shape{37, 192, 0, 96}, Shape{37, 192, 96, 48}, Shape{37, 192, 144, 48}, Shape{1, 192, 144, 48},
+                          Shape{1100, 600, 17, 301}}) {
+      INFO("rows " << s.rows << " columns " << s.col0 << " + " << s.cols << " of " << s.src_cols);
+      auto values = random_values(static_cast<std::size_t>(s.rows * s.src_cols), rng);
+      auto src = put(*b, {s.rows, s.src_cols}, values);
+      auto dst = poisoned(*b, {s.rows, s.cols});
+      b->copy_columns({&src, &dst, s.rows, s.src_cols, s.col0, s.cols});
+      const auto got = get(*b, dst);
+      std::size_t bad = 0;
+      for (std::int64_t r = 0; r < s.rows; ++r)
+        for (std::int64_t c = 0; c < s.cols; ++c)
+          bad += !(got[r * s.cols + c] == values[r * s.src_cols + s.col0 + c]);  // NaN (unwritten) fails too
+      CHECK_MESSAGE(bad == 0, b->name() << ": " << bad << " elements differ");
+    }
+    auto src = poisoned(*b, {4, 8}), dst = poisoned(*b, {4, 4});
+    CHECK_THROWS(b->copy_columns({&src, &dst, 4, 8, 5, 4}));  // columns 5..8 of 8
+    CHECK_THROWS(b->copy_columns({&src, &dst, 5, 8, 0, 4}));  // more rows than src holds
+  }
+}
+
 TEST_CASE("kernels: the harness catches a wrong kernel") {
   // The comparison must be able to fail: a reference for the wrong shape
   // (transposed weights) is out of tolerance.

@@ -80,6 +80,7 @@ class RecordingBackend final : public k::Backend {
     std::string op;
     const void* a = nullptr;  // gemm: weight; kv_append/decode: K cache; rmsnorm: input
     const void* out = nullptr;
+    std::int64_t col0 = 0, cols = 0;  // copy_columns
   };
   std::vector<Call> calls;
 
@@ -111,6 +112,10 @@ class RecordingBackend final : public k::Backend {
   void silu_gate(const k::SiluGateArgs& a) override { inner_->silu_gate(a); }
   void residual_add(const k::ResidualAddArgs& a) override { inner_->residual_add(a); }
   void copy(k::Tensor& dst, const k::Tensor& src) override { inner_->copy(dst, src); }
+  void copy_columns(const k::CopyColumnsArgs& a) override {
+    calls.push_back({"copy_columns", a.src->data(), a.dst->data(), a.col0, a.cols});
+    inner_->copy_columns(a);
+  }
   void synchronize() override { inner_->synchronize(); }
   void timer_start() override { inner_->timer_start(); }
   double timer_stop_s() override { return inner_->timer_stop_s(); }
@@ -139,15 +144,24 @@ TEST_CASE("layer executor: all-layers mode runs every layer on its own weights a
   const auto t = ex.run({{}, {20, 33}, 2});
   CHECK(t.layers_run == 3);
   CHECK(t.model_s() == doctest::Approx(3 * t.layer_s() + t.lm_head_s));
-  // Per layer: the fused qkv (timed), q, k, v (untimed), o, gate_up, down GEMMs; then the lm_head once.
+  // Per layer: the fused qkv, o, gate_up, down GEMMs; then the lm_head once.
   const auto gemms = of(b.calls, "gemm");
-  REQUIRE(gemms.size() == 3 * 7 + 1);
-  std::set<const void*> q_weights, caches;
-  for (int l = 0; l < 3; ++l) q_weights.insert(gemms[static_cast<std::size_t>(7 * l + 1)].a);
-  CHECK(q_weights.size() == 3);
-  // The timed qkv_proj is the fused GEMM: its own weights and output, not the split q's.
-  CHECK(gemms[0].a != gemms[1].a);
-  CHECK(gemms[0].out != gemms[1].out);
+  REQUIRE(gemms.size() == 3 * 4 + 1);
+  std::set<const void*> qkv_weights, caches;
+  for (int l = 0; l < 3; ++l) qkv_weights.insert(gemms[static_cast<std::size_t>(4 * l)].a);
+  CHECK(qkv_weights.size() == 3);
+  // q, k and v are the fused projection's column ranges [0, H hd), [H hd, (H + KH) hd), [(H + KH) hd, (H + 2 KH) hd).
+  const auto splits = of(b.calls, "copy_columns");
+  REQUIRE(splits.size() == 3 * 3);
+  const auto d = tiny_dims();
+  const std::int64_t qc = static_cast<std::int64_t>(d.heads) * d.head_dim, kc = static_cast<std::int64_t>(d.kv_heads) * d.head_dim;
+  for (int l = 0; l < 3; ++l)
+    for (int i = 0; i < 3; ++i) {
+      const auto& s = splits[static_cast<std::size_t>(3 * l + i)];
+      CHECK(s.a == gemms[static_cast<std::size_t>(4 * l)].out);
+      CHECK(s.col0 == (i == 0 ? 0 : i == 1 ? qc : qc + kc));
+      CHECK(s.cols == (i == 0 ? qc : kc));
+    }
   const auto appends = of(b.calls, "kv_append"), reads = of(b.calls, "decode_attention");
   REQUIRE(appends.size() == 3);
   REQUIRE(reads.size() == 3);
@@ -160,14 +174,14 @@ TEST_CASE("layer executor: all-layers mode runs every layer on its own weights a
   const auto norms = of(b.calls, "rmsnorm");
   REQUIRE(norms.size() == 3 * 2);
   for (int l = 0; l + 1 < 3; ++l)
-    CHECK(norms[static_cast<std::size_t>(2 * (l + 1))].a == gemms[static_cast<std::size_t>(7 * l + 6)].out);
+    CHECK(norms[static_cast<std::size_t>(2 * (l + 1))].a == gemms[static_cast<std::size_t>(4 * l + 3)].out);
 
   // One-layer mode: one layer per run, one KV cache.
   RecordingBackend b1;
   k::LayerExecutor one(b1, tiny_dims(), {0, 1, 16});
   const auto t1 = one.run({{}, {20, 33}, 2});
   CHECK(t1.layers_run == 1);
-  CHECK(of(b1.calls, "gemm").size() == 7 + 1);
+  CHECK(of(b1.calls, "gemm").size() == 4 + 1);
   CHECK(of(b1.calls, "kv_append").size() == 1);
 }
 

@@ -387,6 +387,18 @@ class CpuBackend final : public Backend {
     }
   }
 
+  void copy_columns(const CopyColumnsArgs& a) override {
+    PDSIM_KCHECK(a.rows >= 0 && a.cols >= 0 && a.col0 >= 0 && a.col0 + a.cols <= a.src_cols,
+                 "copy_columns: the column range is outside the source rows");
+    const float* src = f32(a.src, "copy_columns src");
+    float* dst = f32m(a.dst, "copy_columns dst");
+    need(a.src, a.rows * a.src_cols, "copy_columns src");
+    need(a.dst, a.rows * a.cols, "copy_columns dst");
+#pragma omp parallel for schedule(static) if (a.rows * a.cols >= (1 << 18)) num_threads(nt_)
+    for (std::int64_t r = 0; r < a.rows; ++r)
+      std::memcpy(dst + r * a.cols, src + r * a.src_cols + a.col0, static_cast<std::size_t>(a.cols) * sizeof(float));
+  }
+
   void copy(Tensor& dst, const Tensor& src) override {
     PDSIM_KCHECK(dst.dtype() == src.dtype() && dst.numel() == src.numel(),
                  "copy: dst and src differ in dtype or element count");

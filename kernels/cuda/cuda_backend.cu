@@ -410,6 +410,20 @@ class CudaBackend final : public Backend {
     cudaCheck(cudaMemcpyAsync(dst.data(), src.data(), src.bytes(), cudaMemcpyDeviceToDevice, stream_));
   }
 
+  void copy_columns(const CopyColumnsArgs& a) override {
+    const char* op = "copy_columns";
+    PDSIM_REQ(a.src != nullptr && a.dst != nullptr, "src or dst is null");
+    PDSIM_REQ(a.rows >= 0 && a.cols >= 0 && a.col0 >= 0 && a.col0 + a.cols <= a.src_cols,
+              "the column range is outside the source rows");
+    const DType t = a.src->dtype();
+    check_tensor(a.src, op, "src", t, a.rows * a.src_cols);
+    check_tensor(a.dst, op, "dst", t, a.rows * a.cols);
+    if (a.rows == 0 || a.cols == 0) return;
+    const std::size_t e = dtype_bytes(t);
+    cudaCheck(cudaMemcpy2DAsync(a.dst->data(), a.cols * e, static_cast<const char*>(a.src->data()) + a.col0 * e,
+                                a.src_cols * e, a.cols * e, a.rows, cudaMemcpyDeviceToDevice, stream_));
+  }
+
   void fill_random(Tensor& t, float scale, std::uint32_t seed) override {
     const char* op = "fill_random";
     const DType d = t.dtype();

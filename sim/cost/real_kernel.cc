@@ -47,7 +47,7 @@ bool RealKernelCostModel::run_all_layers(const kernels::LayerDims& dims) const {
   if (options_.layers == "one") return false;
   const double gib = 1024.0 * 1024 * 1024;
   const auto dt = backend_->compute_dtype();
-  const double weights = dims.layers * kernels::executor_layer_bytes(dims, dt) + kernels::lm_head_bytes(dims, dt);
+  const double weights = dims.layers * kernels::layer_weight_bytes(dims, dt) + kernels::lm_head_bytes(dims, dt);
   const double free = backend_->free_memory_bytes();
   if (options_.layers == "auto") return weights <= 0.5 * free;
   if (weights > 0.9 * free) {
