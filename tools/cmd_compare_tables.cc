@@ -150,9 +150,7 @@ int compare_tables(const CompareOptions& o, const GlobalOptions& g) {
 
   const std::string prefix = o.out.empty() ? "out/compare-" + ours_name + "-vs-" + theirs_name : o.out;
   const fs::path parent = fs::path(prefix).parent_path();
-  std::error_code ec;
-  if (!parent.empty()) fs::create_directories(parent, ec);
-  if (ec) throw InputError(parent.string(), "cannot create output directory: " + ec.message());
+  if (!parent.empty()) create_output_dir(parent);
 
   // ---- CSV
   {

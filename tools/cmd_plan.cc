@@ -475,8 +475,9 @@ int plan(const PlanCliOptions& o, const GlobalOptions& global) {
 #endif
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.plan).stem() : fs::path(o.out_dir);
   if (rank == 0) {
-    for (const char* name : kOutputs) fs::remove(out_dir / name);
-    for (int k = 2; k <= 100; ++k) fs::remove(out_dir / ("finalist_" + std::to_string(k) + ".json"));
+    for (const char* name : kOutputs) remove_stale_output(out_dir / name);
+    for (int k = 2; k <= 100; ++k) remove_stale_output(out_dir / ("finalist_" + std::to_string(k) + ".json"));
+    create_output_dir(out_dir);
   }
   PlanSpec spec = load_plan(o.plan, global.data_dir);
   if (o.exhaustive) spec.exhaustive = true;
@@ -507,9 +508,6 @@ int plan(const PlanCliOptions& o, const GlobalOptions& global) {
   if (rank != 0) return 0;
   const auto j = to_json(spec, result);
 
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) throw InputError(out_dir.string(), "cannot create output directory: " + ec.message());
   write_file(out_dir / "candidates.csv", candidates_csv(spec, result));
   write_file(out_dir / "finalists.csv", finalists_csv(spec, result));
   write_file(out_dir / "phases.csv", phases_csv(result));

@@ -295,8 +295,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
     std::vector<Row> rows;
     read_existing(dir + "/" + f + ".csv", device_line, prov, rows);
   }
-  std::filesystem::create_directories(dir);
-  if (o.only.empty()) std::filesystem::create_directories(o.out + "/gpus");
+  create_output_dir(dir);
+  if (o.only.empty()) create_output_dir(o.out + "/gpus");
   const auto t_start = std::chrono::steady_clock::now();
   const std::string date = utc_now();
   const std::string dtype = b->compute_dtype() == k::DType::kF32 ? "float32" : "bfloat16";

@@ -49,13 +49,11 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   load.seed_override = o.seed;
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.scenario).stem() : fs::path(o.out_dir);
   // Stale results from an earlier run must not pass for this run's if it fails.
-  for (const char* name : {"summary.json", "requests.csv", "batches.csv"}) fs::remove(out_dir / name);
+  for (const char* name : {"summary.json", "requests.csv", "batches.csv"}) remove_stale_output(out_dir / name);
 
   const Scenario scenario = load_scenario(o.scenario, load);
   const std::vector<RequestSpec> requests = generate_requests(scenario.workload, scenario.seed);
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) throw InputError(out_dir.string(), "cannot create output directory: " + ec.message());
+  create_output_dir(out_dir);
 
   SimOptions sim_options;
   // batches.csv streams to a temporary file during the run (a long run has

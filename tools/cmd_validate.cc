@@ -216,7 +216,8 @@ nlohmann::ordered_json batch_agreement(const std::map<std::string, Scenario>& sc
 int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string& command) {
   const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / (fs::path(o.scenario).stem().string() + "-validate")
                                              : fs::path(o.out_dir);
-  for (const char* name : {"validation.json", "validation.md"}) fs::remove(out_dir / name);
+  for (const char* name : {"validation.json", "validation.md"}) remove_stale_output(out_dir / name);
+  create_output_dir(out_dir);
   LoadOptions load;
   load.data_dir = g.data_dir;
   load.overrides = o.overrides;
@@ -327,9 +328,6 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   out["op_breakdown"] = op_breakdown(scenarios, ran, out["real"]);
   out["batch_agreement"] = batch_agreement(scenarios, ran, real_batches[real_median]);
 
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) throw InputError(out_dir.string(), "cannot create output directory: " + ec.message());
   {
     std::ofstream f(out_dir / "validation.json");
     f << out.dump(2) << "\n";

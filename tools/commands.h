@@ -8,6 +8,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sim/core/error.h"
+
 namespace pdsim::cli {
 
 struct GlobalOptions {
@@ -23,6 +25,25 @@ inline void add_real_kernel_overrides(std::vector<std::string>& overrides, bool 
   if (memo) overrides.push_back("real_kernel.memo=true");
   if (!timings.empty())
     overrides.push_back("real_kernel.timings_file=" + std::filesystem::absolute(timings).string());
+}
+
+// Removes an earlier run's output file so it cannot pass for this run's. A
+// path whose directory does not exist (or is not a directory) holds nothing
+// stale: creating the directory reports that later, as an input error; a
+// stale file that cannot be removed is an input error here.
+inline void remove_stale_output(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::remove(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+    throw InputError(path.string(), "cannot remove an earlier run's output: " + ec.message());
+}
+
+// Creates an output directory and its parents, before the command's work so
+// a bad --out fails fast; an input error naming it when it cannot.
+inline void create_output_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw InputError(dir.string(), "cannot create output directory: " + ec.message());
 }
 
 Command add_run_command(CLI::App& app, const GlobalOptions& global);

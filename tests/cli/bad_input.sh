@@ -87,6 +87,16 @@ expect missing_scenario 'nope.json: cannot open file' -- run "$tmp/nope.json" --
 expect bad_flag 'pdsim: ' -- run "$base" --no-such-flag
 expect bad_override '\$\.cluster\.prefill\.instances: must be in \[1, 100000\], got -2' -- run "$base" --set cluster.prefill.instances=-2 --out "$tmp/out-bad_override"
 expect cost_bad_shape 'expected LEN\[xCOUNT\]' -- cost --model llama-3.1-8b --gpu h100-sxm --prefill 1024y4
+# An output directory that cannot exist (under a regular file) names it, for every command that writes one.
+touch "$tmp/a-file"
+expect out_under_file "a-file/x: cannot create output directory" -- run "$base" --out "$tmp/a-file/x"
+expect validate_out_under_file "a-file/x: cannot create output directory" -- validate "$src/scenarios/tiny-real-cpu.json" \
+  --out "$tmp/a-file/x"
+expect plan_out_under_file "a-file/x: cannot create output directory" -- plan "$src/plans/opt-13b-distserve.json" --out "$tmp/a-file/x"
+expect profile_out_under_file "a-file/x/measured/t: cannot create output directory" -- profile --backend cpu \
+  --model tiny-llama-512 --name t --only decode-attention --out "$tmp/a-file/x"
+expect compare_out_under_file "a-file/x: cannot create output directory" -- compare-tables \
+  --ours "$src/profiles/measured/host-cpu" --theirs "$src/profiles/measured/host-cpu" --out "$tmp/a-file/x/cmp"
 
 if [ "$failures" -ne 0 ]; then echo "$failures bad-input checks failed"; exit 1; fi
 echo "all bad-input checks passed"
