@@ -99,6 +99,36 @@ def validation_lines(path):
     return out or [f"| validate ({path}) | within 10% | no rel_err | - |"]
 
 
+def tbt_tail_lines(path):
+    """Not a target: TBT p99 against real, and whether kernel outliers explain it
+    (pdsim validate's batch_agreement: decode batches the kernels ran over
+    1.5x every model's price, and their share of the decode tokens)."""
+    try:
+        with open(path) as f:
+            v = json.load(f)
+    except (OSError, ValueError):
+        return []  # validation_lines already said so
+    name = path.rsplit('/', 1)[-1]
+    real = v.get("real", {}).get("tbt_s", {}).get("p99")
+    errs = ", ".join(f"{m} {100 * e['tbt_p99']:+.1f}%" for m, e in v.get("rel_err", {}).items() if "tbt_p99" in e)
+    line = f"- TBT p99 ({name}): " + (f"real {1e3 * real:.2f} ms; " if real is not None else "") + (errs or "no rel_err")
+    for pool, a in v.get("batch_agreement", {}).items():
+        ol = a.get("outliers", {})
+        total = ol.get("decode_tokens_total", 0)
+        if not total:
+            continue
+        line += (f"; {pool}: {ol.get('batches', 0)} of {a.get('batches', 0)} batches over "
+                 f"{ol.get('factor', 1.5)}x every model, {100 * ol.get('decode_tokens', 0) / total:.2f}% of decode tokens")
+        worst = a.get("worst", [])
+        if worst:
+            w = worst[0]
+            models = [k for k in w if k.endswith("_s") and k not in ("real_s", "start_s")]
+            line += (f" (worst: {w.get('decode_seqs', 0)} seqs, {w.get('decode_kv_tokens', 0):.0f} KV tokens, "
+                     f"real {1e3 * w['real_s']:.2f} ms vs " +
+                     ", ".join(f"{m[:-2]} {1e3 * w[m]:.2f}" for m in models) + ")")
+    return [line]
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bench", required=True, help="Google Benchmark JSON of pdsim_kernel_bench")
@@ -117,6 +147,9 @@ def main():
                             lambda a: variant(PREFILL_KERNELS, a), "prefill attention peak_frac, 4k prompts")
     for v in o.validation:
         lines += validation_lines(v)
+    tails = [line for v in o.validation for line in tbt_tail_lines(v)]
+    if tails:
+        lines += ["", "Not a target, for finding what makes the TBT tail (pdsim validate's per-batch agreement):", ""] + tails
     text = "\n".join(lines) + "\n"
     print(text, end="")
     if o.out:

@@ -28,8 +28,14 @@ cat >"$tmp/bench.json" <<'JSON'
  ]}
 JSON
 cat >"$tmp/validation.json" <<'JSON'
-{"rel_err": {"roofline": {"ttft_p50": 0.05, "ttft_p90": 0.0, "tpot_p50": -0.12, "tpot_p90": 0.0},
-             "profiled": {"ttft_p50": -0.10, "ttft_p90": 0.0, "tpot_p50": 0.02, "tpot_p90": 0.0}}}
+{"rel_err": {"roofline": {"ttft_p50": 0.05, "ttft_p90": 0.0, "tpot_p50": -0.12, "tpot_p90": 0.0, "tbt_p99": -0.47},
+             "profiled": {"ttft_p50": -0.10, "ttft_p90": 0.0, "tpot_p50": 0.02, "tpot_p90": 0.0, "tbt_p99": -0.45}},
+ "real": {"tbt_s": {"p99": 0.0177}},
+ "batch_agreement": {
+   "prefill": {"batches": 388, "outliers": {"factor": 1.5, "batches": 0, "decode_tokens": 0, "decode_tokens_total": 0}, "worst": []},
+   "decode": {"batches": 6909, "outliers": {"factor": 1.5, "batches": 80, "decode_tokens": 762, "decode_tokens_total": 50800},
+              "worst": [{"start_s": 1.0, "decode_seqs": 9, "decode_kv_tokens": 9774.0, "real_s": 0.0182,
+                         "roofline_s": 0.0085, "profiled_s": 0.0086}]}}}
 JSON
 python3 "$src/tools/gpu_targets.py" --bench "$tmp/bench.json" --validation "$tmp/validation.json" --out "$tmp/t.md" \
   >"$tmp/out" 2>&1 || fail "gpu_targets: $(cat "$tmp/out")"
@@ -54,6 +60,9 @@ has "$(row 'prefill attention peak_frac, 4k prompts (wgmma, llama-3.1-8b)')" "sk
 has "$(row 'roofline vs real tpot_p50')" "-12.0%"
 has "$(row 'roofline vs real tpot_p50')" "**missed**"
 has "$(row 'profiled vs real ttft_p50')" "**met**"  # exactly 10% is within
+# The TBT tail line (not a target): errors, and the decode outliers' share of decode tokens, not the prefill pool's.
+has "$(grep -F -- '- TBT p99 (validation.json)' "$tmp/t.md")" \
+  "real 17.70 ms; roofline -47.0%, profiled -45.0%; decode: 80 of 6909 batches over 1.5x every model, 1.50% of decode tokens (worst: 9 seqs, 9774 KV tokens, real 18.20 ms vs roofline 8.50, profiled 8.60)"
 python3 "$src/tools/gpu_targets.py" --bench "$tmp/missing.json" >/dev/null 2>"$tmp/err"
 [ $? -eq 1 ] && grep -q "missing.json" "$tmp/err" || fail "unreadable bench file: want exit 1 naming it: $(cat "$tmp/err")"
 echo "gpu_targets ok"
