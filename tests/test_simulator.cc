@@ -53,6 +53,7 @@ TEST_CASE("zero load: TTFT is the prefill cost and tokens are spaced by decode i
   }
   CHECK(rec.finish - rec.decode_start == decode);
   CHECK(rec.max_tbt == rec.transfer_end - rec.first_token + first_iteration);
+  CHECK(rec.first_tbt == rec.max_tbt);  // the first gap holds the transfer
   CHECK(r.tbt.count() == 15);
 }
 
@@ -463,4 +464,32 @@ TEST_CASE("on_batch reports every batch as priced: its shape re-prices to its du
     }
     CHECK(!batches.empty());
   }
+}
+
+TEST_CASE("the first inter-token gap holds the KV transfer and the wait to join, and is one of the TBT samples") {
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 300;
+  doc["workload"]["arrival"]["rate_rps"] = 12.0;
+  doc["workload"]["input_tokens"] = {{"dist", "uniform"}, {"min", 64}, {"max", 4000}};
+  doc["workload"]["output_tokens"] = {{"dist", "uniform"}, {"min", 1}, {"max", 40}};
+  doc["cluster"]["kv_transfer"]["bandwidth_gbps"] = 25;  // transfers of several ms
+  const Scenario s = make_scenario(doc);
+  const SimResult r = run(s);
+  int with_gap = 0, bad = 0;
+  for (const auto& rec : r.records) {
+    if (rec.output_tokens == 1) {
+      bad += rec.first_tbt != -1;
+      continue;
+    }
+    ++with_gap;
+    // Second token: after the transfer, the join and one decode step.
+    bad += !(rec.first_tbt > rec.decode_start - rec.first_token && rec.decode_start >= rec.transfer_end);
+    bad += !(rec.first_tbt <= rec.max_tbt);
+  }
+  CHECK(bad == 0);
+  const auto summary = make_summary(s, r);
+  CHECK(summary["first_tbt_s"]["count"].get<int>() == with_gap);
+  CHECK(summary["first_tbt_s"]["max"].get<double>() <= summary["tbt_s"]["max"].get<double>() * (1 + 1e-3));
+  // Transfers at 25 Gb/s make the first gap the long one.
+  CHECK(summary["first_tbt_s"]["p50"].get<double>() > summary["tbt_s"]["p50"].get<double>());
 }

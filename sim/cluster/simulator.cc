@@ -543,6 +543,7 @@ class Engine {
       }
       ++run_length;
       rec.max_tbt = std::max(rec.max_tbt, gap);
+      if (st.generated == 1) rec.first_tbt = gap;
       st.last_token = now;
       ++st.generated;
       inst.running_kv_tokens += 1;

@@ -18,6 +18,10 @@ struct RequestRecord {
   SimTime arrival = -1, prefill_start = -1, prefill_end = -1, transfer_start = -1, transfer_end = -1,
           decode_start = -1, first_token = -1, finish = -1;
   SimTime max_tbt = 0;  // largest gap between consecutive tokens (0 if one token)
+  // Gap between the first and second tokens (-1 if one token). Disaggregated,
+  // it holds the KV transfer and the wait to join a decode batch: the TBT
+  // tail's usual source, reported apart so the tail can be told from steps.
+  SimTime first_tbt = -1;
   std::int32_t prefill_instance = -1, decode_instance = -1;
 
   double ttft_s() const { return ns_to_seconds(first_token - arrival); }

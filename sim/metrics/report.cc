@@ -38,7 +38,7 @@ nlohmann::ordered_json pool_json(const PoolStats& p, double duration_s) {
 }  // namespace
 
 nlohmann::ordered_json make_summary(const Scenario& s, const SimResult& r) {
-  std::vector<double> ttft, tpot, e2e;
+  std::vector<double> ttft, tpot, e2e, first_tbt;
   ttft.reserve(r.records.size());
   e2e.reserve(r.records.size());
   std::size_t met_both = 0, met_ttft = 0, met_tpot = 0;
@@ -48,6 +48,7 @@ nlohmann::ordered_json make_summary(const Scenario& s, const SimResult& r) {
     ttft.push_back(rec.ttft_s());
     e2e.push_back(rec.e2e_s());
     if (rec.output_tokens > 1) tpot.push_back(rec.tpot_s());
+    if (rec.first_tbt >= 0) first_tbt.push_back(ns_to_seconds(rec.first_tbt));
     const bool ok_ttft = rec.ttft_s() <= s.slo.ttft_s;
     const bool ok_tpot = rec.tpot_s() <= s.slo.tpot_s;  // one-token requests have no TPOT: met
     met_ttft += ok_ttft;
@@ -84,6 +85,9 @@ nlohmann::ordered_json make_summary(const Scenario& s, const SimResult& r) {
                 {"p99", r.tbt.quantile_s(99)},
                 {"max", r.tbt.max_s()},
                 {"count", r.tbt.count()}};
+  const Distribution first_tbt_d = distribution_of(first_tbt);
+  j["first_tbt_s"] = dist_json(first_tbt_d);
+  j["first_tbt_s"]["count"] = first_tbt_d.count;
   j["e2e_s"] = dist_json(distribution_of(e2e));
   const double ttft_pct = sorted_percentile(ttft, s.slo.ttft_percentile);
   const double tpot_pct = sorted_percentile(tpot, s.slo.tpot_percentile);
@@ -153,7 +157,7 @@ void append_ns(std::string& line, SimTime ns) {
 void write_requests_csv(std::ostream& out, const SimResult& r) {
   out << "id,input_tokens,output_tokens,arrival_s,prefill_start_s,prefill_end_s,transfer_start_s,"
          "transfer_end_s,decode_start_s,first_token_s,finish_s,ttft_s,tpot_s,e2e_s,max_tbt_s,"
-         "prefill_instance,decode_instance\n";
+         "prefill_instance,decode_instance,first_tbt_s\n";
   std::string line;
   char buf[64];
   for (const auto& rec : r.records) {
@@ -172,7 +176,9 @@ void write_requests_csv(std::ostream& out, const SimResult& r) {
     append_ns(line, rec.finish - rec.arrival);
     line += ',';
     if (rec.output_tokens > 1) append_ns(line, rec.max_tbt);
-    line += ',' + std::to_string(rec.prefill_instance) + ',' + std::to_string(rec.decode_instance) + '\n';
+    line += ',' + std::to_string(rec.prefill_instance) + ',' + std::to_string(rec.decode_instance) + ',';
+    if (rec.first_tbt >= 0) append_ns(line, rec.first_tbt);
+    line += '\n';
     out << line;
   }
 }
