@@ -490,6 +490,11 @@ TEST_CASE("the first inter-token gap holds the KV transfer and the wait to join,
   const auto summary = make_summary(s, r);
   CHECK(summary["first_tbt_s"]["count"].get<int>() == with_gap);
   CHECK(summary["first_tbt_s"]["max"].get<double>() <= summary["tbt_s"]["max"].get<double>() * (1 + 1e-3));
-  // Transfers at 25 Gb/s make the first gap the long one.
+  // Transfers at 25 Gb/s make the first gap the long one, and most of the TBT p99 tail.
   CHECK(summary["first_tbt_s"]["p50"].get<double>() > summary["tbt_s"]["p50"].get<double>());
+  const double p99 = summary["tbt_s"]["p99"].get<double>();
+  int in_tail = 0;
+  for (const auto& rec : r.records) in_tail += rec.first_tbt >= 0 && ns_to_seconds(rec.first_tbt) >= p99;
+  CHECK(summary["first_tbt_s"]["at_or_above_tbt_p99"].get<int>() == in_tail);
+  CHECK(in_tail >= static_cast<int>(r.tbt.count() / 200));
 }

@@ -368,6 +368,14 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     for (const auto& m : kMetrics) md << " | " << std::showpos << std::setprecision(1) << 100 * rel[name][m[0]].get<double>() << "%" << std::noshowpos;
     md << " |\n";
   }
+  // The TBT p99 tail: its share that is requests' first gaps (KV transfer + join), per run.
+  md << "\nTBT p99 tail (the top 1% of gaps, about " << out["real"]["tbt_s"]["count"].get<std::uint64_t>() / 100
+     << " samples): first gaps (a request's first to second token: KV transfer, join, one step) at or above each run's "
+        "own TBT p99:";
+  for (const auto& name : ran)
+    md << (name == ran.front() ? " " : ", ") << name << " "
+       << out[name]["first_tbt_s"]["at_or_above_tbt_p99"].get<std::int64_t>();
+  md << "; the rest of each tail is decode steps.\n";
   if (real_runs.size() > 1) {
     md << "\nReal run repeated " << real_runs.size()
        << " times (the table above holds the run with the median TPOT p50); each model's p50 error against each run:\n\n"

@@ -129,6 +129,9 @@ for pool, a in ba.items():
     assert all((r > 1.5) == (i < over) for i, r in enumerate(ratio)), (pool, over, ratio)
 assert ba["decode"]["outliers"]["decode_tokens_total"] == v["real"]["tbt_s"]["count"], ba["decode"]["outliers"]
 assert ba["prefill"]["outliers"]["decode_tokens_total"] == 0
+for m in ("roofline", "profiled", "real"):
+    f = v[m]["first_tbt_s"]
+    assert f["count"] == 4 and 0 <= f["at_or_above_tbt_p99"] <= f["count"], (m, f)
 PY
 # --repeat: the real run N times; "real" is the run with the median TPOT p50 (the lower one of two).
 "$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/rep" --set workload.num_requests=4 \
@@ -154,6 +157,7 @@ grep -q "^Real run repeated 2 times" "$tmp/rep/validation.md" || fail "validatio
 grep -q "| real |" "$tmp/val/validation.md" || fail "validation.md has no real row"
 grep -q "^Per op, one decode batch" "$tmp/val/validation.md" || fail "validation.md has no per-op decode table"
 grep -q "^| decode | [0-9]* | profiled |" "$tmp/val/validation.md" || fail "validation.md has no per-batch decode row"
+grep -q "^TBT p99 tail (the top 1% of gaps" "$tmp/val/validation.md" || fail "validation.md has no TBT tail line"
 
 # Timings file: the first run measures and records, the second replays every
 # batch: same requests and metrics (only summary.json's real_kernel counts
