@@ -445,9 +445,7 @@ TEST_CASE("on_batch reports every batch as priced: its shape re-prices to its du
     int mismatched = 0, unordered = 0;
     for (std::size_t i = 0; i < batches.size(); ++i) {
       const BatchRecord& b = batches[i];
-      const PoolConfig& pool = std::string(b.pool) == "prefill" ? s.prefill
-                               : std::string(b.pool) == "decode" ? s.decode
-                                                                 : s.colocated;
+      const PoolConfig& pool = s.pool(b.pool);
       build_ops(s.model, pool.par, b.stats, ops);
       mismatched += std::max<SimTime>(seconds_to_ns(make_cost_model(s, pool)->total_s(ops)), 1) != b.duration;
       unordered += i > 0 && b.start < batches[i - 1].start;

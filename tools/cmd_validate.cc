@@ -86,7 +86,8 @@ nlohmann::ordered_json op_breakdown(const std::map<std::string, Scenario>& scena
     else
       bs.add(SeqShape{prompt, 0});
     nlohmann::ordered_json phase;
-    phase["pool"] = disagg ? (decode ? "decode" : "prefill") : "colocated";
+    const char* pool_name = disagg ? (decode ? "decode" : "prefill") : "colocated";
+    phase["pool"] = pool_name;
     phase["sequences"] = decode ? seqs : 1;
     phase[decode ? "context_tokens" : "prompt_tokens"] = decode ? context : prompt;
     nlohmann::ordered_json ops = nlohmann::ordered_json::object(), total = nlohmann::ordered_json::object();
@@ -96,7 +97,7 @@ nlohmann::ordered_json op_breakdown(const std::map<std::string, Scenario>& scena
       // runs, so a burst of host noise (seen on a shared 2-core VM: one op 2x
       // for the whole measurement at 3 runs) does not pass for a model error.
       if (name == "real") s.real_kernel.iters = std::max(s.real_kernel.iters, kBreakdownRealIters);
-      const PoolConfig& pool = disagg ? (decode ? s.decode : s.prefill) : s.colocated;
+      const PoolConfig& pool = s.pool(pool_name);
       std::vector<Op> list;
       build_ops(s.model, pool.par, bs, list);
       const auto model = make_cost_model(s, pool);
@@ -134,15 +135,12 @@ nlohmann::ordered_json batch_agreement(const std::map<std::string, Scenario>& sc
     for (const auto& b : batches)
       if (std::string(b.pool) == pool_name) mine.push_back(&b);
     if (mine.empty()) continue;
-    auto pool_of = [&](const Scenario& s) -> const PoolConfig& {
-      return std::string(pool_name) == "prefill" ? s.prefill : std::string(pool_name) == "decode" ? s.decode : s.colocated;
-    };
     // priced[m][i]: model m's time for batch i.
     std::vector<std::vector<double>> priced(models.size(), std::vector<double>(mine.size()));
     std::vector<Op> ops;
     for (std::size_t m = 0; m < models.size(); ++m) {
       const Scenario& s = scenarios.at(models[m]);
-      const PoolConfig& pool = pool_of(s);
+      const PoolConfig& pool = s.pool(pool_name);
       const auto cost = make_cost_model(s, pool);
       for (std::size_t i = 0; i < mine.size(); ++i) {
         build_ops(s.model, pool.par, mine[i]->stats, ops);

@@ -66,6 +66,11 @@ struct Scenario {
   SloConfig slo;
   nlohmann::json resolved;  // the scenario JSON after --set overrides
 
+  // The pool of a role as batch records and summaries name it: "prefill", "decode", else colocated.
+  const PoolConfig& pool(const std::string& role) const {
+    return role == "prefill" ? prefill : role == "decode" ? decode : colocated;
+  }
+
   int total_gpus() const {
     return mode == Mode::kColocated ? colocated.gpus() : prefill.gpus() + decode.gpus();
   }

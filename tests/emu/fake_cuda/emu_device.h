@@ -326,7 +326,7 @@ class Device {
       // Ahead of every other warp's fibers: a warp runs on as a unit until
       // it waits at __syncthreads (or exits), as if the others lagged.
       for (int k = warp_lanes - 1; k >= 0; --k) {
-        const int l = reverse_ ? warp_lanes - 1 - k : k;
+        const int l = in_run_order(k, warp_lanes);
         if (32 * w + l != cur_) push_ready_front(32 * w + l);
       }
     } else {
@@ -334,6 +334,9 @@ class Device {
       wait();
     }
   }
+
+  // The k-th of n threads (or lanes) in the running block's order.
+  int in_run_order(int k, int n) const { return reverse_ ? n - 1 - k : k; }
 
   void push_ready(int i) {
     lanes_[i].state = State::kReady;
@@ -383,7 +386,7 @@ class Device {
     block_arrived_ = 0;
     ++epoch_;
     for (int k = 0; k < n_; ++k) {
-      const int i = reverse_ ? n_ - 1 - k : k;
+      const int i = in_run_order(k, n_);
       if (lanes_[i].state == State::kBlockWait) push_ready(i);
     }
   }
@@ -432,15 +435,15 @@ class Device {
     blockDim = block;
     // Fisher-Yates with a fixed LCG: the same order every run (tests are deterministic).
     const std::uint64_t blocks = static_cast<std::uint64_t>(grid.x) * grid.y * grid.z;
-    order_.resize(blocks);
-    for (std::uint64_t i = 0; i < blocks; ++i) order_[i] = i;
+    std::vector<std::uint64_t> order(blocks);  // linear block indices in run order
+    for (std::uint64_t i = 0; i < blocks; ++i) order[i] = i;
     std::uint64_t state = 0x9e3779b97f4a7c15ull ^ blocks;
     for (std::uint64_t i = blocks; i > 1; --i) {
       state = state * 6364136223846793005ull + 1442695040888963407ull;
-      std::swap(order_[i - 1], order_[(state >> 33) % i]);
+      std::swap(order[i - 1], order[(state >> 33) % i]);
     }
     for (std::uint64_t k = 0; k < blocks && !failed_; ++k) {
-      const std::uint64_t b = order_[k];
+      const std::uint64_t b = order[k];
       blockIdx = Dim3{static_cast<unsigned>(b % grid.x), static_cast<unsigned>(b / grid.x % grid.y),
                       static_cast<unsigned>(b / grid.x / grid.y)};
       reverse_ = k % 2 == 1;
@@ -460,7 +463,7 @@ class Device {
     shadow_.clear();
     for (auto& w : warps_) w.arrived = 0;
     for (int k = 0; k < n_; ++k) {
-      const int i = reverse_ ? n_ - 1 - k : k;
+      const int i = in_run_order(k, n_);
       Lane& l = lanes_[i];
       l.shuffles = 0;
       l.open.clear();
@@ -504,7 +507,6 @@ class Device {
   int n_ = 0, cur_ = 0, done_ = 0, block_arrived_ = 0;
   bool failed_ = false, aborted_ = false;
   bool reverse_ = false;  // the running block runs its threads in reverse order (odd places)
-  std::vector<std::uint64_t> order_;  // linear block indices in run order
   void (*body_)(void*) = nullptr;
   void* body_arg_ = nullptr;
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_;
