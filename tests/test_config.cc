@@ -168,6 +168,16 @@ TEST_CASE("out-of-range integers and numbers are input errors before any narrowi
   CHECK_THROWS_WITH_AS(parse_json_text("{\"a\": 1e400}", "big.json"), doctest::Contains("big.json"), InputError);
 }
 
+TEST_CASE("a length distribution's mean must lie within its clip range") {
+  auto doc = base_scenario();
+  doc["workload"]["input_tokens"] = {{"dist", "lognormal"}, {"mean", 100000}, {"cv", 0.5}, {"max", 8192}};
+  CHECK(error_for(doc) == "test.json: $.workload.input_tokens.mean: mean 100000.0 is above max 8192");
+  doc["workload"]["input_tokens"] = {{"dist", "normal"}, {"mean", 8}, {"std", 2}, {"min", 16}};
+  CHECK(error_for(doc) == "test.json: $.workload.input_tokens.mean: mean 8.000 is below min 16");
+  doc["workload"]["input_tokens"] = {{"dist", "normal"}, {"mean", 16}, {"std", 2}, {"min", 16}, {"max", 16}};
+  CHECK(error_for(doc) == "");  // on a bound is allowed: a degenerate but deliberate range
+}
+
 TEST_CASE("tp must split the KV heads evenly or replicate them") {
   auto doc = base_scenario();
   doc["model"] = "qwen2.5-32b";  // 40 heads and 8 KV heads

@@ -45,6 +45,13 @@ LengthDist parse_length(JsonObject obj) {
     if (d.max > INT32_MAX) obj.fail("max", "must be <= 2147483647");
     if (d.min > d.max) obj.fail("max", "must be >= min (" + std::to_string(d.min) + ")");
   };
+  // A mean outside the clip range would clip (nearly) every sample to one bound: a typo, not a workload.
+  auto mean_within_clip = [&] {
+    if (d.mean < static_cast<double>(d.min))
+      obj.fail("mean", "mean " + fmt(d.mean, 3) + " is below min " + std::to_string(d.min));
+    if (d.mean > static_cast<double>(d.max))
+      obj.fail("mean", "mean " + fmt(d.mean, 1) + " is above max " + std::to_string(d.max));
+  };
   if (kind == "fixed") {
     d.kind = LengthDist::Kind::kFixed;
     const std::int64_t v = obj.positive_integer("value");
@@ -60,11 +67,13 @@ LengthDist parse_length(JsonObject obj) {
     d.stddev = obj.number("std");
     if (d.stddev < 0) obj.fail("std", "must be >= 0");
     clip(false);
+    mean_within_clip();
   } else if (kind == "lognormal") {
     d.kind = LengthDist::Kind::kLognormal;
     d.mean = obj.positive("mean");
     d.cv = obj.number_in("cv", 1e-3, 100);
     clip(false);
+    mean_within_clip();
   } else {
     d.kind = LengthDist::Kind::kEmpirical;
     JsonObject t = obj.object("trace");
