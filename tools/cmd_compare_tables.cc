@@ -31,6 +31,7 @@
 #include <sstream>
 
 #include "sim/core/error.h"
+#include "sim/core/output_file.h"
 #include "sim/cost/profiled.h"
 #include "sim/hw/gpu_spec.h"
 #include "sim/metrics/metrics.h"
@@ -153,9 +154,7 @@ int compare_tables(const CompareOptions& o, const GlobalOptions& g) {
   if (!parent.empty()) create_output_dir(parent);
 
   // ---- CSV
-  {
-    std::ofstream f(prefix + ".csv");
-    if (!f) throw InputError(prefix + ".csv", "cannot write");
+  write_file_atomically(prefix + ".csv", [&](std::ostream& f) {
     f << "class,m,n,k,batch,length,heads,kv_heads,head_dim,ours_us,theirs_us,ratio,theirs_source\n";
     for (const auto& r : rows) {
       // Columns m,n,k (GEMM) or batch,length,heads,kv_heads,head_dim (attention); the others empty.
@@ -167,8 +166,7 @@ int compare_tables(const CompareOptions& o, const GlobalOptions& g) {
       f << fmt("%.9g", r.ours_us) << "," << fmt("%.9g", r.theirs_us) << "," << fmt("%.17g", r.ratio) << ","
         << r.theirs_source << "\n";
     }
-    if (!f) throw InputError(prefix + ".csv", "cannot write");
-  }
+  });
 
   // ---- per-class summary
   const std::vector<std::string> classes = {"gemm_bf16", "gemm_fp8", "context_attention", "generation_attention"};
@@ -226,11 +224,7 @@ int compare_tables(const CompareOptions& o, const GlobalOptions& g) {
     md << "| " << r.cls << " | " << shape << " | " << fmt("%.4g", r.ours_us) << " | " << fmt("%.4g", r.theirs_us)
        << " | " << fmt("%.3f", r.ratio) << " | " << r.theirs_source << " |\n";
   }
-  {
-    std::ofstream f(prefix + ".md");
-    f << md.str();
-    if (!f) throw InputError(prefix + ".md", "cannot write");
-  }
+  write_file_atomically(prefix + ".md", md.str());
   std::cout << ours_name << " vs " << theirs_name << " (ratio = ours / theirs), " << rows.size() << " shapes\n"
             << sum.str() << "wrote " << prefix << ".md and " << prefix << ".csv\n";
   return 0;

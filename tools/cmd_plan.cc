@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/core/error.h"
+#include "sim/core/output_file.h"
 #include "sim/plan/plan.h"
 #include "tools/commands.h"
 
@@ -270,16 +271,6 @@ std::string cost_ratio_csv(const PlanResult& r) {
   return o.str();
 }
 
-void write_file(const fs::path& path, const std::string& contents) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    out << contents;
-    if (!out) throw InputError(tmp.string(), "cannot write output file");
-  }
-  fs::rename(tmp, path);
-}
-
 // Relative paths of the scenario (catalog, traces) were relative to the base
 // scenario's directory; rewrite them relative to `to_dir`.
 void rebase_paths(nlohmann::json& doc, const fs::path& from_dir, const fs::path& to_dir) {
@@ -508,13 +499,13 @@ int plan(const PlanCliOptions& o, const GlobalOptions& global) {
   if (rank != 0) return 0;
   const auto j = to_json(spec, result);
 
-  write_file(out_dir / "candidates.csv", candidates_csv(spec, result));
-  write_file(out_dir / "finalists.csv", finalists_csv(spec, result));
-  write_file(out_dir / "phases.csv", phases_csv(result));
-  write_file(out_dir / "sweep.csv", points_csv(result, false));
-  write_file(out_dir / "pareto.csv", points_csv(result, true));
-  write_file(out_dir / "cost_vs_ratio.csv", cost_ratio_csv(result));
-  write_file(out_dir / "plots.gp", plots_gp(spec, result));
+  write_file_atomically(out_dir / "candidates.csv", candidates_csv(spec, result));
+  write_file_atomically(out_dir / "finalists.csv", finalists_csv(spec, result));
+  write_file_atomically(out_dir / "phases.csv", phases_csv(result));
+  write_file_atomically(out_dir / "sweep.csv", points_csv(result, false));
+  write_file_atomically(out_dir / "pareto.csv", points_csv(result, true));
+  write_file_atomically(out_dir / "cost_vs_ratio.csv", cost_ratio_csv(result));
+  write_file_atomically(out_dir / "plots.gp", plots_gp(spec, result));
   // Every finalist as a runnable scenario at the rate it was recommended for.
   for (std::size_t k = 0; k < result.finalists.size(); ++k) {
     const Candidate& c = result.candidates[result.finalists[k]];
@@ -524,10 +515,10 @@ int plan(const PlanCliOptions& o, const GlobalOptions& global) {
     rebase_paths(doc, fs::path(spec.scenario_path).parent_path(), out_dir);
     doc["name"] = fs::path(o.plan).stem().string() + (k == 0 ? "-best" : "-finalist-" + std::to_string(k + 1));
     if (o.seed >= 0) doc["seed"] = o.seed;
-    write_file(out_dir / (k == 0 ? std::string("best_scenario.json") : "finalist_" + std::to_string(k + 1) + ".json"),
+    write_file_atomically(out_dir / (k == 0 ? std::string("best_scenario.json") : "finalist_" + std::to_string(k + 1) + ".json"),
                doc.dump(2) + "\n");
   }
-  write_file(out_dir / "plan.json", j.dump(2) + "\n");  // last of the data: its presence marks a complete run
+  write_file_atomically(out_dir / "plan.json", j.dump(2) + "\n");  // last of the data: its presence marks a complete run
   if (!o.no_plots) draw_plots(out_dir);
   if (o.json) {
     std::cout << j.dump(2) << "\n";

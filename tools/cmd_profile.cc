@@ -34,6 +34,7 @@
 #include "kernels/device_info.h"
 #include "kernels/layer_executor.h"
 #include "sim/core/error.h"
+#include "sim/core/output_file.h"
 #include "sim/cost/calibration.h"
 #include "sim/cost/profiled.h"
 #include "sim/model/model_spec.h"
@@ -229,18 +230,18 @@ std::vector<Row> write_merged_csv(const std::string& path, const std::string& de
   std::map<std::vector<double>, double> merged;
   for (const auto& r : old) merged[r.key] = r.us;
   for (const auto& r : rows) merged[r.key] = r.us;
-  std::ofstream f(path);
-  if (!f) throw InputError(path, "cannot write");
-  for (const auto& p : prov) f << "# " << p << "\n";
-  f << header << "\n";
-  f << std::setprecision(6);
   std::vector<Row> all;
-  for (const auto& [key, us] : merged) {
-    for (double x : key) f << static_cast<long long>(x) << ",";
-    f << us << "\n";
-    all.push_back({key, us});
-  }
-  if (!f) throw InputError(path, "write failed");
+  for (const auto& [key, us] : merged) all.push_back({key, us});
+  // Atomically: the old rows live only in this file until the rename.
+  write_file_atomically(path, [&](std::ostream& f) {
+    for (const auto& p : prov) f << "# " << p << "\n";
+    f << header << "\n";
+    f << std::setprecision(6);
+    for (const auto& r : all) {
+      for (double x : r.key) f << static_cast<long long>(x) << ",";
+      f << r.us << "\n";
+    }
+  });
   return all;
 }
 
@@ -557,9 +558,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
                          : "measured ceilings are attained rates (1.0)"},
       {"kernel_overhead_us", "measured: minimum time of the smallest kernel (RMSNorm of 1 x 64)"}};
   const std::string json_path = o.out + "/gpus/" + name + ".json";
-  std::ofstream jf(json_path);
-  if (!jf) throw InputError(json_path, "cannot write");
-  jf << p.dump(2) << "\n";
+  write_file_atomically(json_path, p.dump(2) + "\n");
 
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   std::cout << std::setprecision(4) << "large GEMM " << tflops * 1e3 << " GFLOP/s; copy " << bw / 1e9

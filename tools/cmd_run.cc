@@ -9,6 +9,7 @@
 #include "sim/cluster/simulator.h"
 #include "sim/config/scenario.h"
 #include "sim/core/error.h"
+#include "sim/core/output_file.h"
 #include "sim/metrics/report.h"
 #include "tools/commands.h"
 
@@ -28,18 +29,6 @@ struct RunOptions {
   std::string timings;  // real cost model: timings file to replay and extend
   bool batch_log = false;  // write batches.csv
 };
-
-// Writes via a temporary file and rename, so a reader never sees half a file.
-void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
-  const fs::path tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    write(out);
-    out.flush();
-    if (!out) throw InputError(tmp.string(), "cannot write output file");
-  }
-  fs::rename(tmp, path);
-}
 
 int run(const RunOptions& o, const GlobalOptions& g) {
   LoadOptions load;
@@ -84,7 +73,9 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   if (o.batch_log) {
     batches.close();
     if (!batches) throw InputError(batches_tmp.string(), "cannot write output file");
-    fs::rename(batches_tmp, out_dir / "batches.csv");
+    std::error_code ec;
+    fs::rename(batches_tmp, out_dir / "batches.csv", ec);
+    if (ec) throw InputError((out_dir / "batches.csv").string(), "cannot write output file: " + ec.message());
     batches_guard.done = true;
   }
   write_file_atomically(out_dir / "requests.csv", [&](std::ostream& out) { write_requests_csv(out, result); });

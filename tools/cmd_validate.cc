@@ -28,6 +28,7 @@
 #include "sim/cluster/simulator.h"
 #include "sim/config/scenario.h"
 #include "sim/core/error.h"
+#include "sim/core/output_file.h"
 #include "sim/metrics/metrics.h"
 #include "sim/metrics/report.h"
 #include "tools/commands.h"
@@ -326,11 +327,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   out["op_breakdown"] = op_breakdown(scenarios, ran, out["real"]);
   out["batch_agreement"] = batch_agreement(scenarios, ran, real_batches[real_median]);
 
-  {
-    std::ofstream f(out_dir / "validation.json");
-    f << out.dump(2) << "\n";
-    if (!f) throw InputError((out_dir / "validation.json").string(), "cannot write");
-  }
+  write_file_atomically(out_dir / "validation.json", out.dump(2) + "\n");
   std::ostringstream md;
   md << std::fixed;
   md << "# Validation: " << base.name << "\n\n";
@@ -478,11 +475,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     }
   }
   for (auto& [k, v] : skipped.items()) md << "\n" << k << " skipped: " << v.get<std::string>() << "\n";
-  {
-    std::ofstream f(out_dir / "validation.md");
-    f << md.str();
-    if (!f) throw InputError((out_dir / "validation.md").string(), "cannot write");
-  }
+  write_file_atomically(out_dir / "validation.md", md.str());
   std::cout << md.str() << "\nresults: " << (out_dir / "validation.json").string() << ", "
             << (out_dir / "validation.md").string() << "\n";
   return 0;

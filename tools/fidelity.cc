@@ -27,6 +27,7 @@
 
 #include "sim/config/json_object.h"
 #include "sim/core/error.h"
+#include "sim/core/output_file.h"
 #include "sim/cost/calibration.h"
 #include "sim/cost/profiled.h"
 #include "sim/hw/gpu_spec.h"
@@ -352,7 +353,7 @@ int main(int argc, char** argv) try {
       }
       block << "  },\n";
       const std::string updated = replace_calibration(ss.str(), block.str(), path);
-      std::ofstream(path) << updated;
+      write_file_atomically(path, updated);
       load_gpu_file(path, gpu_name);  // must still parse
     }
 
@@ -701,8 +702,8 @@ int main(int argc, char** argv) try {
         "fit 2 and 8 GPUs at once (the calibrated roofline misses there; the profiled model does not).\n";
 
   std::filesystem::create_directories(out_dir);
-  std::ofstream(out_dir + "/fidelity.json") << rep.json.dump(1) << "\n";
-  std::ofstream(out_dir + "/fidelity.md") << md.str();
+  write_file_atomically(out_dir + "/fidelity.json", rep.json.dump(1) + "\n");
+  write_file_atomically(out_dir + "/fidelity.md", md.str());
   std::cout << md.str();
   return 0;
 } catch (const InputError& e) {

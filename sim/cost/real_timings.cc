@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "sim/core/error.h"
+#include "sim/core/output_file.h"
 
 namespace pdsim {
 
@@ -101,9 +102,7 @@ void RealTimings::add(const RealBatchKey& key, RealBatchTiming timing) {
 
 void RealTimings::save() const {
   if (added_ == 0) return;
-  const std::string tmp = path_ + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
+  write_file_atomically(path_, [&](std::ostream& out) {
     out << kMagic << "\n# model: " << model_ << "\n# device: " << device_ << "\n" << kHeader << "\n";
     char buf[64];
     for (const auto& [k, t] : entries_) {
@@ -117,10 +116,7 @@ void RealTimings::save() const {
       std::snprintf(buf, sizeof buf, "%.17g", t.lm_head_s);
       out << prefix << "lm_head," << buf << "\n";
     }
-    out.flush();
-    if (!out) throw InputError(tmp, "cannot write the timings file");
-  }
-  std::filesystem::rename(tmp, path_);
+  });
 }
 
 }  // namespace pdsim
