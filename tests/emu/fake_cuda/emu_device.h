@@ -52,9 +52,18 @@
 // conflicts, register limits; static __shared__ memory is not re-poisoned
 // between blocks (dynamic shared memory is). Device code must not throw (an exception cannot leave a fiber), so
 // tests check results after launch() returns.
+// Under AddressSanitizer (-fsanitize=address) every switch is announced to
+// it (the fiber API of sanitizer/common_interface_defs.h) and the fiber
+// stacks are unpoisoned before each block, so the kernels' device code runs
+// checked for out-of-bounds and use-after-free accesses like any host code.
 #pragma once
 #include <setjmp.h>
 #include <ucontext.h>
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#define EMU_ASAN_FIBERS 1
+#endif
 
 #include <algorithm>
 #include <cstddef>
@@ -309,10 +318,16 @@ class Device {
   }
   // An unrecoverable one (the block cannot go on): back to the scheduler,
   // never to resume this fiber.
-  [[noreturn]] void fatal(const std::string& msg) {
-    note(msg);
+  // The message is moved into a member: the caller's frame is never unwound
+  // (no destructors run past a longjmp), so a string it still owned would
+  // leak. The member is emptied first: a move assignment may hand its old
+  // buffer to the source.
+  [[noreturn]] void fatal(std::string&& msg) {
+    std::string().swap(fatal_message_);
+    fatal_message_ = std::move(msg);
+    note(fatal_message_);
     aborted_ = true;
-    _longjmp(sched_jb_, 1);  // an aborted block's fibers are not resumed
+    to_scheduler();  // an aborted block's fibers are not resumed
   }
 
   // The running lane has published its slot of warp w's collective: the last
@@ -361,9 +376,12 @@ class Device {
   // the scheduler when none is ready (it tells a finished block from a deadlock).
   void wait() {
     Lane& me = lanes_[cur_];
-    if (_setjmp(me.jb) != 0) return;  // resumed
+    if (_setjmp(me.jb) != 0) {  // resumed
+      switched();
+      return;
+    }
     const int next = pop_ready();
-    if (next < 0) _longjmp(sched_jb_, 1);
+    if (next < 0) to_scheduler();
     set_current(next);
     resume(next);
   }
@@ -376,10 +394,36 @@ class Device {
   // refuses jumps between stacks.
   [[noreturn]] void resume(int i) {
     Lane& l = lanes_[i];
+    switching_to(stacks_.get() + static_cast<std::size_t>(i) * stack_bytes_, stack_bytes_);
     if (l.started) _longjmp(l.jb, 1);
     l.started = true;
     setcontext(&l.ctx);
     std::abort();  // setcontext returns only on failure
+  }
+  [[noreturn]] void to_scheduler() {
+    switching_to(sched_stack_, sched_stack_bytes_);
+    _longjmp(sched_jb_, 1);
+  }
+
+  // AddressSanitizer's fiber protocol: announce the stack about to run
+  // (switching_to), confirm on arrival (switched). The first arrival from the
+  // scheduler learns the scheduler's stack, for the switches back to it.
+  void switching_to([[maybe_unused]] const void* stack, [[maybe_unused]] std::size_t bytes) {
+#ifdef EMU_ASAN_FIBERS
+    __sanitizer_start_switch_fiber(nullptr, stack, bytes);
+#endif
+  }
+  void switched() {
+#ifdef EMU_ASAN_FIBERS
+    const void* from = nullptr;
+    std::size_t from_bytes = 0;
+    __sanitizer_finish_switch_fiber(nullptr, &from, &from_bytes);
+    if (from_scheduler_) {
+      sched_stack_ = from;
+      sched_stack_bytes_ = from_bytes;
+      from_scheduler_ = false;
+    }
+#endif
   }
 
   void release_block_barrier() {
@@ -393,6 +437,7 @@ class Device {
 
   static void trampoline() {
     Device& d = current();
+    d.switched();
     d.body_(d.body_arg_);
     d.finish();
   }
@@ -410,7 +455,7 @@ class Device {
             " exited while lanes of its warp wait at a shuffle");
     if (block_arrived_ > 0 && block_arrived_ + done_ == n_) release_block_barrier();
     const int next = pop_ready();
-    if (next < 0) _longjmp(sched_jb_, 1);
+    if (next < 0) to_scheduler();
     set_current(next);
     resume(next);
   }
@@ -457,6 +502,10 @@ class Device {
   // whose _setjmp makes GCC suspect every local of it).
   void start_block() {
     if (dyn_smem_bytes_ > 0) std::memset(static_cast<void*>(dyn_smem_.data()), 0xff, dyn_smem_bytes_);
+#ifdef EMU_ASAN_FIBERS
+    // Frames of fibers that never returned (finished, or aborted) left their redzones poisoned.
+    ASAN_UNPOISON_MEMORY_REGION(stacks_.get(), static_cast<std::size_t>(n_) * stack_bytes_);
+#endif
     ready_.clear();
     done_ = block_arrived_ = 0;
     epoch_ = 0;
@@ -484,7 +533,11 @@ class Device {
       const int next = pop_ready();
       if (next < 0) break;
       set_current(next);
-      if (_setjmp(sched_jb_) == 0) resume(next);  // back here when no fiber is ready
+      if (_setjmp(sched_jb_) == 0) {
+        from_scheduler_ = true;
+        resume(next);
+      }
+      switched();  // back here when no fiber is ready
     }
     if (!aborted_ && done_ != n_) {
       int at_shuffle = 0, at_sync = 0;
@@ -504,6 +557,9 @@ class Device {
   std::vector<Warp> warps_;
   std::deque<int> ready_;  // ready fibers (each at most once), next first
   jmp_buf sched_jb_;  // the scheduler loop in run_block
+  const void* sched_stack_ = nullptr;  // its stack, for AddressSanitizer (see switched())
+  std::size_t sched_stack_bytes_ = 0;
+  bool from_scheduler_ = false;
   int n_ = 0, cur_ = 0, done_ = 0, block_arrived_ = 0;
   bool failed_ = false, aborted_ = false;
   bool reverse_ = false;  // the running block runs its threads in reverse order (odd places)
@@ -511,6 +567,7 @@ class Device {
   void* body_arg_ = nullptr;
   std::vector<std::pair<std::uintptr_t, std::uintptr_t>> readable_;
   std::string error_;
+  std::string fatal_message_;  // see fatal()
   long long loads_ = 0;
   struct alignas(16) Chunk {
     unsigned char b[16];
