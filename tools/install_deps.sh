@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make pkg-config nlohmann-json3-dev libcli11-dev libeigen3-dev doctest-dev libbenchmark-dev
-  gnuplot-nox libopenmpi-dev openmpi-bin)  # pdsim plan: plots (gnuplot) and mpirun (both optional)
+  gnuplot-nox libopenmpi-dev openmpi-bin  # pdsim plan: plots (gnuplot) and mpirun (both optional)
+  python3)  # tests: tools/gpu_targets.py, tests/cli/fuzz_scenarios.py
 
 missing=()
 for p in "${packages[@]}"; do

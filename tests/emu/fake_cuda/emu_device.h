@@ -55,7 +55,9 @@
 // Under AddressSanitizer (-fsanitize=address) every switch is announced to
 // it (the fiber API of sanitizer/common_interface_defs.h) and the fiber
 // stacks are unpoisoned before each block, so the kernels' device code runs
-// checked for out-of-bounds and use-after-free accesses like any host code.
+// checked for out-of-bounds and use-after-free accesses like any host code;
+// dynamic shared memory past the launch's size is poisoned (a kernel using
+// more than its launch gave it is an out-of-bounds access on a GPU too).
 #pragma once
 #include <setjmp.h>
 #include <ucontext.h>
@@ -112,7 +114,15 @@ class Device {
     body_ = [](void* k) { (*static_cast<K*>(k))(); };
     body_arg_ = const_cast<void*>(static_cast<const void*>(&kernel));
     dyn_smem_bytes_ = dynamic_smem_bytes;
+#ifdef EMU_ASAN_FIBERS
+    ASAN_UNPOISON_MEMORY_REGION(dyn_smem_.data(), dyn_smem_.size() * 16);
+#endif
     if (dyn_smem_.size() * 16 < dynamic_smem_bytes) dyn_smem_.resize((dynamic_smem_bytes + 15) / 16);
+#ifdef EMU_ASAN_FIBERS
+    // Past this launch's size is out of bounds, though the buffer kept from a larger launch goes on.
+    ASAN_POISON_MEMORY_REGION(reinterpret_cast<char*>(dyn_smem_.data()) + dynamic_smem_bytes,
+                              dyn_smem_.size() * 16 - dynamic_smem_bytes);
+#endif
     return run_grid(grid, block);
   }
 
