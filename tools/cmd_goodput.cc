@@ -16,9 +16,7 @@ namespace pdsim::cli {
 namespace {
 
 struct GoodputCliOptions {
-  std::string scenario;
-  std::int64_t seed = -1;
-  std::vector<std::string> overrides;
+  ScenarioArgs in;
   GoodputOptions search;
   bool json = false;
 };
@@ -76,11 +74,7 @@ void print_table(const Scenario& s, const GoodputOptions& o, const GoodputResult
 
 int goodput(const GoodputCliOptions& o, const GlobalOptions& global) {
   validate(o.search);
-  LoadOptions load;
-  load.data_dir = global.data_dir;
-  load.overrides = o.overrides;
-  load.seed_override = o.seed;
-  const Scenario scenario = load_scenario(o.scenario, load);
+  const Scenario scenario = load_scenario(o.in.scenario, o.in.load_options(global));
   ProbeCallback progress;
   if (isatty(STDERR_FILENO))
     progress = [n = 0](const GoodputProbe& p) mutable {
@@ -99,14 +93,12 @@ int goodput(const GoodputCliOptions& o, const GlobalOptions& global) {
 
 Command add_goodput_command(CLI::App& app, const GlobalOptions& global) {
   auto o = std::make_shared<GoodputCliOptions>();
-  app.add_option("scenario", o->scenario, "scenario JSON file (open-loop arrivals or a trace)")->required();
+  o->in.add_to(app, "scenario JSON file (open-loop arrivals or a trace)");
   app.add_option("--attainment", o->search.attainment, "target SLO attainment, in (0, 1]")
       ->capture_default_str();
   app.add_option("--tolerance", o->search.tolerance, "stop when the bracket's relative width is at most this")
       ->capture_default_str();
   app.add_option("--max-probes", o->search.max_probes, "simulator runs at most")->capture_default_str();
-  app.add_option("--seed", o->seed, "override the scenario's seed")->check(CLI::NonNegativeNumber);
-  app.add_option("--set", o->overrides, "override a scenario value: PATH=VALUE (e.g. cluster.decode.instances=2)");
   app.add_flag("--json", o->json, "print one JSON object");
   return [o, &global] { return goodput(*o, global); };
 }

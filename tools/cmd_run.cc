@@ -20,27 +20,21 @@ namespace fs = std::filesystem;
 namespace {
 
 struct RunOptions {
-  std::string scenario;
+  ScenarioArgs in;
+  RealKernelArgs real;
   std::string out_dir;
-  std::int64_t seed = -1;
-  std::vector<std::string> overrides;
   bool quiet = false;
-  bool memo = false;  // real cost model: reuse identical batch shapes' times
-  std::string timings;  // real cost model: timings file to replay and extend
   bool batch_log = false;  // write batches.csv
 };
 
 int run(const RunOptions& o, const GlobalOptions& g) {
-  LoadOptions load;
-  load.data_dir = g.data_dir;
-  load.overrides = o.overrides;
-  add_real_kernel_overrides(load.overrides, o.memo, o.timings);
-  load.seed_override = o.seed;
-  const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.scenario).stem() : fs::path(o.out_dir);
+  LoadOptions load = o.in.load_options(g);
+  o.real.add_overrides(load.overrides);
+  const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / fs::path(o.in.scenario).stem() : fs::path(o.out_dir);
   // Stale results from an earlier run must not pass for this run's if it fails.
   for (const char* name : {"summary.json", "requests.csv", "batches.csv"}) remove_stale_output(out_dir / name);
 
-  const Scenario scenario = load_scenario(o.scenario, load);
+  const Scenario scenario = load_scenario(o.in.scenario, load);
   const std::vector<RequestSpec> requests = generate_requests(scenario.workload, scenario.seed);
   create_output_dir(out_dir);
 
@@ -92,14 +86,10 @@ int run(const RunOptions& o, const GlobalOptions& g) {
 
 Command add_run_command(CLI::App& app, const GlobalOptions& global) {
   auto o = std::make_shared<RunOptions>();
-  app.add_option("scenario", o->scenario, "scenario JSON file")->required();
+  o->in.add_to(app);
   app.add_option("--out", o->out_dir, "output directory (default: out/<scenario name>)");
-  app.add_option("--seed", o->seed, "override the scenario's seed")->check(CLI::NonNegativeNumber);
-  app.add_option("--set", o->overrides, "override a scenario value: PATH=VALUE (e.g. cluster.decode.instances=2)");
   app.add_flag("--quiet", o->quiet, "print nothing on success");
-  app.add_flag("--memo", o->memo, "cost model real: reuse the measured time of identical batch shapes");
-  app.add_option("--timings", o->timings,
-                 "cost model real: timings file; shapes found there are replayed, the rest measured and added");
+  o->real.add_to(app);
   app.add_flag("--batch-log", o->batch_log,
                "also write batches.csv: every prefill batch, decode step or colocated iteration with its shape");
   return [o, &global] { return run(*o, global); };

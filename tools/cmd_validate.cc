@@ -40,11 +40,9 @@ namespace fs = std::filesystem;
 namespace {
 
 struct ValidateOptions {
-  std::string scenario, out_dir;
-  std::int64_t seed = -1;
-  std::vector<std::string> overrides;
-  bool memo = false;
-  std::string timings;
+  ScenarioArgs in;
+  RealKernelArgs real;  // for the real run
+  std::string out_dir;
   int repeat = 1;
 };
 
@@ -213,18 +211,15 @@ nlohmann::ordered_json batch_agreement(const std::map<std::string, Scenario>& sc
 }
 
 int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string& command) {
-  const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / (fs::path(o.scenario).stem().string() + "-validate")
+  const fs::path out_dir = o.out_dir.empty() ? fs::path("out") / (fs::path(o.in.scenario).stem().string() + "-validate")
                                              : fs::path(o.out_dir);
   for (const char* name : {"validation.json", "validation.md"}) remove_stale_output(out_dir / name);
   create_output_dir(out_dir);
-  LoadOptions load;
-  load.data_dir = g.data_dir;
-  load.overrides = o.overrides;
-  load.seed_override = o.seed;
-  const Scenario base = load_scenario(o.scenario, load);
+  const LoadOptions load = o.in.load_options(g);
+  const Scenario base = load_scenario(o.in.scenario, load);
 
   nlohmann::ordered_json out;
-  out["scenario"] = {{"name", base.name}, {"file", o.scenario}, {"model", base.model.name}, {"seed", base.seed}};
+  out["scenario"] = {{"name", base.name}, {"file", o.in.scenario}, {"model", base.model.name}, {"seed", base.seed}};
   out["command"] = command;
   nlohmann::ordered_json skipped = nlohmann::ordered_json::object();
   std::vector<std::string> ran;
@@ -237,7 +232,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   for (const std::string name : {"roofline", "profiled", "real"}) {
     LoadOptions l = load;
     l.overrides.push_back("cost_model=\"" + name + "\"");
-    if (name == "real") add_real_kernel_overrides(l.overrides, o.memo, o.timings);
+    if (name == "real") o.real.add_overrides(l.overrides);
     if (name == "profiled") {
       std::string missing;
       for (const PoolConfig* p : {&base.prefill, &base.decode, &base.colocated})
@@ -248,7 +243,7 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
         continue;
       }
     }
-    const Scenario s = load_scenario(o.scenario, l);
+    const Scenario s = load_scenario(o.in.scenario, l);
     const int runs = name == "real" ? o.repeat : 1;
     for (int run = 0; run < runs; ++run) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -485,23 +480,20 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
 
 Command add_validate_command(CLI::App& app, const GlobalOptions& global) {
   auto o = std::make_shared<ValidateOptions>();
-  app.add_option("scenario", o->scenario, "scenario JSON file")->required();
+  o->in.add_to(app);
   app.add_option("--out", o->out_dir, "output directory (default: out/<scenario name>-validate)");
-  app.add_option("--seed", o->seed, "override the scenario's seed")->check(CLI::NonNegativeNumber);
-  app.add_option("--set", o->overrides, "override a scenario value: PATH=VALUE");
-  app.add_flag("--memo", o->memo, "real run: reuse the time of identical batch shapes");
-  app.add_option("--timings", o->timings, "real run: timings file to replay and extend (sim/cost/real_timings.h)");
+  o->real.add_to(app);
   app.add_option("--repeat", o->repeat, "run the real model N times and report the spread (default 1)")
       ->check(CLI::PositiveNumber);
   return [o, &global] {
-    std::string cmd = "pdsim validate " + o->scenario;
+    std::string cmd = "pdsim validate " + o->in.scenario;
     if (!o->out_dir.empty()) cmd += " --out " + o->out_dir;
-    if (o->seed >= 0) cmd += " --seed " + std::to_string(o->seed);
-    for (const auto& s : o->overrides) cmd += " --set " + s;
-    if (o->memo) cmd += " --memo";
-    if (!o->timings.empty()) cmd += " --timings " + o->timings;
+    if (o->in.seed >= 0) cmd += " --seed " + std::to_string(o->in.seed);
+    for (const auto& s : o->in.overrides) cmd += " --set " + s;
+    if (o->real.memo) cmd += " --memo";
+    if (!o->real.timings.empty()) cmd += " --timings " + o->real.timings;
     if (o->repeat > 1) cmd += " --repeat " + std::to_string(o->repeat);
-    if (o->repeat > 1 && !o->timings.empty())
+    if (o->repeat > 1 && !o->real.timings.empty())
       throw InputError("--repeat", "repeats measure again, but a timings file replays: use one or the other");
     return validate(*o, global, cmd);
   };

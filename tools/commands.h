@@ -1,6 +1,7 @@
 // Subcommands of the pdsim CLI. Each registers its options on the app and
 // returns the callback that runs it; the callback returns the exit code.
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <functional>
 #include <string>
@@ -8,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "sim/config/scenario.h"
 #include "sim/core/error.h"
 
 namespace pdsim::cli {
@@ -18,14 +20,45 @@ struct GlobalOptions {
 
 using Command = std::function<int()>;
 
-// The real-kernel options of `run` and `validate` (--memo, --timings) as
-// scenario overrides. A CLI path is relative to the working directory, not
-// to the scenario, so it is made absolute.
-inline void add_real_kernel_overrides(std::vector<std::string>& overrides, bool memo, const std::string& timings) {
-  if (memo) overrides.push_back("real_kernel.memo=true");
-  if (!timings.empty())
-    overrides.push_back("real_kernel.timings_file=" + std::filesystem::absolute(timings).string());
-}
+// The scenario a command reads and what changes it on load: SCENARIO,
+// --seed, --set (run, goodput, validate).
+struct ScenarioArgs {
+  std::string scenario;
+  std::int64_t seed = -1;
+  std::vector<std::string> overrides;
+
+  void add_to(CLI::App& app, const std::string& scenario_help = "scenario JSON file") {
+    app.add_option("scenario", scenario, scenario_help)->required();
+    app.add_option("--seed", seed, "override the scenario's seed")->check(CLI::NonNegativeNumber);
+    app.add_option("--set", overrides, "override a scenario value: PATH=VALUE (e.g. cluster.decode.instances=2)");
+  }
+  LoadOptions load_options(const GlobalOptions& global) const {
+    LoadOptions load;
+    load.data_dir = global.data_dir;
+    load.overrides = overrides;
+    load.seed_override = seed;
+    return load;
+  }
+};
+
+// The real cost model's options (run, validate): --memo, --timings.
+struct RealKernelArgs {
+  bool memo = false;    // reuse identical batch shapes' measured times
+  std::string timings;  // timings file to replay and extend
+
+  void add_to(CLI::App& app) {
+    app.add_flag("--memo", memo, "cost model real: reuse the measured time of identical batch shapes");
+    app.add_option("--timings", timings,
+                   "cost model real: timings file; shapes found there are replayed, the rest measured and added");
+  }
+  // As scenario overrides. A CLI path is relative to the working directory,
+  // not to the scenario, so it is made absolute.
+  void add_overrides(std::vector<std::string>& overrides) const {
+    if (memo) overrides.push_back("real_kernel.memo=true");
+    if (!timings.empty())
+      overrides.push_back("real_kernel.timings_file=" + std::filesystem::absolute(timings).string());
+  }
+};
 
 // Removes an earlier run's output file so it cannot pass for this run's. A
 // path whose directory does not exist (or is not a directory) holds nothing
