@@ -9,7 +9,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
+#include "sim/config/json_object.h"
 #include "sim/core/error.h"
 #include "sim/cost/calibration.h"
 #include "sim/cost/cost_model.h"
@@ -186,5 +189,39 @@ TEST_CASE("calibration: m_half_rows and elementwise factors in a GPU profile are
   write("", ",\n \"gemv\": {\"compute\": 0.5, \"memory\": 1.5, \"overhead_us\": 1, \"rows_fit\": 1, "
             "\"rows_test\": 1, \"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}");
   CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("gemv"), InputError);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a GPU profile's rates and efficiency factors are range-checked") {
+  // 1e-300 passed as "positive" and priced batches past the simulated clock.
+  const fs::path dir = fs::temp_directory_path() / ("pdsim_gpu_ranges_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const std::string src = std::string(PDSIM_SOURCE_DIR) + "/profiles/gpus/h100-sxm.json";
+  auto error_with = [&](const std::vector<std::string>& path, double value) {
+    nlohmann::json doc = parse_json_file(src);
+    nlohmann::json* v = &doc;
+    for (const auto& k : path) v = &(*v)[k];
+    *v = value;
+    const std::string file = (dir / "h100-sxm.json").string();
+    std::ofstream(file) << doc.dump();
+    try {
+      load_gpu_file(file, "h100-sxm");
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  CHECK(error_with({"efficiency", "memory"}, 0.5) == "");
+  CHECK(error_with({"efficiency", "memory"}, 1e-300).find(
+            "$.efficiency.memory: is a fraction of peak and must be in [0.001, 1]") != std::string::npos);
+  CHECK(error_with({"efficiency", "gemm"}, 1.5).find("$.efficiency.gemm: is a fraction of peak") != std::string::npos);
+  CHECK(error_with({"calibrated", "attention_decode", "compute"}, 1e-300)
+            .find("$.calibrated.attention_decode.compute: is a fraction of peak") != std::string::npos);
+  CHECK(error_with({"hbm_gbytes_per_s"}, 1e-300).find("$.hbm_gbytes_per_s: must be in [0.001, ") !=
+        std::string::npos);
+  CHECK(error_with({"dense_tflops", "bf16"}, 1e-300).find("$.dense_tflops.bf16: must be in") != std::string::npos);
+  CHECK(error_with({"intra_node_link", "gbytes_per_s_per_direction"}, 0).find("gbytes_per_s_per_direction: must be in") !=
+        std::string::npos);
+  CHECK(error_with({"nic_gbits_per_s"}, 1e30).find("$.nic_gbits_per_s: must be in") != std::string::npos);
   fs::remove_all(dir);
 }

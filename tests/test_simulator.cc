@@ -4,6 +4,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sim/core/error.h"
 #include "sim/core/rng.h"
 #include "test_util.h"
 
@@ -495,4 +496,22 @@ TEST_CASE("the first inter-token gap holds the KV transfer and the wait to join,
   for (const auto& rec : r.records) in_tail += rec.first_tbt >= 0 && ns_to_seconds(rec.first_tbt) >= p99;
   CHECK(summary["first_tbt_s"]["at_or_above_tbt_p99"].get<int>() == in_tail);
   CHECK(in_tail >= static_cast<int>(r.tbt.count() / 200));
+}
+
+TEST_CASE("a batch priced past the simulated clock's range is an input error, not a wrapped time") {
+  // In-range profile values still price a decode step at ~1.6e7 s (16 GB of
+  // weights at 1 MB/s x 0.001), so 200 steps end past 1e9 s; beyond int64 ns
+  // the conversion would wrap (a 1e-300 factor ran as 0 s batches).
+  auto doc = base_scenario();
+  doc["workload"]["num_requests"] = 4;
+  doc["workload"]["output_tokens"]["value"] = 200;
+  Scenario s = make_scenario(doc);
+  s.decode.gpu.hbm_gbytes_per_s = 1e-3;
+  s.decode.gpu.eff_memory = 1e-3;
+  s.decode.gpu.calibrated = Calibration{};
+  CHECK_THROWS_WITH_AS(run(s),
+                       doctest::Contains("test.json: $.cluster.decode: a batch the roofline cost model priced at "),
+                       InputError);
+  CHECK_THROWS_WITH_AS(run(s), doctest::Contains(" s would end past the simulated clock's 1e9 s: check GPU \"h100-sxm\"'s profile"),
+                       InputError);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <deque>
 #include <limits>
 #include <utility>
@@ -663,13 +664,26 @@ class Engine {
   }
 
   // ---- Batches --------------------------------------------------------------
+  static const char* pool_name(Role role) {
+    return role == Role::kPrefill ? "prefill" : role == Role::kDecode ? "decode" : "colocated";
+  }
   SimTime batch_time(const Instance& inst, const BatchStats& stats) {
     build_ops(s_.model, inst.pool->par, stats, ops_);
-    const SimTime t = std::max<SimTime>(seconds_to_ns(inst.cost->batch_time_s(s_.model, inst.pool->par, stats, ops_)),
-                                        1);  // time must advance
+    const double seconds = inst.cost->batch_time_s(s_.model, inst.pool->par, stats, ops_);
+    // A price past the clock's range (or NaN) comes from implausible inputs: a
+    // profile's rate or factor, a table's latency. Converted, it would wrap.
+    if (!(seconds >= 0 && seconds <= kMaxSimSeconds - ns_to_seconds(q_.now()))) {
+      char price[32];
+      std::snprintf(price, sizeof price, "%.3g", seconds);
+      throw InputError(s_.file + ": $.cluster." + pool_name(inst.role),
+                       std::string("a batch the ") + inst.cost->name() + " cost model priced at " + price +
+                           " s would end past the simulated clock's 1e9 s: check GPU \"" + inst.pool->gpu.name +
+                           "\"'s profile (rates, efficiency factors) or measured tables");
+    }
+    const SimTime t = std::max<SimTime>(seconds_to_ns(seconds), 1);  // time must advance
     if (opt_.on_batch) {
       BatchRecord rec;
-      rec.pool = inst.role == Role::kPrefill ? "prefill" : inst.role == Role::kDecode ? "decode" : "colocated";
+      rec.pool = pool_name(inst.role);
       rec.instance = inst.index;
       rec.start = q_.now();
       rec.duration = t;

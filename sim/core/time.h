@@ -10,6 +10,9 @@ namespace pdsim {
 using SimTime = std::int64_t;  // nanoseconds since simulation start
 
 constexpr SimTime kNsPerSecond = 1'000'000'000;
+// The latest a batch may end (~32 years): far inside the int64 range, so
+// sums of times cannot overflow it.
+constexpr double kMaxSimSeconds = 1e9;
 
 // Rounds to the nearest nanosecond; durations below 0.5 ns become 0.
 inline SimTime seconds_to_ns(double seconds) {

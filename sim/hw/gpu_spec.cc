@@ -18,15 +18,22 @@ double GpuSpec::peak_flops(int element_bytes, const std::string& where) const {
 }
 
 namespace {
+// An efficiency factor. The floor keeps a typo (1e-30) from pricing batches
+// beyond the simulated clock; fitted factors never go below 0.01.
+double fraction_of_peak(JsonObject& obj, const char* key) {
+  const double v = obj.number(key);
+  if (!(v >= 1e-3 && v <= 1))
+    obj.fail(key, "is a fraction of peak and must be in [0.001, 1], got " + std::to_string(v));
+  return v;
+}
+// A peak rate (TFLOP/s, GB/s, Gb/s): from a slow CPU's to far past any GPU's.
+double peak_rate(JsonObject& obj, const char* key) { return obj.number_in(key, 1e-3, 1e7); }
+
 // One class of "calibrated": the factors plus the fit's bookkeeping
 // (rows used, errors), which is read for validation and otherwise informational.
 RooflineFactors parse_factors(JsonObject obj, bool link, bool gemm = false) {
   RooflineFactors f;
-  auto fraction = [&](const char* key) {
-    const double v = obj.positive(key);
-    if (v > 1) obj.fail(key, "is a fraction of peak and must be <= 1, got " + std::to_string(v));
-    return v;
-  };
+  auto fraction = [&](const char* key) { return fraction_of_peak(obj, key); };
   if (link) {
     f.memory = fraction("link");
   } else {
@@ -74,28 +81,23 @@ GpuSpec load_gpu_file(const std::string& path, const std::string& name) {
   g.device = top.string("device");
   JsonObject tf = top.object("dense_tflops");
   for (const char* dtype : {"fp32", "tf32", "bf16", "fp16", "fp8"})
-    if (tf.has(dtype)) g.dense_tflops[dtype] = tf.positive(dtype);
+    if (tf.has(dtype)) g.dense_tflops[dtype] = peak_rate(tf, dtype);
   tf.finish();
   if (!g.dense_tflops.count("bf16")) tf.fail_here("needs at least \"bf16\"");
-  g.hbm_gbytes_per_s = top.positive("hbm_gbytes_per_s");
+  g.hbm_gbytes_per_s = peak_rate(top, "hbm_gbytes_per_s");
   g.memory_gib = top.positive("memory_gib");
   JsonObject link = top.object("intra_node_link");
   g.link_kind = link.string("kind");
-  g.link_gbytes_per_s = link.positive("gbytes_per_s_per_direction");
+  g.link_gbytes_per_s = peak_rate(link, "gbytes_per_s_per_direction");
   link.finish();
-  g.nic_gbits_per_s = top.positive("nic_gbits_per_s");
+  g.nic_gbits_per_s = peak_rate(top, "nic_gbits_per_s");
   g.price_usd_per_hour = top.number("price_usd_per_gpu_hour");
   if (g.price_usd_per_hour < 0) top.fail("price_usd_per_gpu_hour", "must be >= 0");
   JsonObject eff = top.object("efficiency");
-  auto fraction = [&](const char* key) {
-    const double v = eff.positive(key);
-    if (v > 1) eff.fail(key, "is a fraction of peak and must be <= 1, got " + std::to_string(v));
-    return v;
-  };
-  g.eff_gemm = fraction("gemm");
-  g.eff_attention = fraction("attention");
-  g.eff_memory = fraction("memory");
-  g.eff_link = fraction("link");
+  g.eff_gemm = fraction_of_peak(eff, "gemm");
+  g.eff_attention = fraction_of_peak(eff, "attention");
+  g.eff_memory = fraction_of_peak(eff, "memory");
+  g.eff_link = fraction_of_peak(eff, "link");
   eff.finish();
   g.kernel_overhead_us = top.number("kernel_overhead_us");
   if (g.kernel_overhead_us < 0) top.fail("kernel_overhead_us", "must be >= 0");
