@@ -166,6 +166,23 @@ TEST_CASE("out-of-range integers and numbers are input errors before any narrowi
   doc["cluster"]["kv_transfer"]["bandwidth_gbps"] = 1e-300;
   CHECK(error_for(doc).find("$.cluster.kv_transfer.bandwidth_gbps: must be in") != std::string::npos);
   CHECK_THROWS_WITH_AS(parse_json_text("{\"a\": 1e400}", "big.json"), doctest::Contains("big.json"), InputError);
+  // 2^32 + 1 narrowed to int is 1: real-kernel iterations and model dimensions are range-checked first.
+  doc = base_scenario();
+  doc["real_kernel"] = {{"iters", 4294967297LL}};
+  CHECK(error_for(doc) == "test.json: $.real_kernel.iters: must be in [1, 1000], got 4294967297");
+  doc["real_kernel"] = {{"warmup_iters", 4294967296LL}};
+  CHECK(error_for(doc).find("$.real_kernel.warmup_iters: must be in [0, 1000]") != std::string::npos);
+  doc["real_kernel"] = {{"threads", -1}};
+  CHECK(error_for(doc).find("$.real_kernel.threads: must be in [0, 4096]") != std::string::npos);
+  doc = base_scenario();
+  doc["model"] = {{"name", "m"}, {"layers", 4294967297LL}, {"hidden", 512}, {"heads", 8}, {"kv_heads", 8},
+                  {"head_dim", 64}, {"ffn_hidden", 1024}, {"vocab", 1000}, {"mlp", "gated_silu"}};
+  CHECK(error_for(doc).find("$.model.layers: must be in [1, 100000], got 4294967297") != std::string::npos);
+  doc["model"]["layers"] = 2;
+  doc["model"]["weight_bytes"] = 4294967298LL;  // narrowed, 2: it passed the 1/2/4 check
+  CHECK(error_for(doc).find("$.model.weight_bytes: must be in [1, 4]") != std::string::npos);
+  doc["model"]["weight_bytes"] = 2;
+  CHECK(error_for(doc) == "");
 }
 
 TEST_CASE("a length distribution's mean must lie within its clip range") {

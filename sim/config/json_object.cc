@@ -129,12 +129,14 @@ std::int64_t JsonObject::positive_integer(const std::string& key, std::int64_t f
   return has(key) ? positive_integer(key) : fallback;
 }
 
-std::int64_t JsonObject::integer_in(const std::string& key, std::int64_t lo, std::int64_t hi, std::int64_t fallback) {
-  if (!has(key)) return fallback;
+std::int64_t JsonObject::integer_in(const std::string& key, std::int64_t lo, std::int64_t hi) {
   const std::int64_t v = integer(key);
   if (v < lo || v > hi)
     fail(key, "must be in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], got " + std::to_string(v));
   return v;
+}
+std::int64_t JsonObject::integer_in(const std::string& key, std::int64_t lo, std::int64_t hi, std::int64_t fallback) {
+  return has(key) ? integer_in(key, lo, hi) : fallback;
 }
 
 double JsonObject::number_in(const std::string& key, double lo, double hi) {

@@ -51,6 +51,7 @@ class JsonObject {
   std::int64_t positive_integer(const std::string& key, std::int64_t fallback);
 
   // Values that must lie in [lo, hi] (inclusive); checked before any narrowing.
+  std::int64_t integer_in(const std::string& key, std::int64_t lo, std::int64_t hi);
   std::int64_t integer_in(const std::string& key, std::int64_t lo, std::int64_t hi, std::int64_t fallback);
   double number_in(const std::string& key, double lo, double hi);
   double number_in(const std::string& key, double lo, double hi, double fallback);

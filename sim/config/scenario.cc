@@ -254,12 +254,10 @@ Scenario parse_scenario(nlohmann::json doc, const std::string& file, const LoadO
     JsonObject rk = top.object("real_kernel");
     s.real_kernel.backend = rk.choice("backend", {"auto", "cpu", "cuda"}, "auto");
     s.real_kernel.memo = rk.boolean("memo", false);
-    s.real_kernel.warmup_iters = static_cast<int>(rk.integer("warmup_iters", 1));
-    if (s.real_kernel.warmup_iters < 0) rk.fail("warmup_iters", "must be >= 0");
-    s.real_kernel.iters = static_cast<int>(rk.positive_integer("iters", 1));
+    s.real_kernel.warmup_iters = static_cast<int>(rk.integer_in("warmup_iters", 0, 1000, 1));
+    s.real_kernel.iters = static_cast<int>(rk.integer_in("iters", 1, 1000, 1));
     s.real_kernel.layers = rk.choice("layers", {"one", "all", "auto"}, "one");
-    s.real_kernel.threads = static_cast<int>(rk.integer("threads", 0));
-    if (s.real_kernel.threads < 0) rk.fail("threads", "must be >= 0 (0 = all cores)");
+    s.real_kernel.threads = static_cast<int>(rk.integer_in("threads", 0, 4096, 0));  // 0 = all cores
     const std::string timings = rk.string("timings_file", "");
     if (!timings.empty()) s.real_kernel.timings_file = resolve_relative(file, timings);
     rk.finish();

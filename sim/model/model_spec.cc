@@ -26,13 +26,15 @@ double ModelSpec::param_count() const {
 ModelSpec parse_model(JsonObject& obj, const std::string& name) {
   ModelSpec m;
   m.name = name;
-  m.layers = static_cast<int>(obj.positive_integer("layers"));
-  m.hidden = static_cast<int>(obj.positive_integer("hidden"));
-  m.heads = static_cast<int>(obj.positive_integer("heads"));
-  m.kv_heads = static_cast<int>(obj.positive_integer("kv_heads"));
-  m.head_dim = static_cast<int>(obj.positive_integer("head_dim"));
-  m.ffn_hidden = static_cast<int>(obj.positive_integer("ffn_hidden"));
-  m.vocab = static_cast<int>(obj.positive_integer("vocab"));
+  // Ranges far past any published model, checked before narrowing to int.
+  constexpr std::int64_t kMaxDim = 1 << 24;
+  m.layers = static_cast<int>(obj.integer_in("layers", 1, 100000));
+  m.hidden = static_cast<int>(obj.integer_in("hidden", 1, kMaxDim));
+  m.heads = static_cast<int>(obj.integer_in("heads", 1, kMaxDim));
+  m.kv_heads = static_cast<int>(obj.integer_in("kv_heads", 1, kMaxDim));
+  m.head_dim = static_cast<int>(obj.integer_in("head_dim", 1, kMaxDim));
+  m.ffn_hidden = static_cast<int>(obj.integer_in("ffn_hidden", 1, kMaxDim));
+  m.vocab = static_cast<int>(obj.integer_in("vocab", 1, kMaxDim));
   const std::string mlp = obj.choice("mlp", {"gated_silu", "gelu", "relu"});
   m.mlp = mlp == "gated_silu" ? MlpKind::kGatedSilu : mlp == "gelu" ? MlpKind::kGelu : MlpKind::kRelu;
   m.norm = obj.choice("norm", {"rmsnorm", "layernorm"}, "rmsnorm") == "rmsnorm" ? NormKind::kRmsNorm
@@ -40,11 +42,10 @@ ModelSpec parse_model(JsonObject& obj, const std::string& name) {
   const std::string bias = obj.choice("bias", {"none", "qkv", "all"}, "none");
   m.bias = bias == "none" ? BiasKind::kNone : bias == "qkv" ? BiasKind::kQkv : BiasKind::kAll;
   m.tied_embeddings = obj.boolean("tied_embeddings", false);
-  m.learned_pos_embeddings = static_cast<int>(obj.integer("learned_pos_embeddings", 0));
-  if (m.learned_pos_embeddings < 0) obj.fail("learned_pos_embeddings", "must be >= 0");
-  m.weight_bytes = static_cast<int>(obj.positive_integer("weight_bytes", 2));
-  m.kv_bytes = static_cast<int>(obj.positive_integer("kv_bytes", 2));
-  m.act_bytes = static_cast<int>(obj.positive_integer("act_bytes", 2));
+  m.learned_pos_embeddings = static_cast<int>(obj.integer_in("learned_pos_embeddings", 0, kMaxDim, 0));
+  m.weight_bytes = static_cast<int>(obj.integer_in("weight_bytes", 1, 4, 2));
+  m.kv_bytes = static_cast<int>(obj.integer_in("kv_bytes", 1, 4, 2));
+  m.act_bytes = static_cast<int>(obj.integer_in("act_bytes", 1, 4, 2));
   for (const char* key : {"weight_bytes", "kv_bytes", "act_bytes"}) {
     const auto v = key[0] == 'w' ? m.weight_bytes : key[0] == 'k' ? m.kv_bytes : m.act_bytes;
     if (v != 1 && v != 2 && v != 4) obj.fail(key, "must be 1, 2 or 4 bytes, got " + std::to_string(v));
