@@ -433,6 +433,19 @@ TEST_CASE("plan file errors name the file and JSON path") {
   bad = good;
   bad["modes"] = {"disaggregated", "colo"};
   expect_error(bad, "$.modes[1]");
+  // Range-checked before narrowing to int: 2^32 + 2 would pass as 2.
+  bad = good;
+  bad["verify_seeds"] = 4294967298LL;
+  expect_error(bad, "$.verify_seeds: must be in [0, 20], got 4294967298");
+  bad = good;
+  bad["finalists"] = 4294967299LL;
+  expect_error(bad, "$.finalists: must be in [1, 100]");
+  bad = good;
+  bad["max_total_gpus"] = 4294967298LL;
+  expect_error(bad, "$.max_total_gpus: must be in [1, 1000000]");
+  bad = good;
+  bad["prefill"]["gpus"] = {{{"name", "h100-sxm"}, {"max_count", 4294967298LL}}};
+  expect_error(bad, "$.prefill.gpus[0].max_count: must be in [1, 1000000]");
   bad = good;
   bad["colocated"] = {{"gpus", {"h100-sxm"}}, {"instances", {1, 2}}};
   expect_error(bad, "$.colocated: only with");

@@ -63,7 +63,7 @@ PoolSpace parse_space(JsonObject p, GpuCatalog& gpus, bool colocated) {
         if (!(price >= 0) || !std::isfinite(price)) o.fail("price_usd_per_hour", "must be >= 0");
         limit.price_usd_per_hour = price;
       }
-      limit.max_count = static_cast<int>(o.positive_integer("max_count", 0));
+      limit.max_count = static_cast<int>(o.integer_in("max_count", 1, 1'000'000, 0));  // 0: no limit
       o.finish();
     } else {
       throw InputError(at, "expected a GPU name or {name, price_usd_per_hour, max_count}");
@@ -393,13 +393,12 @@ PlanSpec load_plan(const std::string& path, const std::string& data_dir) {
   } else if (top.has("colocated")) {
     top.fail("colocated", "only with \"colocated\" in $.modes");
   }
-  p.max_total_gpus = static_cast<int>(top.positive_integer("max_total_gpus", 0));
-  p.finalists = static_cast<int>(top.positive_integer("finalists", 3));
-  if (p.finalists > 100) top.fail("finalists", "must be <= 100");
-  p.verify_seeds = static_cast<int>(top.integer("verify_seeds", 2));
+  // Range-checked before narrowing to int (2^32 + 2 would pass as 2).
+  p.max_total_gpus = static_cast<int>(top.integer_in("max_total_gpus", 1, 1'000'000, 0));  // 0: no limit
+  p.finalists = static_cast<int>(top.integer_in("finalists", 1, 100, 3));
+  p.verify_seeds = static_cast<int>(top.integer_in("verify_seeds", 0, 20, 2));
   p.robust_margin = top.number("robust_margin", 0.05);
   if (!(p.robust_margin >= 0 && p.robust_margin <= 1)) top.fail("robust_margin", "must be in [0, 1]");
-  if (p.verify_seeds < 0 || p.verify_seeds > 20) top.fail("verify_seeds", "must be in [0, 20]");
   p.exhaustive = top.boolean("exhaustive", false);
   p.prune_margin = top.number("prune_margin", 0.1);
   if (!(p.prune_margin >= 0 && p.prune_margin <= 10)) top.fail("prune_margin", "must be in [0, 10]");
