@@ -5,9 +5,12 @@ error (exit 1), a hang or several lines. Mutations of the shipped simulation
 scenarios (the real-kernel ones excepted: they run kernels), seeded, so a
 failure reproduces: a key removed or misspelt, a value replaced by another
 type, a boundary number (0, -1, 0.5, 1e308, 2^64 + 5, ...) or a scaled one,
-two values at once, or the JSON text truncated or with one character changed.
+two values at once, or the JSON text truncated or with one character changed;
+in a fifth of the runs the same kinds of change go to the data the scenario
+reads instead (the H100 GPU profile or the model's catalog entry, through
+--data-dir).
 Usage: fuzz_scenarios.py PDSIM SRC [RUNS] [SEED]"""
-import json, os, random, subprocess, sys, tempfile
+import json, os, random, shutil, subprocess, sys, tempfile
 
 pdsim, src = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
 runs = int(sys.argv[3]) if len(sys.argv) > 3 else 120
@@ -34,10 +37,11 @@ def parent_of(doc, p):
     return doc
 
 
-def mutate(doc):
-    """Mutates doc in place (or returns replacement text); returns (description, text or None)."""
+def mutate(doc, within=()):
+    """Mutates doc in place (or returns replacement text); returns (description, text or None).
+    within: only paths under this prefix."""
     kind = rng.random()
-    ps = list(paths(doc))
+    ps = [p for p in paths(doc) if p[:len(within)] == within and len(p) > len(within)]
     p = rng.choice(ps)
     parent, key = parent_of(doc, p), p[-1]
     if kind < 0.15:
@@ -73,6 +77,22 @@ def mutate(doc):
     return f"change character {at} of the text", text[:at] + rng.choice("{}[]\",:x0-") + text[at + 1:]
 
 
+def data_dir_with(tmp, run, model):
+    """A copy of the profiles the scenario reads with one file mutated; returns (dir, description)."""
+    data = f"{tmp}/data{run}"
+    os.makedirs(f"{data}/profiles")
+    shutil.copytree(f"{src}/profiles/gpus", f"{data}/profiles/gpus")
+    shutil.copy(f"{src}/profiles/models.json", f"{data}/profiles/models.json")
+    os.symlink(f"{src}/profiles/measured", f"{data}/profiles/measured")
+    target, within = ("gpus/h100-sxm.json", ()) if rng.random() < 0.6 else ("models.json", ("models", model))
+    path = f"{data}/profiles/{target}"
+    doc = json.load(open(path))
+    what, text = mutate(doc, within)
+    with open(path, "w") as f:
+        f.write(text if text is not None else json.dumps(doc, indent=1))
+    return data, f"profiles/{target}: {what}"
+
+
 failures = ran = refused = 0
 with tempfile.TemporaryDirectory() as tmp:
     os.symlink(f"{src}/scenarios/traces", f"{tmp}/traces")  # scenarios name traces relative to themselves
@@ -82,13 +102,19 @@ with tempfile.TemporaryDirectory() as tmp:
         workload = doc.get("workload", {})
         if "num_requests" in workload:
             workload["num_requests"] = min(workload["num_requests"], 200)  # quick runs
-        what, text = mutate(doc)
         scenario, out = f"{tmp}/s{run}.json", f"{tmp}/out{run}"
+        cmd = [pdsim]
+        if rng.random() < 0.2 and isinstance(doc.get("model"), str):
+            data, what = data_dir_with(tmp, run, doc["model"])
+            cmd += ["--data-dir", data]
+            text = None
+        else:
+            what, text = mutate(doc)
         with open(scenario, "w") as f:
             f.write(text if text is not None else json.dumps(doc, indent=1))
         case = f"run {run}: {name}, {what}"
         try:
-            r = subprocess.run([pdsim, "run", scenario, "--out", out, "--quiet"], capture_output=True, text=True,
+            r = subprocess.run(cmd + ["run", scenario, "--out", out, "--quiet"], capture_output=True, text=True,
                                timeout=60)
         except subprocess.TimeoutExpired:
             print(f"FAIL {case}: no answer in 60 s")
