@@ -2,8 +2,7 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <functional>
+#include <optional>
 #include <iostream>
 
 #include "sim/cluster/simulator.h"
@@ -41,21 +40,11 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   SimOptions sim_options;
   // batches.csv streams to a temporary file during the run (a long run has
   // millions of batches) and is renamed only once the run has completed.
-  const fs::path batches_tmp = out_dir / "batches.csv.tmp";
-  std::ofstream batches;
-  struct RemoveUnlessDone {
-    const fs::path* path;
-    bool done = false;
-    ~RemoveUnlessDone() {
-      std::error_code ignored;
-      if (path != nullptr && !done) fs::remove(*path, ignored);
-    }
-  } batches_guard{o.batch_log ? &batches_tmp : nullptr};
+  std::optional<AtomicOutputFile> batches;
   if (o.batch_log) {
-    batches.open(batches_tmp, std::ios::binary);
-    if (!batches) throw InputError(batches_tmp.string(), "cannot write output file");
-    write_batches_csv_header(batches);
-    sim_options.on_batch = [&batches](const BatchRecord& b) { write_batches_csv_row(batches, b); };
+    std::ostream& out = batches.emplace(out_dir / "batches.csv").stream();
+    write_batches_csv_header(out);
+    sim_options.on_batch = [&out](const BatchRecord& b) { write_batches_csv_row(out, b); };
   }
   const bool show_progress = !o.quiet && isatty(STDERR_FILENO);
   if (show_progress)
@@ -64,14 +53,7 @@ int run(const RunOptions& o, const GlobalOptions& g) {
   if (show_progress) std::fprintf(stderr, "\r%60s\r", "");
 
   const auto summary = make_summary(scenario, result);
-  if (o.batch_log) {
-    batches.close();
-    if (!batches) throw InputError(batches_tmp.string(), "cannot write output file");
-    std::error_code ec;
-    fs::rename(batches_tmp, out_dir / "batches.csv", ec);
-    if (ec) throw InputError((out_dir / "batches.csv").string(), "cannot write output file: " + ec.message());
-    batches_guard.done = true;
-  }
+  if (batches) batches->commit();
   write_file_atomically(out_dir / "requests.csv", [&](std::ostream& out) { write_requests_csv(out, result); });
   // summary.json last: its presence marks a complete run.
   write_file_atomically(out_dir / "summary.json", [&](std::ostream& out) { out << summary.dump(2) << "\n"; });

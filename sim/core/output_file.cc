@@ -1,7 +1,7 @@
 #include "sim/core/output_file.h"
 
-#include <fstream>
 #include <system_error>
+#include <utility>
 
 #include "sim/core/error.h"
 
@@ -9,27 +9,31 @@ namespace pdsim {
 
 namespace fs = std::filesystem;
 
-void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
-  const fs::path tmp = path.string() + ".tmp";
-  struct RemoveUnlessRenamed {
-    const fs::path& tmp;
-    bool renamed = false;
-    ~RemoveUnlessRenamed() {
-      std::error_code ignored;
-      if (!renamed) fs::remove(tmp, ignored);
-    }
-  } guard{tmp};
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw InputError(tmp.string(), "cannot write output file");
-    write(out);
-    out.close();
-    if (!out) throw InputError(tmp.string(), "cannot write output file");
-  }
+AtomicOutputFile::AtomicOutputFile(fs::path path)
+    : path_(std::move(path)), tmp_(path_.string() + ".tmp"), out_(tmp_, std::ios::binary) {
+  if (!out_) throw InputError(tmp_.string(), "cannot write output file");
+}
+
+AtomicOutputFile::~AtomicOutputFile() {
+  if (committed_) return;
+  out_.close();
+  std::error_code ignored;
+  fs::remove(tmp_, ignored);
+}
+
+void AtomicOutputFile::commit() {
+  out_.close();
+  if (!out_) throw InputError(tmp_.string(), "cannot write output file");
   std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw InputError(path.string(), "cannot write output file: " + ec.message());
-  guard.renamed = true;
+  fs::rename(tmp_, path_, ec);
+  if (ec) throw InputError(path_.string(), "cannot write output file: " + ec.message());
+  committed_ = true;
+}
+
+void write_file_atomically(const fs::path& path, const std::function<void(std::ostream&)>& write) {
+  AtomicOutputFile file(path);
+  write(file.stream());
+  file.commit();
 }
 
 void write_file_atomically(const fs::path& path, const std::string& contents) {

@@ -33,12 +33,11 @@ double peak_rate(JsonObject& obj, const char* key) { return obj.number_in(key, 1
 // (rows used, errors), which is read for validation and otherwise informational.
 RooflineFactors parse_factors(JsonObject obj, bool link, bool gemm = false) {
   RooflineFactors f;
-  auto fraction = [&](const char* key) { return fraction_of_peak(obj, key); };
   if (link) {
-    f.memory = fraction("link");
+    f.memory = fraction_of_peak(obj, "link");
   } else {
-    f.compute = fraction("compute");
-    f.memory = fraction("memory");
+    f.compute = fraction_of_peak(obj, "compute");
+    f.memory = fraction_of_peak(obj, "memory");
   }
   f.overhead_us = obj.number("overhead_us");
   if (f.overhead_us < 0) obj.fail("overhead_us", "must be >= 0");
