@@ -161,8 +161,11 @@ TEST_CASE("kernels: decode attention matches the reference through a shuffled bl
 
 TEST_CASE("kernels: kv append writes exactly the mapped slots") {
   std::mt19937 rng(4);
-  for (auto& b : backends()) {
-    const int kv_heads = 2, hd = 64, block_tokens = 16, num_blocks = 6;
+  // (2, 64): rows of whole 16-byte vectors (the CUDA backend's vectorized
+  // kernel); (1, 36): 72-byte rows in bf16 (its scalar kernel).
+  for (auto& b : backends())
+  for (auto [kv_heads, hd] : {std::pair{2, 64}, std::pair{1, 36}}) {
+    const int block_tokens = 16, num_blocks = 6;
     const std::int64_t T = 37, slots_total = num_blocks * block_tokens;
     std::vector<std::int32_t> slots(slots_total);
     std::iota(slots.begin(), slots.end(), 0);
@@ -186,7 +189,8 @@ TEST_CASE("kernels: kv append writes exactly the mapped slots") {
         const double r = (*ref)[i];
         if (std::isnan(r) ? !std::isnan(got[i]) : got[i] != r) ++bad;
       }
-      INFO(b->name() << " kv_append " << what << " cache: " << bad << " wrong elements");
+      INFO(b->name() << " kv_append kv_heads=" << kv_heads << " hd=" << hd << " " << what << " cache: " << bad
+                     << " wrong elements");
       CHECK(bad == 0);
     }
   }
@@ -195,7 +199,10 @@ TEST_CASE("kernels: kv append writes exactly the mapped slots") {
 TEST_CASE("kernels: rmsnorm matches the reference") {
   std::mt19937 rng(5);
   for (auto& b : backends()) {
-    for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{{1, 64}, {5, 200}, {33, 512}}) {
+    // On CUDA: 1, 4 and 8 16-byte vectors per thread held in registers, and
+    // the scalar kernel for a row not whole vectors (1001) or too wide (16392).
+    for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{
+             {1, 64}, {5, 200}, {33, 512}, {3, 1001}, {2, 8192}, {2, 16384}, {1, 16392}}) {
       auto xh = random_values(static_cast<std::size_t>(rows * hidden), rng, 3.0f);
       auto wh = random_values(static_cast<std::size_t>(hidden), rng);
       auto x = put(*b, {rows, hidden}, xh);

@@ -129,6 +129,30 @@ def tbt_tail_lines(path):
     return [line]
 
 
+ELEMENTWISE_OPS = {0: "rmsnorm", 1: "residual_add", 2: "silu_gate", 3: "kv_append"}
+
+
+def elementwise_lines(rows):
+    """Not a target: each elementwise op's time at the fewest and most tokens
+    benchmarked and its bw_frac at the most (BM_Elementwise)."""
+    by = {}
+    for fam, a, b in rows:
+        if fam == "BM_Elementwise" and not b.get("error_occurred") and "real_time" in b:
+            by.setdefault((a.get("op", 0), a.get("model", 0)), []).append((a.get("tokens", 0), b))
+    out = []
+    for (op, model), pts in sorted(by.items()):
+        pts.sort(key=lambda x: x[0])
+        (t0, b0), (t1, b1) = pts[0], pts[-1]
+        out.append(f"| {ELEMENTWISE_OPS.get(op, op)} | {MODELS.get(model, model)} | {t0}: {b0['real_time']:.1f} | "
+                   f"{t1}: {b1['real_time']:.1f} | {b1.get('bw_frac', float('nan')):.3f} |")
+    if out:
+        out = ["", "Not a target: elementwise kernels (BM_Elementwise; time in the benchmark's unit, "
+               "bw_frac of the copy bandwidth):", "",
+               "| op | model | tokens: time (fewest) | tokens: time (most) | bw_frac (most) |",
+               "|---|---|---|---|---|"] + out
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bench", required=True, help="Google Benchmark JSON of pdsim_kernel_bench")
@@ -147,6 +171,7 @@ def main():
                             lambda a: variant(PREFILL_KERNELS, a), "prefill attention peak_frac, 4k prompts")
     for v in o.validation:
         lines += validation_lines(v)
+    lines += elementwise_lines(rows)
     tails = [line for v in o.validation for line in tbt_tail_lines(v)]
     if tails:
         lines += ["", "Not a target, for finding what makes the TBT tail (pdsim validate's per-batch agreement):", ""] + tails

@@ -17,8 +17,10 @@ using elementwise::kThreads;
 using elementwise::kv_append_kernel;
 using elementwise::residual_add_kernel;
 using elementwise::rmsnorm_kernel;
+using elementwise::rmsnorm_vec_kernel;
 using elementwise::rope_kernel;
 using elementwise::silu_gate_kernel;
+using elementwise::silu_gate_vec_kernel;
 
 }  // namespace
 
@@ -26,7 +28,11 @@ template <class T>
 void launch_residual_add(T* x, const T* residual, std::int64_t n, cudaStream_t stream) {
   PDSIM_CUDA_REQUIRE(n >= 0, "residual_add: negative size");
   if (n == 0) return;
-  residual_add_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(x, residual, n);
+  if (elementwise::residual_add_vectorizable(x, residual))
+    residual_add_kernel<T, true><<<grid_for(std::max<std::int64_t>(n / elementwise::kVec<T>, 1)), kThreads, 0, stream>>>(
+        x, residual, n);
+  else
+    residual_add_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(x, residual, n);
   cudaCheckLaunch();
 }
 
@@ -43,7 +49,14 @@ void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream) {
   PDSIM_CUDA_REQUIRE(p.hidden > 0, "rmsnorm: hidden must be > 0");
   PDSIM_CUDA_REQUIRE(p.rows >= 0 && p.rows <= 0x7fffffffLL, "rmsnorm: rows out of range");
   if (p.rows == 0) return;
-  rmsnorm_kernel<T><<<static_cast<unsigned>(p.rows), kThreads, 0, stream>>>(p);
+  const unsigned grid = static_cast<unsigned>(p.rows);
+  switch (elementwise::rmsnorm_vecs_per_thread(p)) {
+    case 1: rmsnorm_vec_kernel<T, 1><<<grid, kThreads, 0, stream>>>(p); break;
+    case 2: rmsnorm_vec_kernel<T, 2><<<grid, kThreads, 0, stream>>>(p); break;
+    case 4: rmsnorm_vec_kernel<T, 4><<<grid, kThreads, 0, stream>>>(p); break;
+    case 8: rmsnorm_vec_kernel<T, 8><<<grid, kThreads, 0, stream>>>(p); break;
+    default: rmsnorm_kernel<T><<<grid, kThreads, 0, stream>>>(p); break;
+  }
   cudaCheckLaunch();
 }
 
@@ -59,14 +72,20 @@ void launch_rope(const RopeParams<T>& p, cudaStream_t stream) {
 template <class T>
 void launch_silu_gate(const SiluGateParams<T>& p, cudaStream_t stream) {
   if (p.rows == 0 || p.ffn == 0) return;
-  silu_gate_kernel<T><<<grid_for(p.rows * p.ffn), kThreads, 0, stream>>>(p);
+  if (elementwise::silu_gate_vectorizable(p))
+    silu_gate_vec_kernel<T><<<grid_for(p.rows * (p.ffn / elementwise::kVec<T>)), kThreads, 0, stream>>>(p);
+  else
+    silu_gate_kernel<T><<<grid_for(p.rows * p.ffn), kThreads, 0, stream>>>(p);
   cudaCheckLaunch();
 }
 
 template <class T>
 void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream) {
   if (p.tokens == 0) return;
-  kv_append_kernel<T><<<grid_for(p.tokens * p.kv_heads * p.head_dim), kThreads, 0, stream>>>(p);
+  if (elementwise::kv_append_vectorizable(p))
+    kv_append_kernel<T, true><<<grid_for(elementwise::kv_append_items(p, true)), kThreads, 0, stream>>>(p);
+  else
+    kv_append_kernel<T><<<grid_for(elementwise::kv_append_items(p, false)), kThreads, 0, stream>>>(p);
   cudaCheckLaunch();
 }
 

@@ -23,13 +23,59 @@ inline unsigned grid_for(long long n) {
   return static_cast<unsigned>(std::max(1LL, std::min(blocks, 65535LL * 16)));
 }
 
+// --------------------------------------------------------- 16-byte vectors ---
+// The vectorized kernels move 16 bytes per access (8 bf16 or 4 floats), as the
+// copy bandwidth is measured; they need every row start 16-byte aligned (the
+// launchers ask the *_vectorizable / rmsnorm_vecs_per_thread predicates below,
+// else they run the scalar kernels). With
+// 2-byte accesses the SiLU-gate and norms reached ~50% of the copy bandwidth
+// on an H100 (profiles/measured/h100-sxm-pdsim, 2026-11-25).
+template <class T>
+constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+
+inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
+
+template <class T>
+__device__ __forceinline__ void load16(const T* p, float (&f)[kVec<T>]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < kVec<T>; ++j) f[j] = to_f32(e[j]);
+}
+
+template <class T>
+__device__ __forceinline__ void store16(T* p, const float (&f)[kVec<T>]) {
+  uint4 raw;
+  T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+  for (int j = 0; j < kVec<T>; ++j) e[j] = from_f32<T>(f[j]);
+  *reinterpret_cast<uint4*>(p) = raw;
+}
+
 // ---------------------------------------------------------------- RMSNorm ---
 // Grid (rows); block kThreads. x, out are (rows, hidden); weight is (hidden).
 // out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * weight, all in fp32.
-template <class T>
-__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(RmsNormParams<T> p) {
+
+// 1 / rms of a row from each thread's partial sum of squares (whole block).
+__device__ __forceinline__ float block_inv_rms(float ss, int hidden, float eps) {
   __shared__ float warp_sums[kThreads / 32];
   __shared__ float inv_rms;
+#pragma unroll
+  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = ss;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float total = 0.f;
+    for (int w = 0; w < kThreads / 32; ++w) total += warp_sums[w];
+    inv_rms = rsqrtf(total / static_cast<float>(hidden) + eps);
+  }
+  __syncthreads();
+  return inv_rms;
+}
+
+// Any shape and alignment: 2- or 4-byte accesses, x read twice.
+template <class T>
+__global__ void __launch_bounds__(kThreads) rmsnorm_kernel(RmsNormParams<T> p) {
   const long long r = blockIdx.x;
   const T* x = p.x + r * p.hidden;
   T* o = p.out + r * p.hidden;
@@ -38,18 +84,64 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(RmsNormParams<T> p) {
     const float v = to_f32(x[d]);
     ss = fmaf(v, v, ss);
   }
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = ss;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float total = 0.f;
-    for (int w = 0; w < kThreads / 32; ++w) total += warp_sums[w];
-    inv_rms = rsqrtf(total / static_cast<float>(p.hidden) + p.eps);
-  }
-  __syncthreads();
-  const float s = inv_rms;
+  const float s = block_inv_rms(ss, p.hidden, p.eps);
   for (int d = threadIdx.x; d < p.hidden; d += blockDim.x) o[d] = from_f32<T>(to_f32(x[d]) * s * to_f32(p.weight[d]));
+}
+
+// The row held in registers, kVecs 16-byte vectors per thread, all loaded
+// before the reduction: one row costs one memory round trip and x is read
+// once. (The scalar kernel's loop of dependent 2-byte loads took ~10-20 us per
+// norm for a decode step's few rows on an H100, 35-55 us per layer for the
+// two norms and two adds; vLLM's are ~10-14 us, vidur-profiling h100 mlp.csv.)
+template <class T, int kVecs>
+__global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(RmsNormParams<T> p) {
+  constexpr int V = kVec<T>;
+  const int nvec = p.hidden / V;
+  const long long r = blockIdx.x;
+  const T* x = p.x + r * p.hidden;
+  T* o = p.out + r * p.hidden;
+  float v[kVecs][V];
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int c = static_cast<int>(threadIdx.x) + i * kThreads;
+    if (c < nvec) {
+      load16(x + c * V, v[i]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < V; ++j) v[i][j] = 0.f;
+    }
+  }
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i)
+#pragma unroll
+    for (int j = 0; j < V; ++j) ss = fmaf(v[i][j], v[i][j], ss);
+  const float s = block_inv_rms(ss, p.hidden, p.eps);
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {
+    const int c = static_cast<int>(threadIdx.x) + i * kThreads;
+    if (c < nvec) {
+      float w[V];
+      load16(p.weight + c * V, w);
+#pragma unroll
+      for (int j = 0; j < V; ++j) w[j] *= v[i][j] * s;
+      store16(o + c * V, w);
+    }
+  }
+}
+
+// The most 16-byte vectors per thread the register kernel is built for
+// (hidden <= 8 x 256 x 8 = 16384 in bf16; wider rows run the scalar kernel).
+constexpr int kRmsNormMaxVecs = 8;
+
+// Vectors per thread for rmsnorm_vec_kernel (1, 2, 4 or 8), or 0: the scalar kernel.
+template <class T>
+inline int rmsnorm_vecs_per_thread(const RmsNormParams<T>& p) {
+  if (p.hidden % kVec<T> != 0 || !aligned16(p.x) || !aligned16(p.weight) || !aligned16(p.out)) return 0;
+  const int nvec = p.hidden / kVec<T>;
+  for (int vecs = 1; vecs <= kRmsNormMaxVecs; vecs *= 2)
+    if (nvec <= vecs * kThreads) return vecs;
+  return 0;
 }
 
 // ------------------------------------------------------------------- RoPE ---
@@ -110,6 +202,8 @@ __global__ void __launch_bounds__(kThreads) rope_kernel(RopeParams<T> p) {
 
 // -------------------------------------------------------------- SiLU-gate ---
 // gate_up is (rows, 2 * ffn), out is (rows, ffn): out = silu(gate) * up.
+__device__ __forceinline__ float silu_mul(float g, float u) { return g / (1.f + expf(-g)) * u; }
+
 template <class T>
 __global__ void __launch_bounds__(kThreads) silu_gate_kernel(SiluGateParams<T> p) {
   const long long n = p.rows * p.ffn;
@@ -117,35 +211,98 @@ __global__ void __launch_bounds__(kThreads) silu_gate_kernel(SiluGateParams<T> p
        idx += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long r = idx / p.ffn, f = idx % p.ffn;
     const T* row = p.gate_up + r * 2 * p.ffn;
-    const float g = to_f32(row[f]), u = to_f32(row[p.ffn + f]);
-    p.out[idx] = from_f32<T>(g / (1.f + expf(-g)) * u);
+    p.out[idx] = from_f32<T>(silu_mul(to_f32(row[f]), to_f32(row[p.ffn + f])));
   }
+}
+
+// One 16-byte vector of out per item (ffn a multiple of kVec<T>).
+template <class T>
+__global__ void __launch_bounds__(kThreads) silu_gate_vec_kernel(SiluGateParams<T> p) {
+  constexpr int V = kVec<T>;
+  const long long fv = p.ffn / V, n = p.rows * fv;
+  for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; idx < n;
+       idx += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long r = idx / fv, f = (idx % fv) * V;
+    const T* row = p.gate_up + r * 2 * p.ffn;
+    float g[V], u[V];
+    load16(row + f, g);
+    load16(row + p.ffn + f, u);
+#pragma unroll
+    for (int j = 0; j < V; ++j) g[j] = silu_mul(g[j], u[j]);
+    store16(p.out + idx * V, g);
+  }
+}
+
+template <class T>
+inline bool silu_gate_vectorizable(const SiluGateParams<T>& p) {
+  return p.ffn % kVec<T> == 0 && aligned16(p.gate_up) && aligned16(p.out);
 }
 
 // -------------------------------------------------------------- KV append ---
 // k, v are (T, kv_heads, hd); the caches are (slots, kv_heads, hd) with
 // slot = block * block_tokens + offset; slot_mapping[t] < 0 skips token t
-// (padding). Plain copy, no conversion.
-template <class T>
+// (padding). Plain copy, no conversion. kVectorized: 16-byte items (a row of
+// kv_heads x hd a multiple of kVec<T>, every pointer 16-byte aligned).
+template <class T, bool kVectorized = false>
 __global__ void __launch_bounds__(kThreads) kv_append_kernel(KvAppendParams<T> p) {
-  const long long row = static_cast<long long>(p.kv_heads) * p.head_dim;
+  constexpr int V = kVectorized ? kVec<T> : 1;
+  const long long row = static_cast<long long>(p.kv_heads) * p.head_dim / V;  // items per token
   const long long n = p.tokens * row;
   for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long t = idx / row, e = idx % row;
     const long long slot = p.slot_mapping[t];
     if (slot < 0) continue;
-    p.k_cache[slot * row + e] = p.k[idx];
-    p.v_cache[slot * row + e] = p.v[idx];
+    if constexpr (kVectorized) {
+      reinterpret_cast<uint4*>(p.k_cache)[slot * row + e] = reinterpret_cast<const uint4*>(p.k)[idx];
+      reinterpret_cast<uint4*>(p.v_cache)[slot * row + e] = reinterpret_cast<const uint4*>(p.v)[idx];
+    } else {
+      p.k_cache[slot * row + e] = p.k[idx];
+      p.v_cache[slot * row + e] = p.v[idx];
+    }
   }
 }
 
-// ----------------------------------------------------------- residual add ---
 template <class T>
+inline bool kv_append_vectorizable(const KvAppendParams<T>& p) {
+  return (static_cast<long long>(p.kv_heads) * p.head_dim) % kVec<T> == 0 && aligned16(p.k) && aligned16(p.v) &&
+         aligned16(p.k_cache) && aligned16(p.v_cache);
+}
+
+// Items (grid-stride units) of kv_append_kernel<T, vectorized>.
+template <class T>
+inline long long kv_append_items(const KvAppendParams<T>& p, bool vectorized) {
+  return p.tokens * p.kv_heads * p.head_dim / (vectorized ? kVec<T> : 1);
+}
+
+// ----------------------------------------------------------- residual add ---
+// x += residual over n elements. kVectorized: 16-byte items over the first
+// n - n % kVec<T> elements (x and residual 16-byte aligned), then the tail.
+template <class T, bool kVectorized = false>
 __global__ void __launch_bounds__(kThreads) residual_add_kernel(T* x, const T* residual, long long n) {
-  for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; idx < n;
-       idx += static_cast<long long>(gridDim.x) * blockDim.x)
+  const long long first = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  long long done = 0;
+  if constexpr (kVectorized) {
+    constexpr int V = kVec<T>;
+    const long long nv = n / V;
+    for (long long idx = first; idx < nv; idx += stride) {
+      float a[V], b[V];
+      load16(x + idx * V, a);
+      load16(residual + idx * V, b);
+#pragma unroll
+      for (int j = 0; j < V; ++j) a[j] += b[j];
+      store16(x + idx * V, a);
+    }
+    done = nv * V;
+  }
+  for (long long idx = done + first; idx < n; idx += stride)
     x[idx] = from_f32<T>(to_f32(x[idx]) + to_f32(residual[idx]));
+}
+
+template <class T>
+inline bool residual_add_vectorizable(const T* x, const T* residual) {
+  return aligned16(x) && aligned16(residual);
 }
 
 // ------------------------------------------------------------ random fill ---

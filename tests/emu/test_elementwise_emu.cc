@@ -34,20 +34,49 @@ std::vector<unsigned> grids_for(long long n) { return {ew::grid_for(n), 2u}; }
 
 std::string name(const char* op, std::size_t bytes) { return std::string(bytes == 2 ? "bf16 " : "f32 ") + op; }
 
+// Runs the kernel the launcher picks for p (rmsnorm_vecs_per_thread: 0 = the
+// scalar kernel), and the scalar kernel too when that was not it.
 template <class T>
-void check_rmsnorm(long long rows, int hidden, std::mt19937& rng) {
-  std::vector<float> xf = never_zero(rows * hidden, rng, 3.0), wf = never_zero(hidden, rng);
+bool launch_rmsnorm(emu::Device& dev, const kc::RmsNormParams<T>& p, int vecs) {
+  const emu::Dim3 grid{static_cast<unsigned>(p.rows), 1, 1};
+  switch (vecs) {
+    case 1: return dev.launch(grid, kBlock, [&] { ew::rmsnorm_vec_kernel<T, 1>(p); });
+    case 2: return dev.launch(grid, kBlock, [&] { ew::rmsnorm_vec_kernel<T, 2>(p); });
+    case 4: return dev.launch(grid, kBlock, [&] { ew::rmsnorm_vec_kernel<T, 4>(p); });
+    case 8: return dev.launch(grid, kBlock, [&] { ew::rmsnorm_vec_kernel<T, 8>(p); });
+    default: return dev.launch(grid, kBlock, [&] { ew::rmsnorm_kernel<T>(p); });
+  }
+}
+
+// want_vecs: the vectors per thread the launcher must pick for this shape
+// (0: the scalar kernel). misalign: x and out start one element past a
+// 16-byte boundary, which must send the launcher to the scalar kernel.
+template <class T>
+void check_rmsnorm(long long rows, int hidden, int want_vecs, std::mt19937& rng, bool misalign = false) {
+  const int shift = misalign ? 1 : 0;
+  std::vector<float> xf = never_zero(rows * hidden + shift, rng, 3.0), wf = never_zero(hidden, rng);
   auto x = store<T>(xf), w = store<T>(wf);
-  auto out = poisoned<T>(xf.size());
-  kc::RmsNormParams<T> p{x.get(), w.get(), out.get(), rows, hidden, 1e-5f};
+  xf.erase(xf.begin(), xf.begin() + shift);
+  auto out = poisoned<T>(rows * hidden + shift);
+  kc::RmsNormParams<T> p{x.get() + shift, w.get(), out.get() + shift, rows, hidden, 1e-5f};
+  const int vecs = ew::rmsnorm_vecs_per_thread(p);
   const std::string what = name("rmsnorm", sizeof(T)) + " rows=" + std::to_string(rows) +
-                           " hidden=" + std::to_string(hidden);
+                           " hidden=" + std::to_string(hidden) + (misalign ? " misaligned" : "");
   INFO(what);
-  emu::Device dev;
-  const bool ok = dev.launch({static_cast<unsigned>(rows), 1, 1}, kBlock, [&] { ew::rmsnorm_kernel<T>(p); });
-  INFO("emulator: " << dev.error());
-  REQUIRE(ok);
-  check_close(what, out, ref::rmsnorm(xf, wf, rows, hidden, 1e-5));
+  CHECK(vecs == want_vecs);
+  const std::vector<double> want = ref::rmsnorm(xf, wf, rows, hidden, 1e-5);
+  for (int run : vecs == 0 ? std::vector<int>{0} : std::vector<int>{vecs, 0}) {
+    INFO((run ? "vectorized, vectors per thread " + std::to_string(run) : std::string("scalar kernel")));
+    for (std::size_t i = 0; i < out.n; ++i) out[i] = kc::from_f32<T>(NAN);
+    emu::Device dev;
+    const bool ok = launch_rmsnorm(dev, p, run);
+    INFO("emulator: " << dev.error());
+    REQUIRE(ok);
+    Aligned<T> rows_out(want.size());  // the output proper, past the shift
+    std::copy(out.get() + shift, out.get() + out.n, rows_out.get());
+    check_close(what, rows_out, want);
+    if (misalign) CHECK(std::isnan(to_float(out[0])));  // before the output: never written
+  }
 }
 
 template <class T>
@@ -74,21 +103,35 @@ void check_rope(long long tokens, int heads, int kv_heads, int hd, float theta, 
   }
 }
 
+// Both kernels when the vectorized one applies (want_vec: it must, for this shape).
 template <class T>
-void check_silu_gate(long long rows, int ffn, std::mt19937& rng) {
-  for (unsigned grid : grids_for(rows * ffn)) {
-    std::vector<float> gf = never_zero(rows * 2 * ffn, rng, 4.0);
-    auto g = store<T>(gf);
-    auto out = poisoned<T>(rows * ffn);
-    kc::SiluGateParams<T> p{g.get(), out.get(), rows, ffn};
-    const std::string what = name("silu_gate", sizeof(T)) + " rows=" + std::to_string(rows) +
-                             " ffn=" + std::to_string(ffn) + " grid=" + std::to_string(grid);
-    INFO(what);
-    emu::Device dev;
-    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::silu_gate_kernel<T>(p); });
-    INFO("emulator: " << dev.error());
-    REQUIRE(ok);
-    check_close(what, out, ref::silu_gate(gf, rows, ffn));
+void check_silu_gate(long long rows, int ffn, bool want_vec, std::mt19937& rng) {
+  std::vector<float> gf = never_zero(rows * 2 * ffn, rng, 4.0);
+  auto g = store<T>(gf);
+  auto out = poisoned<T>(rows * ffn);
+  const kc::SiluGateParams<T> p{g.get(), out.get(), rows, ffn};
+  const bool vec = ew::silu_gate_vectorizable(p);
+  CHECK(vec == want_vec);
+  const std::vector<double> want = ref::silu_gate(gf, rows, ffn);
+  for (bool run_vec : vec ? std::vector<bool>{true, false} : std::vector<bool>{false}) {
+    const long long items = run_vec ? rows * (ffn / ew::kVec<T>) : rows * ffn;
+    for (unsigned grid : grids_for(items)) {
+      const std::string what = name("silu_gate", sizeof(T)) + (run_vec ? " vectorized" : " scalar") +
+                               " rows=" + std::to_string(rows) + " ffn=" + std::to_string(ffn) +
+                               " grid=" + std::to_string(grid);
+      INFO(what);
+      for (std::size_t i = 0; i < out.n; ++i) out[i] = kc::from_f32<T>(NAN);
+      emu::Device dev;
+      const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] {
+        if (run_vec)
+          ew::silu_gate_vec_kernel<T>(p);
+        else
+          ew::silu_gate_kernel<T>(p);
+      });
+      INFO("emulator: " << dev.error());
+      REQUIRE(ok);
+      check_close(what, out, want);
+    }
   }
 }
 
@@ -100,18 +143,26 @@ void check_kv_append(long long tokens, int kv_heads, int hd, int slots, std::mt1
   std::shuffle(perm.begin(), perm.end(), rng);
   std::vector<std::int32_t> slot(tokens);
   for (long long t = 0; t < tokens; ++t) slot[t] = t % 3 == 2 ? -1 : perm[t];
-  for (unsigned grid : grids_for(tokens * kv_heads * hd)) {
+  for (bool run_vec : {false, true})
+  for (unsigned grid : grids_for(tokens * kv_heads * hd / (run_vec ? ew::kVec<T> : 1))) {
     std::vector<float> kf = never_zero(tokens * kv_heads * hd, rng), vf = never_zero(kf.size(), rng);
     std::vector<float> kcf = never_zero(static_cast<std::size_t>(slots) * kv_heads * hd, rng, 2.0),
                        vcf = never_zero(kcf.size(), rng, 2.0);
     auto k = store<T>(kf), v = store<T>(vf), kcache = store<T>(kcf), vcache = store<T>(vcf);
     kc::KvAppendParams<T> p{k.get(), v.get(), slot.data(), kcache.get(), vcache.get(), tokens, kv_heads, hd};
-    const std::string what = name("kv_append", sizeof(T)) + " tokens=" + std::to_string(tokens) +
+    // Every row here is whole 16-byte vectors (hd 64 and 128): the launcher vectorizes.
+    CHECK(ew::kv_append_vectorizable(p));
+    const std::string what = name("kv_append", sizeof(T)) + (run_vec ? " vectorized" : " scalar") + " tokens=" + std::to_string(tokens) +
                              " kv_heads=" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) +
                              " grid=" + std::to_string(grid);
     INFO(what);
     emu::Device dev;
-    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::kv_append_kernel<T>(p); });
+    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] {
+      if (run_vec)
+        ew::kv_append_kernel<T, true>(p);
+      else
+        ew::kv_append_kernel<T, false>(p);
+    });
     INFO("emulator: " << dev.error());
     REQUIRE(ok);
     // The reference appends every token it is given: give it the non-padding ones.
@@ -131,20 +182,38 @@ void check_kv_append(long long tokens, int kv_heads, int hd, int slots, std::mt1
   }
 }
 
+// Both kernels; the vectorized one with n not a multiple of the vector (a
+// scalar tail) as well as n a multiple. misalign: x starts one element past a
+// 16-byte boundary, which must send the launcher to the scalar kernel.
 template <class T>
-void check_residual_add(long long n, std::mt19937& rng) {
-  for (unsigned grid : grids_for(n)) {
-    std::vector<float> xf = never_zero(n, rng), rf = never_zero(n, rng);
-    auto x = store<T>(xf), r = store<T>(rf);
-    const std::string what = name("residual_add", sizeof(T)) + " n=" + std::to_string(n) +
-                             " grid=" + std::to_string(grid);
-    INFO(what);
-    emu::Device dev;
-    const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] { ew::residual_add_kernel<T>(x.get(), r.get(), n); });
-    INFO("emulator: " << dev.error());
-    REQUIRE(ok);
-    check_close(what, x, ref::residual_add(xf, rf));
-  }
+void check_residual_add(long long n, std::mt19937& rng, bool misalign = false) {
+  const int shift = misalign ? 1 : 0;
+  const Aligned<T> probe(2);
+  const bool vec = ew::residual_add_vectorizable<T>(probe.get() + shift, probe.get());
+  CHECK(vec == !misalign);
+  for (bool run_vec : vec ? std::vector<bool>{true, false} : std::vector<bool>{false})
+    for (unsigned grid : grids_for(run_vec ? std::max<long long>(n / ew::kVec<T>, 1) : n)) {
+      std::vector<float> xf = never_zero(n + shift, rng), rf = never_zero(n, rng);
+      auto x = store<T>(xf), r = store<T>(rf);
+      xf.erase(xf.begin(), xf.begin() + shift);
+      const std::string what = name("residual_add", sizeof(T)) + (run_vec ? " vectorized" : " scalar") +
+                               (misalign ? " misaligned" : "") + " n=" + std::to_string(n) +
+                               " grid=" + std::to_string(grid);
+      INFO(what);
+      emu::Device dev;
+      const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] {
+        if (run_vec)
+          ew::residual_add_kernel<T, true>(x.get() + shift, r.get(), n);
+        else
+          ew::residual_add_kernel<T, false>(x.get() + shift, r.get(), n);
+      });
+      INFO("emulator: " << dev.error());
+      REQUIRE(ok);
+      Aligned<T> sum(n);  // x past the shift
+      std::copy(x.get() + shift, x.get() + shift + n, sum.get());
+      check_close(what, sum, ref::residual_add(xf, rf));
+      if (misalign) CHECK(to_float(x[0]) != 0.f);  // the element before x: untouched (never zero)
+    }
 }
 
 template <class T>
@@ -167,15 +236,27 @@ void check_fill_random(long long n, float scale, std::uint32_t seed) {
 
 template <class T>
 void check_all(std::mt19937& rng) {
-  for (int hidden : {1000, 4096, 64}) check_rmsnorm<T>(3, hidden, rng);  // hidden < and not a multiple of the block
+  // {hidden, vectors per thread the launcher must pick in bf16, in f32}: hidden below
+  // and not a multiple of the block, not a multiple of the 16-byte vector (scalar
+  // kernel), each of 1, 2, 4, 8 vectors per thread, and too wide for the registers.
+  const bool is_bf16 = sizeof(T) == 2;
+  const struct { int hidden, bf16_vecs, f32_vecs; } norms[] = {
+      {1000, 1, 1}, {4096, 2, 4}, {64, 1, 1}, {1001, 0, 0}, {100, 0, 1}, {8192, 4, 8}, {16384, 8, 0}, {16392, 0, 0}};
+  for (const auto& n : norms) check_rmsnorm<T>(n.hidden > 8192 ? 2 : 3, n.hidden, is_bf16 ? n.bf16_vecs : n.f32_vecs, rng);
+  check_rmsnorm<T>(3, 4096, 0, rng, /*misalign=*/true);
   for (int hd : {64, 128}) {
     check_rope<T>(7, 4, 2, hd, 10000.f, 131071, rng);  // positions up to 2^17 - 1
     check_rope<T>(5, 2, 1, hd, 500000.f, 3, rng);
     check_rope<T>(3, 14, 3, hd, 500000.f, 4096, rng);  // 17 heads: two full chunks of 8 and one of 1
     check_kv_append<T>(9, 2, hd, 20, rng);
   }
-  check_silu_gate<T>(5, 300, rng);
+  check_silu_gate<T>(5, 300, !is_bf16, rng);  // 300: a multiple of 4 floats, not of 8 bf16
+  check_silu_gate<T>(3, 1024, true, rng);
+  check_silu_gate<T>(2, 301, false, rng);
   check_residual_add<T>(1000, rng);
+  check_residual_add<T>(1003, rng);  // a scalar tail after the vectors
+  check_residual_add<T>(5, rng);     // fewer elements than one vector
+  check_residual_add<T>(1000, rng, /*misalign=*/true);
   check_fill_random<T>(1000, 0.5f, 12345u);
 }
 
