@@ -39,6 +39,7 @@
 #include "sim/cost/profiled.h"
 #include "sim/model/model_spec.h"
 #include "tools/commands.h"
+#include "pdsim_source_revision.h"  // generated: tools/source_revision.cmake
 
 namespace pdsim::cli {
 
@@ -152,11 +153,15 @@ double generation_us(k::Backend& b, int iters, int batch, int kv_len, int heads,
          });
 }
 
-// Provenance of one profile run: "run: <command and settings>; date: <UTC>".
+// Provenance of one profile run: "run: <command and settings>; date: <UTC>;
+// source: <revision>" (the kernels that measured the rows).
 // Lines equal up to the date come from runs of one grid (the later replaces
-// the earlier's rows), so merging keeps only the latest of them.
+// the earlier's rows, whatever revision measured them), so merging keeps only
+// the latest of them.
 constexpr const char* kRunPrefix = "run: ";
-std::string run_line(const std::string& what, const std::string& date) { return kRunPrefix + what + "; date: " + date; }
+std::string run_line(const std::string& what, const std::string& date) {
+  return kRunPrefix + what + "; date: " + date + "; source: " + PDSIM_SOURCE_REVISION;
+}
 std::string run_key(const std::string& line) { return line.substr(0, line.rfind("; date: ")); }
 
 // Rows of a pdsim-measured table already in `path` (none when absent), so a
@@ -544,7 +549,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   p["calibrated"] = cal;
   p["sources"] = {
       {"all", "measured by `" + command_line + "` on " + date + " with the " + b->name() + " backend (" + b->device() +
-                  ")"},
+                  "), pdsim source " + PDSIM_SOURCE_REVISION},
       {"dense_tflops", "measured: " + std::to_string(big) + "^3 GEMM in " + dtype + " (all dtypes: the backend computes in " + dtype + ")"},
       {"hbm_gbytes_per_s", std::string("measured: device copy bandwidth (") +
                                (b->name() == "cuda" ? "cudaMemcpyAsync device to device of 1 GiB" : "memcpy of 256 MiB") +

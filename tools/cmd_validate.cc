@@ -32,6 +32,7 @@
 #include "sim/metrics/metrics.h"
 #include "sim/metrics/report.h"
 #include "tools/commands.h"
+#include "pdsim_source_revision.h"  // generated: tools/source_revision.cmake
 
 namespace pdsim::cli {
 
@@ -322,11 +323,12 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
   out["op_breakdown"] = op_breakdown(scenarios, ran, out["real"]);
   out["batch_agreement"] = batch_agreement(scenarios, ran, real_batches[real_median]);
 
+  out["pdsim_source"] = PDSIM_SOURCE_REVISION;  // the kernels the real run executed
   write_file_atomically(out_dir / "validation.json", out.dump(2) + "\n");
   std::ostringstream md;
   md << std::fixed;
   md << "# Validation: " << base.name << "\n\n";
-  md << "Command: `" << command << "`\n\n";
+  md << "Command: `" << command << "` (pdsim source " << PDSIM_SOURCE_REVISION << ")\n\n";
   const std::time_t t = std::time(nullptr);
   char date[64];
   std::strftime(date, sizeof date, "%Y-%m-%d %H:%M UTC", std::gmtime(&t));

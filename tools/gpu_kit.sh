@@ -50,6 +50,12 @@ fi
 
 rm -rf "$kit"
 mkdir -p "$kit"
+# The device machine gets the working tree without .git: its build reads the
+# source revision from here (tools/source_revision.cmake). Make the kit just
+# before the device call, so this is the tree the device runs.
+{ git -C "$root" rev-parse --short=12 HEAD 2>/dev/null || echo unknown; } | tr -d '\n' >"$kit/SOURCE_REVISION"
+[ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || printf -- -dirty >>"$kit/SOURCE_REVISION"
+echo " (recorded by tools/gpu_kit.sh, working tree at $(date -u +%Y-%m-%dT%H:%MZ))" >>"$kit/SOURCE_REVISION"
 (cd "$kit" && apt-get "${apt_opts[@]}" download "${pkgs[@]}") || {
   echo "gpu_kit: apt-get download failed (try: apt-get update)" >&2; exit 1; }
 # What is in the kit, for the session log.

@@ -18,8 +18,14 @@ for f in gemm_bf16 context_attention_bf16 generation_attention_bf16 allreduce; d
   csv="$tmp/data/profiles/measured/test-cpu/$f.csv"
   [ -s "$csv" ] || fail "no $f.csv"
   grep -q '^# .*device: ' "$csv" || fail "$f.csv has no device provenance line"
-  grep -q '^# run: pdsim profile .*; date: ' "$csv" || fail "$f.csv has no run (command, date) line"
+  grep -q '^# run: pdsim profile .*; date: .*; source: .' "$csv" || fail "$f.csv has no run (command, date, source) line"
 done
+# The source revision is the checkout's (built from it: git HEAD), not a placeholder.
+head=$(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null) && {
+  grep -q "^# run: pdsim profile .*; source: $head" "$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv" ||
+    fail "gemm_bf16.csv's run line does not name HEAD $head (rebuild after committing): $(grep '^# run' "$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv")"
+  grep -q "pdsim source $head" "$tmp/data/profiles/gpus/test-cpu.json" || fail "test-cpu.json's sources.all does not name $head"
+}
 [ -s "$tmp/data/profiles/gpus/test-cpu.json" ] || fail "no device profile"
 # Both cost models load what profile wrote.
 for cm in profiled roofline; do
@@ -103,6 +109,7 @@ for m in ("roofline", "profiled"):
         want = v[m][mk + "_s"][q] / v["real"][mk + "_s"][q] - 1
         assert abs(r - want) < 1e-9, (m, k, r, want)
 assert v[ "real"]["scenario"]["cost_model"] == "real"
+assert v["pdsim_source"], "no pdsim_source"
 # Per-op breakdown of one prefill and one decode batch: every op priced by every model, totals add up.
 for phase in ("prefill", "decode"):
     ph = v["op_breakdown"][phase]
