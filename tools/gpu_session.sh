@@ -15,8 +15,9 @@
 #   tests       the kernel tests over every backend, CUDA included (pdsim_tests -tc='*kernels*')
 #   fallback    only when those failed: runs each kernel variant's own tests (prefill attention:
 #               wgmma, then tensor-core mma, then simt; decode attention: regs, then smem), picks the
-#               first variant of each that passes, re-runs the kernel tests with that choice, and
-#               writes it as PDSIM_ATTENTION_KERNEL / PDSIM_DECODE_KERNEL into $BUILD_DIR/kernel-choice.env,
+#               first variant of each that passes (elementwise: the 16-byte kernels, then the scalar
+#               ones), re-runs the kernel tests with that choice, and writes it as
+#               PDSIM_ATTENTION_KERNEL / PDSIM_DECODE_KERNEL / PDSIM_ELEMENTWISE_KERNEL into $BUILD_DIR/kernel-choice.env,
 #               which the profile, validate and ctest steps then use (the device string in the
 #               tables and results names the forced choice). memcheck and racecheck keep the defaults.
 #               The opt-in decode experiments (regs-scatter, mma) are never defaults: a failing
@@ -225,10 +226,15 @@ step_tests() {
   exit "$rc"
 }
 
+# The elementwise kernels' tests over every backend (the CUDA backend runs the
+# 16-byte kernels at most of their shapes unless PDSIM_ELEMENTWISE_KERNEL=scalar).
+export ELEMENTWISE_TESTS='kernels: rmsnorm*,kernels: silu gate*,kernels: residual add*,kernels: kv append*'
+
 # Kernel variants, fastest first: name|the test that checks it alone against
 # the reference|the tests that need it (excluded once it is dropped). The last
 # of each list is the plain fallback.
 # (Arrays are not exported: each step runs in its own bash -c.)
+
 step_fallback() {
   local ATTENTION_VARIANTS=("wgmma|*wgmma prefill attention over ragged*|*wgmma*"
                             "mma|*tensor-core prefill attention over ragged*|*tensor-core prefill*,*tensor-core and CUDA-core*,*wgmma and mma*"
@@ -258,7 +264,18 @@ step_fallback() {
     echo "decode attention: the $name kernel fails its tests ($own)"
     excluded="$excluded,$needs"
   done
-  if [ "$attention" = wgmma ] && [ "$decode" = regs ]; then
+  # Elementwise: the 16-byte kernels (auto), else the scalar ones.
+  local elementwise=auto own_ew="$ELEMENTWISE_TESTS"
+  if ! "$TESTS" -tc="$own_ew" >/dev/null 2>&1; then
+    if PDSIM_ELEMENTWISE_KERNEL=scalar "$TESTS" -tc="$own_ew" >/dev/null 2>&1; then
+      echo "elementwise: the 16-byte kernels fail their tests ($own_ew); the scalar ones pass"
+      elementwise=scalar
+    else
+      echo "elementwise: the 16-byte and the scalar kernels fail their tests ($own_ew)"
+      excluded="$excluded,$own_ew"
+    fi
+  fi
+  if [ "$attention" = wgmma ] && [ "$decode" = regs ] && [ "$elementwise" = auto ]; then
     "$TESTS" -tc='*kernels*' -tce="${excluded#,}" || {
       echo "the kernel tests fail with the default kernels, experiments aside: the failure is elsewhere (see the tests step)"; exit 1; }
     echo "only experiments failed (${excluded#,}); the default kernels pass: no fallback"
@@ -266,7 +283,8 @@ step_fallback() {
   fi
   [ "$attention" = wgmma ] || env_lines="export PDSIM_ATTENTION_KERNEL=$attention"$'\n'
   [ "$decode" = regs ] || env_lines="${env_lines}export PDSIM_DECODE_KERNEL=$decode"$'\n'
-  echo "chosen: prefill attention $attention, decode attention $decode; re-running the kernel tests without ${excluded#,}"
+  [ "$elementwise" = auto ] || env_lines="${env_lines}export PDSIM_ELEMENTWISE_KERNEL=$elementwise"$'\n'
+  echo "chosen: prefill attention $attention, decode attention $decode, elementwise $elementwise; re-running the kernel tests without ${excluded#,}"
   local exclude=()
   [ -n "$excluded" ] && exclude=(-tce="${excluded#,}")
   (eval "$env_lines"; "$TESTS" -tc='*kernels*' "${exclude[@]}") || {

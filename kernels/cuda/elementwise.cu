@@ -2,6 +2,8 @@
 // (RMSNorm, RoPE, SiLU-gate, KV append, residual add, random fill); the device
 // code is in elementwise_kernels.cuh.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "kernels/cuda/check.cuh"
@@ -22,13 +24,25 @@ using elementwise::rope_kernel;
 using elementwise::silu_gate_kernel;
 using elementwise::silu_gate_vec_kernel;
 
+// PDSIM_ELEMENTWISE_KERNEL (read at every launch, like the attention
+// variables): unset or "auto" -> the 16-byte kernels where the shape and
+// alignment allow; "scalar" -> always the scalar kernels (the fallback
+// tools/gpu_session.sh picks if the vectorized ones fail their tests on a GPU).
+bool vectorized_allowed() {
+  const char* e = std::getenv("PDSIM_ELEMENTWISE_KERNEL");
+  if (e == nullptr || *e == '\0' || std::strcmp(e, "auto") == 0) return true;
+  if (std::strcmp(e, "scalar") == 0) return false;
+  PDSIM_CUDA_REQUIRE(false, std::string("PDSIM_ELEMENTWISE_KERNEL must be auto or scalar, got '") + e + "'");
+  return true;
+}
+
 }  // namespace
 
 template <class T>
 void launch_residual_add(T* x, const T* residual, std::int64_t n, cudaStream_t stream) {
   PDSIM_CUDA_REQUIRE(n >= 0, "residual_add: negative size");
   if (n == 0) return;
-  if (elementwise::residual_add_vectorizable(x, residual))
+  if (vectorized_allowed() && elementwise::residual_add_vectorizable(x, residual))
     residual_add_kernel<T, true><<<grid_for(std::max<std::int64_t>(n / elementwise::kVec<T>, 1)), kThreads, 0, stream>>>(
         x, residual, n);
   else
@@ -50,7 +64,7 @@ void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream) {
   PDSIM_CUDA_REQUIRE(p.rows >= 0 && p.rows <= 0x7fffffffLL, "rmsnorm: rows out of range");
   if (p.rows == 0) return;
   const unsigned grid = static_cast<unsigned>(p.rows);
-  switch (elementwise::rmsnorm_vecs_per_thread(p)) {
+  switch (vectorized_allowed() ? elementwise::rmsnorm_vecs_per_thread(p) : 0) {
     case 1: rmsnorm_vec_kernel<T, 1><<<grid, kThreads, 0, stream>>>(p); break;
     case 2: rmsnorm_vec_kernel<T, 2><<<grid, kThreads, 0, stream>>>(p); break;
     case 4: rmsnorm_vec_kernel<T, 4><<<grid, kThreads, 0, stream>>>(p); break;
@@ -72,7 +86,7 @@ void launch_rope(const RopeParams<T>& p, cudaStream_t stream) {
 template <class T>
 void launch_silu_gate(const SiluGateParams<T>& p, cudaStream_t stream) {
   if (p.rows == 0 || p.ffn == 0) return;
-  if (elementwise::silu_gate_vectorizable(p))
+  if (vectorized_allowed() && elementwise::silu_gate_vectorizable(p))
     silu_gate_vec_kernel<T><<<grid_for(p.rows * (p.ffn / elementwise::kVec<T>)), kThreads, 0, stream>>>(p);
   else
     silu_gate_kernel<T><<<grid_for(p.rows * p.ffn), kThreads, 0, stream>>>(p);
@@ -82,7 +96,7 @@ void launch_silu_gate(const SiluGateParams<T>& p, cudaStream_t stream) {
 template <class T>
 void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream) {
   if (p.tokens == 0) return;
-  if (elementwise::kv_append_vectorizable(p))
+  if (vectorized_allowed() && elementwise::kv_append_vectorizable(p))
     kv_append_kernel<T, true><<<grid_for(elementwise::kv_append_items(p, true)), kThreads, 0, stream>>>(p);
   else
     kv_append_kernel<T><<<grid_for(elementwise::kv_append_items(p, false)), kThreads, 0, stream>>>(p);
