@@ -87,6 +87,36 @@ inline void check_close(const std::string& what, const std::vector<float>& got, 
   CHECK(bad == 0);
 }
 
+// RMSNorm, SiLU-gate and residual add of random inputs drawn from `rng` on
+// backend b, against the float64 references (`what` prefixes the report).
+inline void check_rmsnorm(Backend& b, const std::string& what, std::int64_t rows, int hidden, std::mt19937& rng) {
+  auto xh = random_values(static_cast<std::size_t>(rows * hidden), rng, 3.0f);
+  auto wh = random_values(static_cast<std::size_t>(hidden), rng);
+  auto x = put(b, {rows, hidden}, xh);
+  auto w = put(b, {hidden}, wh);
+  auto y = poisoned(b, {rows, hidden});
+  b.rmsnorm({&x, &w, &y, rows, hidden, 1e-5f});
+  check_close(what + " rmsnorm " + std::to_string(rows) + "x" + std::to_string(hidden), get(b, y),
+              ref::rmsnorm(xh, wh, rows, hidden, 1e-5), tol_for(b));
+}
+inline void check_silu_gate(Backend& b, const std::string& what, std::int64_t rows, int ffn, std::mt19937& rng) {
+  auto gh = random_values(static_cast<std::size_t>(rows * 2 * ffn), rng, 4.0f);
+  auto g = put(b, {rows, 2 * ffn}, gh);
+  auto y = poisoned(b, {rows, ffn});
+  b.silu_gate({&g, &y, rows, ffn});
+  check_close(what + " silu_gate " + std::to_string(rows) + "x" + std::to_string(ffn), get(b, y),
+              ref::silu_gate(gh, rows, ffn), tol_for(b));
+}
+inline void check_residual_add(Backend& b, const std::string& what, std::int64_t n, std::mt19937& rng) {
+  auto xh = random_values(static_cast<std::size_t>(n), rng);
+  auto rh = random_values(static_cast<std::size_t>(n), rng);
+  auto x = put(b, {n}, xh);
+  auto r = put(b, {n}, rh);
+  b.residual_add({&x, &r, n});
+  // The inputs as the backend holds them (bf16 on CUDA), so the reference sees the same values.
+  check_close(what + " residual_add " + std::to_string(n), get(b, x), ref::residual_add(xh, rh), tol_for(b));
+}
+
 // Decode attention over a paged KV cache whose blocks are a shuffled
 // permutation (plus unused blocks), on random inputs drawn from `rng`,
 // checked against the float64 reference; returns the output.

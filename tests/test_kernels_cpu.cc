@@ -198,21 +198,12 @@ TEST_CASE("kernels: kv append writes exactly the mapped slots") {
 
 TEST_CASE("kernels: rmsnorm matches the reference") {
   std::mt19937 rng(5);
-  for (auto& b : backends()) {
+  for (auto& b : backends())
     // On CUDA: 1, 4 and 8 16-byte vectors per thread held in registers, and
     // the scalar kernel for a row not whole vectors (1001) or too wide (16392).
     for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{
-             {1, 64}, {5, 200}, {33, 512}, {3, 1001}, {2, 8192}, {2, 16384}, {1, 16392}}) {
-      auto xh = random_values(static_cast<std::size_t>(rows * hidden), rng, 3.0f);
-      auto wh = random_values(static_cast<std::size_t>(hidden), rng);
-      auto x = put(*b, {rows, hidden}, xh);
-      auto w = put(*b, {hidden}, wh);
-      auto y = poisoned(*b, {rows, hidden});
-      b->rmsnorm({&x, &w, &y, rows, hidden, 1e-5f});
-      check_close(b->name() + " rmsnorm " + std::to_string(rows) + "x" + std::to_string(hidden), get(*b, y),
-                  k::ref::rmsnorm(xh, wh, rows, hidden, 1e-5), tol_for(*b));
-    }
-  }
+             {1, 64}, {5, 200}, {33, 512}, {3, 1001}, {2, 8192}, {2, 16384}, {1, 16392}})
+      check_rmsnorm(*b, b->name(), rows, hidden, rng);
 }
 
 TEST_CASE("kernels: rope matches the reference on q and k") {
@@ -241,32 +232,16 @@ TEST_CASE("kernels: rope matches the reference on q and k") {
 
 TEST_CASE("kernels: silu gate matches the reference") {
   std::mt19937 rng(7);
-  for (auto& b : backends()) {
-    for (auto [rows, ffn] : std::vector<std::pair<std::int64_t, int>>{{1, 64}, {7, 300}, {20, 1408}}) {
-      auto gh = random_values(static_cast<std::size_t>(rows * 2 * ffn), rng, 4.0f);
-      auto g = put(*b, {rows, 2 * ffn}, gh);
-      auto y = poisoned(*b, {rows, ffn});
-      b->silu_gate({&g, &y, rows, ffn});
-      check_close(b->name() + " silu_gate " + std::to_string(rows) + "x" + std::to_string(ffn), get(*b, y),
-                  k::ref::silu_gate(gh, rows, ffn), tol_for(*b));
-    }
-  }
+  for (auto& b : backends())
+    for (auto [rows, ffn] : std::vector<std::pair<std::int64_t, int>>{{1, 64}, {7, 300}, {20, 1408}})
+      check_silu_gate(*b, b->name(), rows, ffn, rng);
 }
 
 TEST_CASE("kernels: residual add matches the reference in place") {
   std::mt19937 rng(8);
-  for (auto& b : backends()) {
-    for (std::int64_t n : {1, 1000, 300001}) {  // the last spans several CPU chunks and is not a multiple of any
-      auto xh = random_values(static_cast<std::size_t>(n), rng);
-      auto rh = random_values(static_cast<std::size_t>(n), rng);
-      auto x = put(*b, {n}, xh);
-      auto r = put(*b, {n}, rh);
-      b->residual_add({&x, &r, n});
-      // The inputs as the backend holds them (bf16 on CUDA), so the reference sees the same values.
-      check_close(b->name() + " residual_add " + std::to_string(n), get(*b, x), k::ref::residual_add(xh, rh),
-                  tol_for(*b));
-    }
-  }
+  for (auto& b : backends())
+    for (std::int64_t n : {1, 1000, 300001})  // the last spans several CPU chunks and is not a multiple of any
+      check_residual_add(*b, b->name(), n, rng);
 }
 
 TEST_CASE("kernels: copy reproduces the source exactly and refuses mismatched tensors") {
