@@ -313,17 +313,31 @@ step_bench() {
 
 # --out relative to the repository root (the working directory): the provenance the
 # tables and device profile record is then the same path on every machine.
-step_profile8b() {
+# pdsim profile of one model into $OURS. Tables already there from another
+# configuration (e.g. the committed ones, measured with the default kernels,
+# when the fallback forced others: the device string differs) make profile
+# refuse before measuring; they are moved aside into $BUILD_DIR (this machine's
+# copy only) and the model profiled afresh, so the session still measures.
+profile_model() {
   need "$PDSIM"
+  local err="$BUILD_DIR/profile-$1.err" rc
   # shellcheck disable=SC2086  # PROFILE_ARGS is a list of options
-  "$PDSIM" profile --backend cuda --model llama-3.1-8b --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS
+  "$PDSIM" profile --backend cuda --model "$1" --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS 2> >(tee "$err" >&2)
+  rc=$?
+  if [ "$rc" -eq 2 ] && grep -q "another device or configuration" "$err"; then
+    local aside="$BUILD_DIR/replaced-$OURS-$(date +%s)"
+    mkdir -p "$aside"
+    mv "profiles/measured/$OURS" "$aside/measured" && { mv "profiles/gpus/$OURS.json" "$aside/" 2>/dev/null || true; }
+    echo "profiles/measured/$OURS holds another configuration's tables: moved to $aside; profiling $1 afresh"
+    # shellcheck disable=SC2086
+    "$PDSIM" profile --backend cuda --model "$1" --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS
+    rc=$?
+  fi
+  return "$rc"
 }
 
-step_profile70b() {
-  need "$PDSIM"
-  # shellcheck disable=SC2086
-  "$PDSIM" profile --backend cuda --model llama-3.1-70b --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS
-}
+step_profile8b() { profile_model llama-3.1-8b; }
+step_profile70b() { profile_model llama-3.1-70b; }
 
 step_compare() {
   need "$PDSIM" "$ROOT/profiles/measured/$OURS/gemm_bf16.csv" "$ROOT/profiles/measured/$THEIRS/gemm_bf16.csv"
@@ -418,7 +432,7 @@ step_ctest() {
   (cd "$BUILD_DIR" && ctest -j "$JOBS" --output-on-failure --timeout 200)
 }
 
-export -f need pool_sets step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
+export -f need pool_sets profile_model step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
   step_profile8b step_profile70b step_compare decode_ab step_split_ab step_mma_ab step_validate step_timings step_validate_all step_targets step_ctest
 
 # name  budget_s  min_s  gpu  what
