@@ -442,7 +442,7 @@ PLAN=(
   "build 240 30 0 cmake --build ${BUILD_DIR#"$ROOT"/} -j $JOBS --target pdsim pdsim_tests pdsim_kernel_bench"
   "smi 15 3 1 nvidia-smi"
   "tests 60 10 1 pdsim_tests -tc='*kernels*' (every kernel over CPU and CUDA backends)"
-  "fallback 60 10 1 only when the kernel tests failed: the first passing variant of each attention kernel -> ${KERNEL_CHOICE#"$ROOT"/}"
+  "fallback 60 10 1 only when the kernel tests failed: the first passing variant of each attention kernel and of the elementwise kernels -> ${KERNEL_CHOICE#"$ROOT"/}"
   "bench 40 10 1 pdsim_kernel_bench --benchmark_out=results/kernel-bench-$BASE.json"
   "profile8b 90 30 1 pdsim profile --backend cuda --model llama-3.1-8b --tp 1 --name $OURS --out profiles"
   "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
