@@ -37,6 +37,7 @@ inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p
 
 template <class T>
 __device__ __forceinline__ void load16(const T* p, float (&f)[kVec<T>]) {
+  PDSIM_CHECK_ALIGNED(p, 16);
   const uint4 raw = *reinterpret_cast<const uint4*>(p);
   const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
@@ -49,6 +50,7 @@ __device__ __forceinline__ void store16(T* p, const float (&f)[kVec<T>]) {
   T* e = reinterpret_cast<T*>(&raw);
 #pragma unroll
   for (int j = 0; j < kVec<T>; ++j) e[j] = from_f32<T>(f[j]);
+  PDSIM_CHECK_ALIGNED(p, 16);
   *reinterpret_cast<uint4*>(p) = raw;
 }
 
@@ -254,6 +256,11 @@ __global__ void __launch_bounds__(kThreads) kv_append_kernel(KvAppendParams<T> p
     const long long slot = p.slot_mapping[t];
     if (slot < 0) continue;
     if constexpr (kVectorized) {
+      // Whole uint4s from 16-byte aligned bases (the emulator checks the bases).
+      PDSIM_CHECK_ALIGNED(p.k_cache, 16);
+      PDSIM_CHECK_ALIGNED(p.v_cache, 16);
+      PDSIM_CHECK_ALIGNED(p.k, 16);
+      PDSIM_CHECK_ALIGNED(p.v, 16);
       reinterpret_cast<uint4*>(p.k_cache)[slot * row + e] = reinterpret_cast<const uint4*>(p.k)[idx];
       reinterpret_cast<uint4*>(p.v_cache)[slot * row + e] = reinterpret_cast<const uint4*>(p.v)[idx];
     } else {

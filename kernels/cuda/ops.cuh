@@ -11,6 +11,12 @@
 
 #include "kernels/cuda/decode_split.h"  // DecodeSplit, plan_decode_split
 
+// Marks a plain vector access the kernel believes aligned: nothing on a GPU
+// (where a misaligned one faults); the emulator (tests/emu) defines it to check.
+#ifndef PDSIM_CHECK_ALIGNED
+#define PDSIM_CHECK_ALIGNED(p, align) ((void)0)
+#endif
+
 namespace pdsim::kernels::cuda {
 
 using bf16 = __nv_bfloat16;

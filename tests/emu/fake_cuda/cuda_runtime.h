@@ -51,6 +51,9 @@ inline unsigned __float_as_uint(float f) {
   return u;
 }
 
+// Plain vector accesses the kernels mark (kernels/cuda/ops.cuh): alignment checked.
+#define PDSIM_CHECK_ALIGNED(p, align) emu::Device::current().check_aligned((p), (align))
+
 // A load the emulator refuses (misaligned, outside the registered buffers) is
 // recorded as the launch's error and reads zeros instead of the memory.
 inline uint4 __ldg(const uint4* p) {

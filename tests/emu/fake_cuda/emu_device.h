@@ -258,6 +258,15 @@ class Device {
   // A broken rule found by a fake device function (recorded; the launch goes on and returns false).
   void report(const std::string& msg) { note("thread " + std::to_string(cur_) + " of block " + block_name() + ": " + msg); }
 
+  // A plain vector access (PDSIM_CHECK_ALIGNED, kernels/cuda/ops.cuh): on a GPU a
+  // misaligned one faults; here it is recorded and the launch returns false.
+  void check_aligned(const void* p, std::size_t align) {
+    const auto a = reinterpret_cast<std::uintptr_t>(p);
+    if (a % align != 0)
+      note("thread " + std::to_string(cur_) + " of block " + block_name() + ": " + std::to_string(align) +
+           "-byte access at " + hex(a) + " is not " + std::to_string(align) + "-byte aligned");
+  }
+
   // __ldg: alignment, and inside a registered buffer. Returns false (the
   // error recorded) for a load that must not touch memory.
   bool check_load(const void* p, std::size_t bytes, std::size_t align) {
