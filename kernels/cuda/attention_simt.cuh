@@ -52,6 +52,7 @@ __device__ void load_rows(float* dst, int ld, const T* src, const long long* off
       float* d = dst + r * ld + c;
       const long long off = offs[r];
       if (off >= 0) {
+        PDSIM_CHECK_ALIGNED(src + off + c, 16);
         const uint4 raw = *reinterpret_cast<const uint4*>(src + off + c);
         const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
@@ -113,6 +114,7 @@ __device__ __forceinline__ void attend_tile_rows(RowState<DPL> (&st)[R], const f
         const float k0 = kr[d], k1 = kr[d + 1], k2 = kr[d + 2], k3 = kr[d + 3];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
+          PDSIM_CHECK_ALIGNED(q[r] + d, 16);
           const float4 qv = *reinterpret_cast<const float4*>(q[r] + d);  // broadcast
           dot[r] = fmaf(qv.x, k0, fmaf(qv.y, k1, fmaf(qv.z, k2, fmaf(qv.w, k3, dot[r]))));
         }
