@@ -20,12 +20,16 @@ for f in gemm_bf16 context_attention_bf16 generation_attention_bf16 allreduce; d
   grep -q '^# .*device: ' "$csv" || fail "$f.csv has no device provenance line"
   grep -q '^# run: pdsim profile .*; date: .*; source: .' "$csv" || fail "$f.csv has no run (command, date, source) line"
 done
-# The source revision is the checkout's (built from it: git HEAD), not a placeholder.
-head=$(git -C "$src" rev-parse --short=12 HEAD 2>/dev/null) && {
-  grep -q "^# run: pdsim profile .*; source: $head" "$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv" ||
-    fail "gemm_bf16.csv's run line does not name HEAD $head (rebuild after committing): $(grep '^# run' "$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv")"
-  grep -q "pdsim source $head" "$tmp/data/profiles/gpus/test-cpu.json" || fail "test-cpu.json's sources.all does not name $head"
-}
+# The source revision is a commit of this checkout (the one the binary was
+# built from; a later commit does not make it wrong), not a placeholder, and
+# the device JSON names the same.
+rev=$(sed -n 's/^# run: pdsim profile .*; source: \([0-9a-f]*\)\(-dirty\)\{0,1\}$/\1/p' \
+  "$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv" | head -1)
+if git -C "$src" rev-parse HEAD >/dev/null 2>&1; then
+  [ ${#rev} -eq 12 ] && git -C "$src" cat-file -e "$rev^{commit}" 2>/dev/null ||
+    fail "gemm_bf16.csv's run line names no commit of $src: $(grep '^# run' "$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv")"
+  grep -q "pdsim source $rev" "$tmp/data/profiles/gpus/test-cpu.json" || fail "test-cpu.json's sources.all does not name $rev"
+fi
 [ -s "$tmp/data/profiles/gpus/test-cpu.json" ] || fail "no device profile"
 # Both cost models load what profile wrote.
 for cm in profiled roofline; do
