@@ -27,9 +27,9 @@ inline unsigned grid_for(long long n) {
 // The vectorized kernels move 16 bytes per access (8 bf16 or 4 floats), as the
 // copy bandwidth is measured; they need every row start 16-byte aligned (the
 // launchers ask the *_vectorizable / rmsnorm_vecs_per_thread predicates below,
-// else they run the scalar kernels). With
-// 2-byte accesses the SiLU-gate and norms reached ~50% of the copy bandwidth
-// on an H100 (profiles/measured/h100-sxm-pdsim, 2026-11-25).
+// else they run the scalar kernels). With 2-byte accesses the SiLU-gate and
+// norms reached ~50% of the copy bandwidth on an H100
+// (profiles/measured/h100-sxm-pdsim, 2026-11-25).
 template <class T>
 constexpr int kVec = 16 / static_cast<int>(sizeof(T));
 
@@ -250,17 +250,18 @@ __global__ void __launch_bounds__(kThreads) kv_append_kernel(KvAppendParams<T> p
   constexpr int V = kVectorized ? kVec<T> : 1;
   const long long row = static_cast<long long>(p.kv_heads) * p.head_dim / V;  // items per token
   const long long n = p.tokens * row;
+  if constexpr (kVectorized) {  // whole uint4s from these bases: aligned if they are
+    PDSIM_CHECK_ALIGNED(p.k_cache, 16);
+    PDSIM_CHECK_ALIGNED(p.v_cache, 16);
+    PDSIM_CHECK_ALIGNED(p.k, 16);
+    PDSIM_CHECK_ALIGNED(p.v, 16);
+  }
   for (long long idx = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; idx < n;
        idx += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long t = idx / row, e = idx % row;
     const long long slot = p.slot_mapping[t];
     if (slot < 0) continue;
     if constexpr (kVectorized) {
-      // Whole uint4s from 16-byte aligned bases (the emulator checks the bases).
-      PDSIM_CHECK_ALIGNED(p.k_cache, 16);
-      PDSIM_CHECK_ALIGNED(p.v_cache, 16);
-      PDSIM_CHECK_ALIGNED(p.k, 16);
-      PDSIM_CHECK_ALIGNED(p.v, 16);
       reinterpret_cast<uint4*>(p.k_cache)[slot * row + e] = reinterpret_cast<const uint4*>(p.k)[idx];
       reinterpret_cast<uint4*>(p.v_cache)[slot * row + e] = reinterpret_cast<const uint4*>(p.v)[idx];
     } else {
