@@ -132,6 +132,12 @@ def tbt_tail_lines(path):
 ELEMENTWISE_OPS = {0: "rmsnorm", 1: "residual_add", 2: "silu_gate", 3: "kv_append"}
 
 
+def time_of(b):
+    """A benchmark row's time with its unit ('3.2 us')."""
+    unit = b.get("time_unit", "")
+    return f"{b['real_time']:.1f}" + (f" {unit}" if unit else "")
+
+
 def elementwise_lines(rows):
     """Not a target: each elementwise op's time at the fewest and most tokens
     benchmarked and its bw_frac at the most (BM_Elementwise)."""
@@ -143,11 +149,10 @@ def elementwise_lines(rows):
     for (op, model), pts in sorted(by.items()):
         pts.sort(key=lambda x: x[0])
         (t0, b0), (t1, b1) = pts[0], pts[-1]
-        out.append(f"| {ELEMENTWISE_OPS.get(op, op)} | {MODELS.get(model, model)} | {t0}: {b0['real_time']:.1f} | "
-                   f"{t1}: {b1['real_time']:.1f} | {b1.get('bw_frac', float('nan')):.3f} |")
+        out.append(f"| {ELEMENTWISE_OPS.get(op, op)} | {MODELS.get(model, model)} | {t0}: {time_of(b0)} | "
+                   f"{t1}: {time_of(b1)} | {b1.get('bw_frac', float('nan')):.3f} |")
     if out:
-        out = ["", "Not a target: elementwise kernels (BM_Elementwise; time in the benchmark's unit, "
-               "bw_frac of the copy bandwidth):", "",
+        out = ["", "Not a target: elementwise kernels (BM_Elementwise; bw_frac of the copy bandwidth):", "",
                "| op | model | tokens: time (fewest) | tokens: time (most) | bw_frac (most) |",
                "|---|---|---|---|---|"] + out
     return out

@@ -25,7 +25,7 @@ cat >"$tmp/bench.json" <<'JSON'
   {"name": "BM_DecodeAttention/model:0/batch:8/kernel:1/manual_time", "run_type": "iteration", "bw_frac": 0.40},
   {"name": "BM_DecodeAttention/model:1/batch:8/kernel:0/manual_time", "run_type": "iteration", "bw_frac": 0.50},
   {"name": "BM_DecodeAttention/model:1/batch:8/kernel:3/manual_time", "run_type": "iteration", "bw_frac": 0.78},
-  {"name": "BM_Elementwise/model:0/op:0/tokens:4096/manual_time", "run_type": "iteration", "real_time": 40.5, "bw_frac": 0.83},
+  {"name": "BM_Elementwise/model:0/op:0/tokens:4096/manual_time", "run_type": "iteration", "real_time": 40.5, "time_unit": "us", "bw_frac": 0.83},
   {"name": "BM_Elementwise/model:0/op:0/tokens:1/manual_time", "run_type": "iteration", "real_time": 3.25, "bw_frac": 0.001},
   {"name": "BM_Elementwise/model:0/op:0/tokens:16/manual_time", "run_type": "iteration", "real_time": 3.5, "bw_frac": 0.01},
   {"name": "BM_Elementwise/model:1/op:2/tokens:1/manual_time", "run_type": "iteration", "error_occurred": true,
@@ -69,7 +69,7 @@ has "$(row 'profiled vs real ttft_p50')" "**met**"  # exactly 10% is within
 has "$(grep -F -- '- TBT p99 (validation.json)' "$tmp/t.md")" \
   "real 17.70 ms; roofline -47.0%, profiled -45.0%; decode: 80 of 6909 batches over 1.5x every model, 1.50% of decode tokens (worst: 9 seqs, 9774 KV tokens, real 18.20 ms vs roofline 8.50, profiled 8.60)"
 # Elementwise (not a target): fewest and most tokens of each (op, model), in token order, errored rows left out.
-has "$(row 'rmsnorm | llama-3.1-8b')" "| 1: 3.2 | 4096: 40.5 | 0.830 |"
+has "$(row 'rmsnorm | llama-3.1-8b')" "| 1: 3.2 | 4096: 40.5 us | 0.830 |"
 grep -qF "| silu_gate |" "$tmp/t.md" && fail "an errored elementwise row was listed"
 python3 "$src/tools/gpu_targets.py" --bench "$tmp/missing.json" >/dev/null 2>"$tmp/err"
 [ $? -eq 1 ] && grep -q "missing.json" "$tmp/err" || fail "unreadable bench file: want exit 1 naming it: $(cat "$tmp/err")"
