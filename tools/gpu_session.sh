@@ -234,7 +234,6 @@ export ELEMENTWISE_TESTS='kernels: rmsnorm*,kernels: silu gate*,kernels: residua
 # the reference|the tests that need it (excluded once it is dropped). The last
 # of each list is the plain fallback.
 # (Arrays are not exported: each step runs in its own bash -c.)
-
 step_fallback() {
   local ATTENTION_VARIANTS=("wgmma|*wgmma prefill attention over ragged*|*wgmma*"
                             "mma|*tensor-core prefill attention over ragged*|*tensor-core prefill*,*tensor-core and CUDA-core*,*wgmma and mma*"
@@ -322,8 +321,9 @@ profile_model() {
   need "$PDSIM"
   local err="$BUILD_DIR/profile-$1.err" rc
   # shellcheck disable=SC2086  # PROFILE_ARGS is a list of options
-  "$PDSIM" profile --backend cuda --model "$1" --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS 2> >(tee "$err" >&2)
+  "$PDSIM" profile --backend cuda --model "$1" --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS 2>"$err"
   rc=$?
+  cat "$err" >&2
   if [ "$rc" -eq 2 ] && grep -q "another device or configuration" "$err"; then
     local aside="$BUILD_DIR/replaced-$OURS-$(date +%s)"
     mkdir -p "$aside"
