@@ -182,6 +182,9 @@ TEST_CASE("out-of-range integers and numbers are input errors before any narrowi
   doc["model"]["weight_bytes"] = 4294967298LL;  // narrowed, 2: it passed the 1/2/4 check
   CHECK(error_for(doc).find("$.model.weight_bytes: must be in [1, 4]") != std::string::npos);
   doc["model"]["weight_bytes"] = 2;
+  doc["model"]["kv_bytes"] = 3;
+  CHECK(error_for(doc).find("$.model.kv_bytes: must be 1, 2 or 4 bytes, got 3") != std::string::npos);
+  doc["model"]["kv_bytes"] = 1;
   CHECK(error_for(doc) == "");
 }
 

@@ -43,13 +43,14 @@ ModelSpec parse_model(JsonObject& obj, const std::string& name) {
   m.bias = bias == "none" ? BiasKind::kNone : bias == "qkv" ? BiasKind::kQkv : BiasKind::kAll;
   m.tied_embeddings = obj.boolean("tied_embeddings", false);
   m.learned_pos_embeddings = static_cast<int>(obj.integer_in("learned_pos_embeddings", 0, kMaxDim, 0));
-  m.weight_bytes = static_cast<int>(obj.integer_in("weight_bytes", 1, 4, 2));
-  m.kv_bytes = static_cast<int>(obj.integer_in("kv_bytes", 1, 4, 2));
-  m.act_bytes = static_cast<int>(obj.integer_in("act_bytes", 1, 4, 2));
-  for (const char* key : {"weight_bytes", "kv_bytes", "act_bytes"}) {
-    const auto v = key[0] == 'w' ? m.weight_bytes : key[0] == 'k' ? m.kv_bytes : m.act_bytes;
-    if (v != 1 && v != 2 && v != 4) obj.fail(key, "must be 1, 2 or 4 bytes, got " + std::to_string(v));
-  }
+  auto element_bytes = [&](const char* key) {
+    const auto v = obj.integer_in(key, 1, 4, 2);
+    if (v == 3) obj.fail(key, "must be 1, 2 or 4 bytes, got 3");
+    return static_cast<int>(v);
+  };
+  m.weight_bytes = element_bytes("weight_bytes");
+  m.kv_bytes = element_bytes("kv_bytes");
+  m.act_bytes = element_bytes("act_bytes");
   m.max_context = obj.positive_integer("max_context", 131072);
   m.published_params = obj.number("published_params", 0.0);
   m.source = obj.string("source", "");
