@@ -320,8 +320,9 @@ step_bench() {
 profile_model() {
   need "$PDSIM"
   local err="$BUILD_DIR/profile-$1.err" rc
-  # shellcheck disable=SC2086  # PROFILE_ARGS is a list of options
-  "$PDSIM" profile --backend cuda --model "$1" --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS 2>"$err"
+  # shellcheck disable=SC2206  # PROFILE_ARGS is a list of options
+  local cmd=("$PDSIM" profile --backend cuda --model "$1" --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS)
+  "${cmd[@]}" 2>"$err"
   rc=$?
   cat "$err" >&2
   if [ "$rc" -eq 2 ] && grep -q "another device or configuration" "$err"; then
@@ -329,8 +330,7 @@ profile_model() {
     mkdir -p "$aside"
     mv "profiles/measured/$OURS" "$aside/measured" && { mv "profiles/gpus/$OURS.json" "$aside/" 2>/dev/null || true; }
     echo "profiles/measured/$OURS holds another configuration's tables: moved to $aside; profiling $1 afresh"
-    # shellcheck disable=SC2086
-    "$PDSIM" profile --backend cuda --model "$1" --tp 1 --name "$OURS" --out profiles $PROFILE_ARGS
+    "${cmd[@]}"
     rc=$?
   fi
   return "$rc"
