@@ -97,12 +97,18 @@ struct KvAppendArgs {
   int kv_heads, head_dim, block_tokens;
 };
 
+// out = x * rsqrt(mean(x^2) + eps) * weight, row by row. With `residual` set,
+// the residual connection before the norm runs in the same kernel, as vLLM's
+// fused_add_rms_norm does: residual += x, then out = the norm of the sum as
+// residual stores it (x is then a sublayer's output; one pass over the rows
+// instead of an add and a norm).
 struct RmsNormArgs {
   const Tensor *x, *weight;  // [rows, hidden], [hidden]
   Tensor* out;               // [rows, hidden]
   std::int64_t rows;
   int hidden;
   float eps;
+  Tensor* residual = nullptr;  // [rows, hidden], updated in place; null: a plain norm
 };
 
 struct RopeArgs {
@@ -124,13 +130,6 @@ struct CopyColumnsArgs {
   const Tensor* src;  // [rows, src_cols]
   Tensor* dst;        // [rows, cols], same dtype
   std::int64_t rows, src_cols, col0, cols;
-};
-
-// x += residual, elementwise (a decoder layer's two residual connections).
-struct ResidualAddArgs {
-  Tensor* x;               // [elements], updated in place
-  const Tensor* residual;  // [elements]
-  std::int64_t elements;
 };
 
 class Backend {
@@ -161,7 +160,6 @@ class Backend {
   virtual void rmsnorm(const RmsNormArgs& a) = 0;
   virtual void rope(const RopeArgs& a) = 0;
   virtual void silu_gate(const SiluGateArgs& a) = 0;
-  virtual void residual_add(const ResidualAddArgs& a) = 0;
   // dst = src, byte for byte (same dtype and element count): the device's own
   // copy (CUDA: cudaMemcpyAsync device to device; CPU: memcpy in chunks over
   // the backend's threads), which `pdsim profile` times as the copy bandwidth.

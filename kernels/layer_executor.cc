@@ -68,6 +68,7 @@ struct LayerExecutor::Buffers {
   std::vector<Weights> w;    // one layer: rotating copies; all layers: layer l's weights
   std::vector<Tensor> x_in;  // layer inputs (one layer: one per weight copy; all layers: layer 0's)
   Tensor lm_head, logits;
+  Tensor resid;  // the residual stream the fused add + norms update
   Tensor xn, q, k, v, attn, h1, xn2, gu, act, y;
   Tensor qkv;  // the fused projection's output, copied into q, k, v
   Tensor qd, od;
@@ -141,6 +142,8 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
       x = b.allocate({cap, h}, dt);
       fill(b, x, 1.0f, seed++);
     }
+    B.resid = b.allocate({cap, h}, dt);
+    fill(b, B.resid, 1.0f, seed++);
     B.xn = b.allocate({cap, h}, dt);
     B.q = b.allocate({cap, H, hd}, dt);
     B.qkv = b.allocate({cap, (H + 2 * KH) * hd}, dt);
@@ -265,7 +268,12 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
       Tensor& x = opt_.all_layers ? (layer == 0 ? B.x_in[0] : B.y) : B.x_in[static_cast<std::size_t>(c)];
       Tensor& kc = B.kc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
       Tensor& vc = B.vc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
-      timed(8, [&] { b.rmsnorm({&x, &w.norm1, &B.xn, T, d.hidden, d.norm_eps}); });
+      // Both norms take the residual add before them (vLLM's fused_add_rms_norm):
+      // the input norm adds the layer input (the previous layer's MLP output) to
+      // the residual stream, the post-attention norm the attention output. (A
+      // served model's first norm has no add and its final norm has one: the
+      // same count per layer.)
+      timed(8, [&] { b.rmsnorm({&x, &w.norm1, &B.xn, T, d.hidden, d.norm_eps, &B.resid}); });
       // qkv_proj is one fused GEMM, as serving engines run it (and as the op
       // list and the profile tables price it); the ops after it take
       // contiguous q, k and v (the backend has no strided views): untimed
@@ -293,14 +301,10 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
                               bt, max_blocks_per_seq, max_ctx});
         });
       timed(4, [&] { b.gemm({&B.attn, &w.wo, &B.h1, T, h, H * hd}); });
-      timed(8, [&] {
-        b.residual_add({&B.h1, &x, T * h});  // attention output + layer input
-        b.rmsnorm({&B.h1, &w.norm2, &B.xn2, T, d.hidden, d.norm_eps});
-      });
+      timed(8, [&] { b.rmsnorm({&B.h1, &w.norm2, &B.xn2, T, d.hidden, d.norm_eps, &B.resid}); });
       timed(5, [&] { b.gemm({&B.xn2, &w.gate_up, &B.gu, T, 2 * f, h}); });
       timed(6, [&] { b.silu_gate({&B.gu, &B.act, T, d.ffn}); });
       timed(7, [&] { b.gemm({&B.act, &w.down, &B.y, T, h, f}); });
-      timed(8, [&] { b.residual_add({&B.y, &B.h1, T * h}); });  // MLP output + attention residual
     }
     double lm = 0;
     if (batch.logit_rows > 0) {

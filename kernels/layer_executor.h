@@ -4,15 +4,18 @@
 //
 // One layer, per GPU of a TP group (heads/tp, kv_heads/tp or 1, ffn/tp,
 // vocab/tp; TP all-reduces are not executed), in this order:
-//   input RMSNorm -> qkv_proj (one fused GEMM, timed; the backend has no
-//   strided views, so three more, untimed, make the contiguous q, k, v the
-//   next ops read) -> kv_append_rope (RoPE on q, k; K/V
-//   written to a paged cache) -> attention_prefill (ragged causal, prefill
-//   sequences) and/or attention_decode (paged, decode sequences) -> o_proj ->
-//   residual add -> post-attention RMSNorm -> mlp_gate_up -> mlp_silu_mul ->
-//   mlp_down -> residual add.
-// Op names match sim/model/ops.cc. norms_residual is the two RMSNorms and the
-// two residual adds. LayerNorm models are run with RMSNorm and biases are
+//   residual add + input RMSNorm (one kernel) -> qkv_proj (one fused GEMM,
+//   timed; the backend has no strided views, so three more, untimed, make
+//   the contiguous q, k, v the next ops read) -> kv_append_rope (RoPE on q,
+//   k; K/V written to a paged cache) -> attention_prefill (ragged causal,
+//   prefill sequences) and/or attention_decode (paged, decode sequences) ->
+//   o_proj -> residual add + post-attention RMSNorm (one kernel) ->
+//   mlp_gate_up -> mlp_silu_mul -> mlp_down.
+// The residual adds run inside the norms, as vLLM's fused_add_rms_norm does:
+// the input norm adds the layer input (the previous layer's MLP output) to
+// the residual stream and normalizes the sum.
+// Op names match sim/model/ops.cc. norms_residual is the two fused add +
+// RMSNorm kernels. LayerNorm models are run with RMSNorm and biases are
 // ignored; only gated-SiLU MLPs are supported.
 // A full model is L identical layers plus one lm_head GEMM over the rows that
 // emit a token. Two ways to run it (ExecutorOptions::all_layers; LayerTiming::

@@ -93,8 +93,11 @@ void kv_append(const std::vector<float>& k, const std::vector<float>& v, const s
     }
 }
 
-std::vector<double> rmsnorm(const std::vector<float>& x, const std::vector<float>& w, std::int64_t rows, int hidden,
-                            double eps) {
+namespace {
+// y[r, :] = x[r, :] / rms(x[r, :]) * w, in float64.
+template <class X>
+std::vector<double> rmsnorm_rows(const std::vector<X>& x, const std::vector<float>& w, std::int64_t rows, int hidden,
+                                 double eps) {
   std::vector<double> y(static_cast<std::size_t>(rows * hidden));
   for (std::int64_t r = 0; r < rows; ++r) {
     double ss = 0;
@@ -103,6 +106,21 @@ std::vector<double> rmsnorm(const std::vector<float>& x, const std::vector<float
     for (int i = 0; i < hidden; ++i) y[r * hidden + i] = x[r * hidden + i] * inv * w[i];
   }
   return y;
+}
+}  // namespace
+
+std::vector<double> rmsnorm(const std::vector<float>& x, const std::vector<float>& w, std::int64_t rows, int hidden,
+                            double eps) {
+  return rmsnorm_rows(x, w, rows, hidden, eps);
+}
+
+AddRmsNorm add_rmsnorm(const std::vector<float>& x, const std::vector<float>& residual, const std::vector<float>& w,
+                       std::int64_t rows, int hidden, double eps) {
+  AddRmsNorm r;
+  r.residual.resize(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) r.residual[i] = static_cast<double>(x[i]) + residual[i];
+  r.out = rmsnorm_rows(r.residual, w, rows, hidden, eps);
+  return r;
 }
 
 std::vector<double> rope(const std::vector<float>& x, const std::vector<std::int32_t>& pos, int nheads, int hd,
@@ -129,12 +147,6 @@ std::vector<double> silu_gate(const std::vector<float>& gu, std::int64_t rows, i
       const double g = gu[r * 2 * ffn + f], u = gu[r * 2 * ffn + ffn + f];
       y[r * ffn + f] = g / (1 + std::exp(-g)) * u;
     }
-  return y;
-}
-
-std::vector<double> residual_add(const std::vector<float>& x, const std::vector<float>& residual) {
-  std::vector<double> y(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) y[i] = static_cast<double>(x[i]) + residual[i];
   return y;
 }
 

@@ -31,14 +31,18 @@ void kv_append(const std::vector<float>& k, const std::vector<float>& v, const s
 std::vector<double> rmsnorm(const std::vector<float>& x, const std::vector<float>& weight, std::int64_t rows,
                             int hidden, double eps);
 
+// The residual add fused into RMSNorm: residual + x, and the norm of that sum.
+struct AddRmsNorm {
+  std::vector<double> residual, out;
+};
+AddRmsNorm add_rmsnorm(const std::vector<float>& x, const std::vector<float>& residual,
+                       const std::vector<float>& weight, std::int64_t rows, int hidden, double eps);
+
 // Rotate-half RoPE of x[T, nheads, hd] at positions[T], base theta (returns the rotated copy).
 std::vector<double> rope(const std::vector<float>& x, const std::vector<std::int32_t>& positions, int nheads,
                          int head_dim, double theta);
 
 // out[r, f] = silu(gate_up[r, f]) * gate_up[r, ffn + f]
 std::vector<double> silu_gate(const std::vector<float>& gate_up, std::int64_t rows, int ffn);
-
-// x[i] + residual[i]
-std::vector<double> residual_add(const std::vector<float>& x, const std::vector<float>& residual);
 
 }  // namespace pdsim::kernels::ref

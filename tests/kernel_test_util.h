@@ -87,17 +87,30 @@ inline void check_close(const std::string& what, const std::vector<float>& got, 
   CHECK(bad == 0);
 }
 
-// RMSNorm, SiLU-gate and residual add of random inputs drawn from `rng` on
-// backend b, against the float64 references (`what` prefixes the report).
-inline void check_rmsnorm(Backend& b, const std::string& what, std::int64_t rows, int hidden, std::mt19937& rng) {
-  auto xh = random_values(static_cast<std::size_t>(rows * hidden), rng, 3.0f);
+// RMSNorm and SiLU-gate of random inputs drawn from `rng` on backend b,
+// against the float64 references (`what` prefixes the report).
+// add_residual: the residual add fused into the norm; both outputs checked
+// (the updated residual stream and the normalized rows), and x left as it was.
+inline void check_rmsnorm(Backend& b, const std::string& what, std::int64_t rows, int hidden, std::mt19937& rng,
+                          bool add_residual = false) {
+  const auto n = static_cast<std::size_t>(rows * hidden);
+  auto xh = random_values(n, rng, 3.0f), rh = random_values(n, rng, 2.0f);
   auto wh = random_values(static_cast<std::size_t>(hidden), rng);
   auto x = put(b, {rows, hidden}, xh);
+  auto r = put(b, {rows, hidden}, rh);
   auto w = put(b, {hidden}, wh);
   auto y = poisoned(b, {rows, hidden});
-  b.rmsnorm({&x, &w, &y, rows, hidden, 1e-5f});
-  check_close(what + " rmsnorm " + std::to_string(rows) + "x" + std::to_string(hidden), get(b, y),
-              ref::rmsnorm(xh, wh, rows, hidden, 1e-5), tol_for(b));
+  b.rmsnorm({&x, &w, &y, rows, hidden, 1e-5f, add_residual ? &r : nullptr});
+  const std::string shape = std::to_string(rows) + "x" + std::to_string(hidden);
+  if (!add_residual) {
+    check_close(what + " rmsnorm " + shape, get(b, y), ref::rmsnorm(xh, wh, rows, hidden, 1e-5), tol_for(b));
+    return;
+  }
+  const ref::AddRmsNorm want = ref::add_rmsnorm(xh, rh, wh, rows, hidden, 1e-5);
+  check_close(what + " add + rmsnorm, residual " + shape, get(b, r), want.residual, tol_for(b));
+  check_close(what + " add + rmsnorm, out " + shape, get(b, y), want.out, tol_for(b));
+  check_close(what + " add + rmsnorm, x untouched " + shape, get(b, x), std::vector<double>(xh.begin(), xh.end()),
+              Tol{0, 0});
 }
 inline void check_silu_gate(Backend& b, const std::string& what, std::int64_t rows, int ffn, std::mt19937& rng) {
   auto gh = random_values(static_cast<std::size_t>(rows * 2 * ffn), rng, 4.0f);
@@ -107,16 +120,6 @@ inline void check_silu_gate(Backend& b, const std::string& what, std::int64_t ro
   check_close(what + " silu_gate " + std::to_string(rows) + "x" + std::to_string(ffn), get(b, y),
               ref::silu_gate(gh, rows, ffn), tol_for(b));
 }
-inline void check_residual_add(Backend& b, const std::string& what, std::int64_t n, std::mt19937& rng) {
-  auto xh = random_values(static_cast<std::size_t>(n), rng);
-  auto rh = random_values(static_cast<std::size_t>(n), rng);
-  auto x = put(b, {n}, xh);
-  auto r = put(b, {n}, rh);
-  b.residual_add({&x, &r, n});
-  // The inputs as the backend holds them (bf16 on CUDA), so the reference sees the same values.
-  check_close(what + " residual_add " + std::to_string(n), get(b, x), ref::residual_add(xh, rh), tol_for(b));
-}
-
 // Decode attention over a paged KV cache whose blocks are a shuffled
 // permutation (plus unused blocks), on random inputs drawn from `rng`,
 // checked against the float64 reference; returns the output.

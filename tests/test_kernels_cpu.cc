@@ -196,14 +196,15 @@ TEST_CASE("kernels: kv append writes exactly the mapped slots") {
   }
 }
 
-TEST_CASE("kernels: rmsnorm matches the reference") {
+TEST_CASE("kernels: rmsnorm plain and with the residual add fused in matches the reference") {
   std::mt19937 rng(5);
   for (auto& b : backends())
-    // On CUDA: 1, 4 and 8 16-byte vectors per thread held in registers, and
-    // the scalar kernel for a row not whole vectors (1001) or too wide (16392).
-    for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{
-             {1, 64}, {5, 200}, {33, 512}, {3, 1001}, {2, 8192}, {2, 16384}, {1, 16392}})
-      check_rmsnorm(*b, b->name(), rows, hidden, rng);
+    for (bool add_residual : {false, true})
+      // On CUDA: 1, 4 and 8 16-byte vectors per thread held in registers, and
+      // the scalar kernel for a row not whole vectors (1001) or too wide (16392).
+      for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{
+               {1, 64}, {5, 200}, {33, 512}, {3, 1001}, {2, 8192}, {2, 16384}, {1, 16392}})
+        check_rmsnorm(*b, b->name(), rows, hidden, rng, add_residual);
 }
 
 TEST_CASE("kernels: rope matches the reference on q and k") {
@@ -235,13 +236,6 @@ TEST_CASE("kernels: silu gate matches the reference") {
   for (auto& b : backends())
     for (auto [rows, ffn] : std::vector<std::pair<std::int64_t, int>>{{1, 64}, {7, 300}, {20, 1408}})
       check_silu_gate(*b, b->name(), rows, ffn, rng);
-}
-
-TEST_CASE("kernels: residual add matches the reference in place") {
-  std::mt19937 rng(8);
-  for (auto& b : backends())
-    for (std::int64_t n : {1, 1000, 300001})  // the last spans several CPU chunks and is not a multiple of any
-      check_residual_add(*b, b->name(), n, rng);
 }
 
 TEST_CASE("kernels: copy reproduces the source exactly and refuses mismatched tensors") {

@@ -290,18 +290,18 @@ TEST_CASE("cuda kernels: the scalar elementwise kernels match the references whe
   std::mt19937 rng(23);
   {
     const k::ScopedEnv bad("PDSIM_ELEMENTWISE_KERNEL", "fast");
-    auto xh = random_values(8, rng), rh = random_values(8, rng);
-    auto x = put(*b, {8}, xh);
-    auto r = put(*b, {8}, rh);
-    CHECK_THROWS_WITH_AS(b->residual_add({&x, &r, 8}), doctest::Contains("PDSIM_ELEMENTWISE_KERNEL"),
+    auto gh = random_values(2 * 8, rng);
+    auto g = put(*b, {1, 2 * 8}, gh);
+    auto y = poisoned(*b, {1, 8});
+    CHECK_THROWS_WITH_AS(b->silu_gate({&g, &y, 1, 8}), doctest::Contains("PDSIM_ELEMENTWISE_KERNEL"),
                          std::runtime_error);
   }
   const k::ScopedEnv scalar("PDSIM_ELEMENTWISE_KERNEL", "scalar");
   CHECK(b->device().find("[PDSIM_ELEMENTWISE_KERNEL=scalar]") != std::string::npos);
-  for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{{3, 4096}, {2, 8192}})
-    check_rmsnorm(*b, "scalar", rows, hidden, rng);
+  for (bool add_residual : {false, true})
+    for (auto [rows, hidden] : std::vector<std::pair<std::int64_t, int>>{{3, 4096}, {2, 8192}})
+      check_rmsnorm(*b, "scalar", rows, hidden, rng, add_residual);
   check_silu_gate(*b, "scalar", 5, 1024, rng);
-  check_residual_add(*b, "scalar", 4096 + 5, rng);
 }
 
 TEST_CASE("cuda kernels: prefill attention over long sequences and odd head dims") {

@@ -81,6 +81,7 @@ class RecordingBackend final : public k::Backend {
     const void* a = nullptr;  // gemm: weight; kv_append/decode: K cache; rmsnorm: input
     const void* out = nullptr;
     std::int64_t col0 = 0, cols = 0;  // copy_columns
+    const void* residual = nullptr;   // rmsnorm: the residual stream it adds into
   };
   std::vector<Call> calls;
 
@@ -105,12 +106,11 @@ class RecordingBackend final : public k::Backend {
     inner_->kv_append(a);
   }
   void rmsnorm(const k::RmsNormArgs& a) override {
-    calls.push_back({"rmsnorm", a.x->data(), a.out->data()});
+    calls.push_back({"rmsnorm", a.x->data(), a.out->data(), 0, 0, a.residual ? a.residual->data() : nullptr});
     inner_->rmsnorm(a);
   }
   void rope(const k::RopeArgs& a) override { inner_->rope(a); }
   void silu_gate(const k::SiluGateArgs& a) override { inner_->silu_gate(a); }
-  void residual_add(const k::ResidualAddArgs& a) override { inner_->residual_add(a); }
   void copy(k::Tensor& dst, const k::Tensor& src) override { inner_->copy(dst, src); }
   void copy_columns(const k::CopyColumnsArgs& a) override {
     calls.push_back({"copy_columns", a.src->data(), a.dst->data(), a.col0, a.cols});
@@ -175,6 +175,13 @@ TEST_CASE("layer executor: all-layers mode runs every layer on its own weights a
   REQUIRE(norms.size() == 3 * 2);
   for (int l = 0; l + 1 < 3; ++l)
     CHECK(norms[static_cast<std::size_t>(2 * (l + 1))].a == gemms[static_cast<std::size_t>(4 * l + 3)].out);
+  // Every norm adds into one residual stream: the input norm the layer input,
+  // the post-attention norm the o_proj output (the residual adds fused in).
+  for (std::size_t i = 0; i < norms.size(); ++i) {
+    CHECK(norms[i].residual != nullptr);
+    CHECK(norms[i].residual == norms[0].residual);
+    if (i % 2 == 1) CHECK(norms[i].a == gemms[4 * (i / 2) + 1].out);
+  }
 
   // One-layer mode: one layer per run, one KV cache.
   RecordingBackend b1;

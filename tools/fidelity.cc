@@ -385,7 +385,9 @@ int main(int argc, char** argv) try {
         "vidur** and the per-layer / iteration sums below exclude it. Op mapping: attn_pre_proj = qkv_proj, "
         "attn_post_proj = o_proj, mlp_up_proj = mlp_gate_up, mlp_down_proj = mlp_down, mlp_act = mlp_silu_mul, "
         "attn_rope = kv_append_rope (ours also writes the KV cache), input_layernorm + post_attention_layernorm + "
-        "2 x add = norms_residual. All-reduce: vidur's NCCL `all_reduce.csv` (single node, rank 0). Llama-3-8B/70B "
+        "2 x add = norms_residual (vidur times two norms and two adds, four kernels; pdsim prices the two kernels "
+        "of a residual add fused into RMSNorm that vLLM (fused_add_rms_norm) and TensorRT-LLM run, with 20% fewer "
+        "bytes and half the launches, so that row compares different kernel sets). All-reduce: vidur's NCCL `all_reduce.csv` (single node, rank 0). Llama-3-8B/70B "
         "are priced with the llama-3.1-8b/70b catalog shapes (identical layer shapes); vidur has them on A100 "
         "only.\n\n";
   struct VidurModel {

@@ -129,7 +129,7 @@ def tbt_tail_lines(path):
     return [line]
 
 
-ELEMENTWISE_OPS = {0: "rmsnorm", 1: "residual_add", 2: "silu_gate", 3: "kv_append"}
+ELEMENTWISE_OPS = {0: "rmsnorm", 1: "add_rmsnorm", 2: "silu_gate", 3: "kv_append"}
 
 
 def time_of(b):

@@ -322,7 +322,7 @@ void BM_Elementwise(benchmark::State& state) {
   if (skip_without_device(state)) return;
   auto& b = *backend();
   const ModelShape& model = kModels[state.range(0)];
-  const char* ops[] = {"rmsnorm", "residual_add", "silu_gate", "kv_append"};
+  const char* ops[] = {"rmsnorm", "add_rmsnorm", "silu_gate", "kv_append"};
   const int op = static_cast<int>(state.range(1));
   const std::int64_t T = state.range(2);
   const std::int64_t h = model.hidden, ffn = model.ffn, kv_row = static_cast<std::int64_t>(model.kv_heads) * model.head_dim;
@@ -345,14 +345,17 @@ void BM_Elementwise(benchmark::State& state) {
         flops = 5.0 * T * h;
         break;
       }
-      case 1: {
-        auto x = b.allocate({T * h}, k::DType::kBF16);
-        auto r = b.allocate({T * h}, k::DType::kBF16);
+      case 1: {  // the residual add fused into the norm: x and the residual read, both outputs written
+        auto x = b.allocate({T, h}, k::DType::kBF16);
+        auto r = b.allocate({T, h}, k::DType::kBF16);
+        auto w = b.allocate({h}, k::DType::kBF16);
+        auto y = b.allocate({T, h}, k::DType::kBF16);
         fill(b, x, 1);
         fill(b, r, 2);
-        time_loop(state, b, [&] { b.residual_add({&x, &r, T * h}); });
-        bytes = 2.0 * 3.0 * T * h;
-        flops = 1.0 * T * h;
+        fill(b, w, 3);
+        time_loop(state, b, [&] { b.rmsnorm({&x, &w, &y, T, model.hidden, 1e-5f, &r}); });
+        bytes = 2.0 * (4.0 * T * h + h);
+        flops = 6.0 * T * h;
         break;
       }
       case 2: {

@@ -315,13 +315,20 @@ class CpuBackend final : public Backend {
     const float* x = f32(a.x, "x");
     const float* w = f32(a.weight, "weight");
     float* out = f32m(a.out, "out");
+    float* res = a.residual ? f32m(a.residual, "residual") : nullptr;
     need(a.x, a.rows * a.hidden, "x");
     need(a.out, a.rows * a.hidden, "out");
+    if (res) need(a.residual, a.rows * a.hidden, "residual");
     const int h = a.hidden;
     Eigen::Map<const Eigen::ArrayXf> wa(w, h);
 #pragma omp parallel for schedule(static) if (a.rows * h >= (1 << 18)) num_threads(nt_)
     for (std::int64_t r = 0; r < a.rows; ++r) {
-      Eigen::Map<const Eigen::ArrayXf> xr(x + r * h, h);
+      const float* in = x + r * h;
+      if (res) {  // the fused residual add: the norm reads the sum it just stored
+        Eigen::Map<Eigen::ArrayXf>(res + r * h, h) += Eigen::Map<const Eigen::ArrayXf>(in, h);
+        in = res + r * h;
+      }
+      Eigen::Map<const Eigen::ArrayXf> xr(in, h);
       Eigen::Map<Eigen::ArrayXf> yr(out + r * h, h);
       const float inv = 1.0f / std::sqrt(xr.square().mean() + a.eps);
       yr = xr * inv * wa;
@@ -370,20 +377,6 @@ class CpuBackend final : public Backend {
       Eigen::Map<const Eigen::ArrayXf> gate(g + r * 2 * f, f), up(g + r * 2 * f + f, f);
       Eigen::Map<Eigen::ArrayXf> y(out + r * f, f);
       y = gate / (1.0f + (-gate).exp()) * up;
-    }
-  }
-
-  void residual_add(const ResidualAddArgs& a) override {
-    float* x = f32m(a.x, "x");
-    const float* r = f32(a.residual, "residual");
-    need(a.x, a.elements, "x");
-    need(a.residual, a.elements, "residual");
-    const std::int64_t chunk = 1 << 16;
-    const std::int64_t chunks = (a.elements + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) if (a.elements >= (1 << 18)) num_threads(nt_)
-    for (std::int64_t c = 0; c < chunks; ++c) {
-      const std::int64_t lo = c * chunk, n = std::min(chunk, a.elements - lo);
-      Eigen::Map<Eigen::ArrayXf>(x + lo, n) += Eigen::Map<const Eigen::ArrayXf>(r + lo, n);
     }
   }
 

@@ -336,6 +336,7 @@ class CudaBackend final : public Backend {
     check_tensor(a.x, op, "x", t, a.rows * a.hidden);
     check_tensor(a.weight, op, "weight", t, a.hidden);
     check_tensor(a.out, op, "out", t, a.rows * a.hidden);
+    if (a.residual) check_tensor(a.residual, op, "residual", t, a.rows * a.hidden);
     dispatch_float(t, op, [&](auto tag) {
       using S = decltype(tag);
       RmsNormParams<S> p;
@@ -345,6 +346,7 @@ class CudaBackend final : public Backend {
       p.rows = a.rows;
       p.hidden = a.hidden;
       p.eps = a.eps;
+      p.residual = a.residual ? a.residual->as<S>() : nullptr;
       launch_rmsnorm(p, stream_);
     });
   }
@@ -387,19 +389,6 @@ class CudaBackend final : public Backend {
       p.rows = a.rows;
       p.ffn = a.ffn;
       launch_silu_gate(p, stream_);
-    });
-  }
-
-  void residual_add(const ResidualAddArgs& a) override {
-    const char* op = "residual_add";
-    PDSIM_REQ(a.x != nullptr, "x is null");
-    PDSIM_REQ(a.elements >= 0, "negative size");
-    const DType t = a.x->dtype();
-    check_tensor(a.x, op, "x", t, a.elements);
-    check_tensor(a.residual, op, "residual", t, a.elements);
-    dispatch_float(t, op, [&](auto tag) {
-      using S = decltype(tag);
-      launch_residual_add(a.x->as<S>(), a.residual->as<const S>(), a.elements, stream_);
     });
   }
 

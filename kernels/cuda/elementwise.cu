@@ -1,6 +1,6 @@
 // Launchers of the row-wise and elementwise kernels of the CUDA backend
-// (RMSNorm, RoPE, SiLU-gate, KV append, residual add, random fill); the device
-// code is in elementwise_kernels.cuh.
+// (RMSNorm with or without the fused residual add, RoPE, SiLU-gate, KV append,
+// random fill); the device code is in elementwise_kernels.cuh.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -17,7 +17,6 @@ using elementwise::fill_random_kernel;
 using elementwise::grid_for;
 using elementwise::kThreads;
 using elementwise::kv_append_kernel;
-using elementwise::residual_add_kernel;
 using elementwise::rmsnorm_kernel;
 using elementwise::rmsnorm_vec_kernel;
 using elementwise::rope_kernel;
@@ -37,18 +36,6 @@ bool vectorized_allowed() {
 }
 
 }  // namespace
-
-template <class T>
-void launch_residual_add(T* x, const T* residual, std::int64_t n, cudaStream_t stream) {
-  PDSIM_CUDA_REQUIRE(n >= 0, "residual_add: negative size");
-  if (n == 0) return;
-  if (vectorized_allowed() && elementwise::residual_add_vectorizable(x, residual))
-    residual_add_kernel<T, true><<<grid_for(std::max<std::int64_t>(n / elementwise::kVec<T>, 1)), kThreads, 0, stream>>>(
-        x, residual, n);
-  else
-    residual_add_kernel<T><<<grid_for(n), kThreads, 0, stream>>>(x, residual, n);
-  cudaCheckLaunch();
-}
 
 template <class T>
 void launch_fill_random(T* out, std::int64_t n, float scale, std::uint32_t seed, cudaStream_t stream) {
@@ -103,8 +90,6 @@ void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream) {
   cudaCheckLaunch();
 }
 
-template void launch_residual_add<float>(float*, const float*, std::int64_t, cudaStream_t);
-template void launch_residual_add<bf16>(bf16*, const bf16*, std::int64_t, cudaStream_t);
 template void launch_fill_random<float>(float*, std::int64_t, float, std::uint32_t, cudaStream_t);
 template void launch_fill_random<bf16>(bf16*, std::int64_t, float, std::uint32_t, cudaStream_t);
 template void launch_rmsnorm<float>(const RmsNormParams<float>&, cudaStream_t);

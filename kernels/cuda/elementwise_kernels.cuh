@@ -1,6 +1,7 @@
 // Row-wise and elementwise kernels of the CUDA backend (device code, and the
-// grid their launchers in elementwise.cu use): RMSNorm, RoPE (rotate-half),
-// SiLU-gate, KV append into the paged cache, residual add, random fill.
+// grid their launchers in elementwise.cu use): RMSNorm (with the residual add
+// fused in or without), RoPE (rotate-half), SiLU-gate, KV append into the
+// paged cache, random fill.
 // Storage T (bf16 or f32), fp32 math (RoPE angles in fp64, see there).
 //
 // Plain CUDA C++ (no inline PTX), so the device code also compiles as host C++
@@ -55,8 +56,18 @@ __device__ __forceinline__ void store16(T* p, const float (&f)[kVec<T>]) {
 }
 
 // ---------------------------------------------------------------- RMSNorm ---
-// Grid (rows); block kThreads. x, out are (rows, hidden); weight is (hidden).
-// out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) * weight, all in fp32.
+// Grid (rows); block kThreads. x, out (and residual) are (rows, hidden);
+// weight is (hidden). out[r, :] = x[r, :] * rsqrt(mean(x[r, :]^2) + eps) *
+// weight, all in fp32. With p.residual set (the residual add fused into the
+// norm, as vLLM's fused_add_rms_norm): residual[r, :] += x[r, :], stored, and
+// that stored (rounded) sum is what is normalized, so the result is the
+// unfused add-then-norm's, with one kernel and one read of each row.
+
+// The sum as the residual stream stores it.
+template <class T>
+__device__ __forceinline__ float stored(float v) {
+  return to_f32(from_f32<T>(v));
+}
 
 // 1 / rms of a row from each thread's partial sum of squares (whole block).
 __device__ __forceinline__ float block_inv_rms(float ss, int hidden, float eps) {
@@ -75,42 +86,64 @@ __device__ __forceinline__ float block_inv_rms(float ss, int hidden, float eps) 
   return inv_rms;
 }
 
-// Any shape and alignment: 2- or 4-byte accesses, x read twice.
+// Any shape and alignment: 2- or 4-byte accesses, the row read twice (each
+// thread reads back only the elements it wrote).
 template <class T>
 __global__ void __launch_bounds__(kThreads) rmsnorm_kernel(RmsNormParams<T> p) {
   const long long r = blockIdx.x;
   const T* x = p.x + r * p.hidden;
+  T* res = p.residual ? p.residual + r * p.hidden : nullptr;
   T* o = p.out + r * p.hidden;
   float ss = 0.f;
   for (int d = threadIdx.x; d < p.hidden; d += blockDim.x) {
-    const float v = to_f32(x[d]);
+    float v = to_f32(x[d]);
+    if (res) {
+      v = stored<T>(v + to_f32(res[d]));
+      res[d] = from_f32<T>(v);
+    }
     ss = fmaf(v, v, ss);
   }
   const float s = block_inv_rms(ss, p.hidden, p.eps);
-  for (int d = threadIdx.x; d < p.hidden; d += blockDim.x) o[d] = from_f32<T>(to_f32(x[d]) * s * to_f32(p.weight[d]));
+  const T* in = res ? res : x;
+  for (int d = threadIdx.x; d < p.hidden; d += blockDim.x) o[d] = from_f32<T>(to_f32(in[d]) * s * to_f32(p.weight[d]));
 }
 
 // The row held in registers, kVecs 16-byte vectors per thread, all loaded
-// before the reduction: one row costs one memory round trip and x is read
-// once. (The scalar kernel's loop of dependent 2-byte loads took ~10-20 us per
-// norm for a decode step's few rows on an H100, 35-55 us per layer for the
-// two norms and two adds; vLLM's are ~10-14 us, vidur-profiling h100 mlp.csv.)
+// before the reduction: one row costs one memory round trip and x (and the
+// residual) is read once. (The scalar kernel's loop of dependent 2-byte loads
+// took ~10-20 us per norm for a decode step's few rows on an H100, 35-55 us
+// per layer for the two norms and two then separate adds; vLLM's are ~10-14
+// us, vidur-profiling h100 mlp.csv.)
 template <class T, int kVecs>
 __global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(RmsNormParams<T> p) {
   constexpr int V = kVec<T>;
   const int nvec = p.hidden / V;
   const long long r = blockIdx.x;
   const T* x = p.x + r * p.hidden;
+  T* res = p.residual ? p.residual + r * p.hidden : nullptr;
   T* o = p.out + r * p.hidden;
   float v[kVecs][V];
+  float add[kVecs][V];
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {
     const int c = static_cast<int>(threadIdx.x) + i * kThreads;
     if (c < nvec) {
       load16(x + c * V, v[i]);
+      if (res) load16(res + c * V, add[i]);
     } else {
 #pragma unroll
-      for (int j = 0; j < V; ++j) v[i][j] = 0.f;
+      for (int j = 0; j < V; ++j) v[i][j] = add[i][j] = 0.f;
+    }
+  }
+  if (res) {  // every load above is issued before the first store
+#pragma unroll
+    for (int i = 0; i < kVecs; ++i) {
+      const int c = static_cast<int>(threadIdx.x) + i * kThreads;
+      if (c < nvec) {
+#pragma unroll
+        for (int j = 0; j < V; ++j) v[i][j] = stored<T>(v[i][j] + add[i][j]);
+        store16(res + c * V, v[i]);
+      }
     }
   }
   float ss = 0.f;
@@ -139,7 +172,9 @@ constexpr int kRmsNormMaxVecs = 8;
 // Vectors per thread for rmsnorm_vec_kernel (1, 2, 4 or 8), or 0: the scalar kernel.
 template <class T>
 inline int rmsnorm_vecs_per_thread(const RmsNormParams<T>& p) {
-  if (p.hidden % kVec<T> != 0 || !aligned16(p.x) || !aligned16(p.weight) || !aligned16(p.out)) return 0;
+  if (p.hidden % kVec<T> != 0 || !aligned16(p.x) || !aligned16(p.weight) || !aligned16(p.out) ||
+      (p.residual && !aligned16(p.residual)))
+    return 0;
   const int nvec = p.hidden / kVec<T>;
   for (int vecs = 1; vecs <= kRmsNormMaxVecs; vecs *= 2)
     if (nvec <= vecs * kThreads) return vecs;
@@ -281,36 +316,6 @@ inline bool kv_append_vectorizable(const KvAppendParams<T>& p) {
 template <class T>
 inline long long kv_append_items(const KvAppendParams<T>& p, bool vectorized) {
   return p.tokens * p.kv_heads * p.head_dim / (vectorized ? kVec<T> : 1);
-}
-
-// ----------------------------------------------------------- residual add ---
-// x += residual over n elements. kVectorized: 16-byte items over the first
-// n - n % kVec<T> elements (x and residual 16-byte aligned), then the tail.
-template <class T, bool kVectorized = false>
-__global__ void __launch_bounds__(kThreads) residual_add_kernel(T* x, const T* residual, long long n) {
-  const long long first = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  long long done = 0;
-  if constexpr (kVectorized) {
-    constexpr int V = kVec<T>;
-    const long long nv = n / V;
-    for (long long idx = first; idx < nv; idx += stride) {
-      float a[V], b[V];
-      load16(x + idx * V, a);
-      load16(residual + idx * V, b);
-#pragma unroll
-      for (int j = 0; j < V; ++j) a[j] += b[j];
-      store16(x + idx * V, a);
-    }
-    done = nv * V;
-  }
-  for (long long idx = done + first; idx < n; idx += stride)
-    x[idx] = from_f32<T>(to_f32(x[idx]) + to_f32(residual[idx]));
-}
-
-template <class T>
-inline bool residual_add_vectorizable(const T* x, const T* residual) {
-  return aligned16(x) && aligned16(residual);
 }
 
 // ------------------------------------------------------------ random fill ---

@@ -68,6 +68,8 @@ struct KvAppendParams {
   int kv_heads = 0, head_dim = 0;
 };
 
+// out = norm(x) * weight; with residual set, residual += x first (rounded to
+// T as stored) and out = norm(residual) * weight: vLLM's fused_add_rms_norm.
 template <class T>
 struct RmsNormParams {
   const T* x;       // (rows, hidden)
@@ -76,6 +78,7 @@ struct RmsNormParams {
   std::int64_t rows = 0;
   int hidden = 0;
   float eps = 0;
+  T* residual = nullptr;  // (rows, hidden), updated in place; null: a plain norm
 };
 
 template <class T>
@@ -113,8 +116,6 @@ template <class T> void launch_prefill_attention(const PrefillAttentionParams<T>
 template <class T> void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t stream);
 template <class T> void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream);
 template <class T> void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
-// x[i] += residual[i], i < n.
-template <class T> void launch_residual_add(T* x, const T* residual, std::int64_t n, cudaStream_t stream);
 // out[i] = random_fill_value(seed, i, scale) (kernels/random_fill.h), i < n.
 template <class T> void launch_fill_random(T* out, std::int64_t n, float scale, std::uint32_t seed, cudaStream_t stream);
 template <class T> void launch_rope(const RopeParams<T>& p, cudaStream_t stream);

@@ -135,12 +135,15 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
   }
   out.push_back(gemm("mlp_down", T, h, ffn, L, wb, ab));
   {
-    // Two norms (read x, write y) and two residual adds (read 2, write 1).
+    // Two norms, each with the residual add before it in the same kernel, as
+    // serving engines run them (vLLM's fused_add_rms_norm): each reads the
+    // sublayer's output and the residual stream, writes the stream and the
+    // normalized rows. (A model's first norm has no add, its final norm one.)
     Op op{"norms_residual", OpClass::kElementwise};
     op.flops = 2 * 5.0 * Td * hdd + 2 * Td * hdd;
-    op.bytes = ab * Td * hdd * (2 * 2 + 2 * 3);
+    op.bytes = ab * Td * hdd * (2 * 4);
     op.count = L;
-    op.kernels = 4;
+    op.kernels = 2;
     out.push_back(op);
   }
   if (tp > 1) {

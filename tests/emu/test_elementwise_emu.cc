@@ -1,7 +1,7 @@
 // The row-wise and elementwise kernels of kernels/cuda/elementwise_kernels.cuh
-// (RMSNorm, RoPE, SiLU-gate, KV append, residual add, random fill), their real
-// device code run on the host by emu::Device (tests/emu/fake_cuda), against the
-// float64 references (random fill: against kernels/random_fill.h on the host),
+// (RMSNorm plain and with the residual add fused in, RoPE, SiLU-gate, KV
+// append, random fill), their real device code run on the host by
+// emu::Device (tests/emu/fake_cuda), against the float64 references (random fill: against kernels/random_fill.h on the host),
 // bf16 and f32. Grid-stride kernels run with the launchers' grid (grid_for)
 // and with a 2-block grid, so each thread takes several strides.
 #include <algorithm>
@@ -51,23 +51,37 @@ bool launch_rmsnorm(emu::Device& dev, const kc::RmsNormParams<T>& p, int vecs) {
 // want_vecs: the vectors per thread the launcher must pick for this shape
 // (0: the scalar kernel). misalign: x and out start one element past a
 // 16-byte boundary, which must send the launcher to the scalar kernel.
+// add_residual: the residual add fused in (residual += x, then the norm of the
+// stored sum); misalign_residual: only the residual is off the boundary.
 template <class T>
-void check_rmsnorm(long long rows, int hidden, int want_vecs, std::mt19937& rng, bool misalign = false) {
-  const int shift = misalign ? 1 : 0;
+void check_rmsnorm(long long rows, int hidden, int want_vecs, std::mt19937& rng, bool misalign = false,
+                   bool add_residual = false, bool misalign_residual = false) {
+  const int shift = misalign ? 1 : 0, rshift = misalign_residual ? 1 : 0;
   std::vector<float> xf = never_zero(rows * hidden + shift, rng, 3.0), wf = never_zero(hidden, rng);
-  auto x = store<T>(xf), w = store<T>(wf);
+  std::vector<float> rf = never_zero(rows * hidden + rshift, rng, 2.0);
+  auto x = store<T>(xf), w = store<T>(wf), res = store<T>(rf);
   xf.erase(xf.begin(), xf.begin() + shift);
+  rf.erase(rf.begin(), rf.begin() + rshift);
   auto out = poisoned<T>(rows * hidden + shift);
   kc::RmsNormParams<T> p{x.get() + shift, w.get(), out.get() + shift, rows, hidden, 1e-5f};
+  if (add_residual) p.residual = res.get() + rshift;
   const int vecs = ew::rmsnorm_vecs_per_thread(p);
-  const std::string what = name("rmsnorm", sizeof(T)) + " rows=" + std::to_string(rows) +
-                           " hidden=" + std::to_string(hidden) + (misalign ? " misaligned" : "");
+  const std::string what = name(add_residual ? "add + rmsnorm" : "rmsnorm", sizeof(T)) + " rows=" +
+                           std::to_string(rows) + " hidden=" + std::to_string(hidden) +
+                           (misalign ? " misaligned" : "") + (misalign_residual ? " residual misaligned" : "");
   INFO(what);
   CHECK(vecs == want_vecs);
-  const std::vector<double> want = ref::rmsnorm(xf, wf, rows, hidden, 1e-5);
+  // Fused: the stored residual must be exactly what a separate add stores
+  // (the fp32 sum rounded to T), and the output the norm of those values.
+  std::vector<double> sum_stored(rf.size());
+  std::vector<float> sum_f(rf.size());
+  for (std::size_t i = 0; i < rf.size(); ++i)
+    sum_stored[i] = sum_f[i] = to_float(kc::from_f32<T>(xf[i] + rf[i]));
+  const std::vector<double> want = ref::rmsnorm(add_residual ? sum_f : xf, wf, rows, hidden, 1e-5);
   for (int run : vecs == 0 ? std::vector<int>{0} : std::vector<int>{vecs, 0}) {
     INFO((run ? "vectorized, vectors per thread " + std::to_string(run) : std::string("scalar kernel")));
     for (std::size_t i = 0; i < out.n; ++i) out[i] = kc::from_f32<T>(NAN);
+    for (std::size_t i = 0; i < rf.size(); ++i) res[i + rshift] = kc::from_f32<T>(rf[i]);  // undo the last run's add
     emu::Device dev;
     const bool ok = launch_rmsnorm(dev, p, run);
     INFO("emulator: " << dev.error());
@@ -75,7 +89,14 @@ void check_rmsnorm(long long rows, int hidden, int want_vecs, std::mt19937& rng,
     Aligned<T> rows_out(want.size());  // the output proper, past the shift
     std::copy(out.get() + shift, out.get() + out.n, rows_out.get());
     check_close(what, rows_out, want);
+    Aligned<T> res_out(rf.size());
+    std::copy(res.get() + rshift, res.get() + res.n, res_out.get());
+    if (add_residual)
+      check_close(what + " residual", res_out, sum_stored, 0.0, 0.0);
+    else  // a plain norm leaves the residual alone
+      check_close(what + " residual untouched", res_out, std::vector<double>(rf.begin(), rf.end()), 0.0, 0.0);
     if (misalign) CHECK(std::isnan(to_float(out[0])));  // before the output: never written
+    if (misalign_residual) CHECK(to_float(res[0]) != 0.f);  // before the residual: untouched (never zero)
   }
 }
 
@@ -182,40 +203,6 @@ void check_kv_append(long long tokens, int kv_heads, int hd, int slots, std::mt1
   }
 }
 
-// Both kernels; the vectorized one with n not a multiple of the vector (a
-// scalar tail) as well as n a multiple. misalign: x starts one element past a
-// 16-byte boundary, which must send the launcher to the scalar kernel.
-template <class T>
-void check_residual_add(long long n, std::mt19937& rng, bool misalign = false) {
-  const int shift = misalign ? 1 : 0;
-  const Aligned<T> probe(2);
-  const bool vec = ew::residual_add_vectorizable<T>(probe.get() + shift, probe.get());
-  CHECK(vec == !misalign);
-  for (bool run_vec : vec ? std::vector<bool>{true, false} : std::vector<bool>{false})
-    for (unsigned grid : grids_for(run_vec ? std::max<long long>(n / ew::kVec<T>, 1) : n)) {
-      std::vector<float> xf = never_zero(n + shift, rng), rf = never_zero(n, rng);
-      auto x = store<T>(xf), r = store<T>(rf);
-      xf.erase(xf.begin(), xf.begin() + shift);
-      const std::string what = name("residual_add", sizeof(T)) + (run_vec ? " vectorized" : " scalar") +
-                               (misalign ? " misaligned" : "") + " n=" + std::to_string(n) +
-                               " grid=" + std::to_string(grid);
-      INFO(what);
-      emu::Device dev;
-      const bool ok = dev.launch({grid, 1, 1}, kBlock, [&] {
-        if (run_vec)
-          ew::residual_add_kernel<T, true>(x.get() + shift, r.get(), n);
-        else
-          ew::residual_add_kernel<T, false>(x.get() + shift, r.get(), n);
-      });
-      INFO("emulator: " << dev.error());
-      REQUIRE(ok);
-      Aligned<T> sum(n);  // x past the shift
-      std::copy(x.get() + shift, x.get() + shift + n, sum.get());
-      check_close(what, sum, ref::residual_add(xf, rf));
-      if (misalign) CHECK(to_float(x[0]) != 0.f);  // the element before x: untouched (never zero)
-    }
-}
-
 template <class T>
 void check_fill_random(long long n, float scale, std::uint32_t seed) {
   for (unsigned grid : grids_for(n)) {
@@ -242,8 +229,12 @@ void check_all(std::mt19937& rng) {
   const bool is_bf16 = sizeof(T) == 2;
   const struct { int hidden, bf16_vecs, f32_vecs; } norms[] = {
       {1000, 1, 1}, {4096, 2, 4}, {64, 1, 1}, {1001, 0, 0}, {100, 0, 1}, {8192, 4, 8}, {16384, 8, 0}, {16392, 0, 0}};
-  for (const auto& n : norms) check_rmsnorm<T>(n.hidden > 8192 ? 2 : 3, n.hidden, is_bf16 ? n.bf16_vecs : n.f32_vecs, rng);
-  check_rmsnorm<T>(3, 4096, 0, rng, /*misalign=*/true);
+  for (bool add : {false, true}) {
+    for (const auto& n : norms)
+      check_rmsnorm<T>(n.hidden > 8192 ? 2 : 3, n.hidden, is_bf16 ? n.bf16_vecs : n.f32_vecs, rng, false, add);
+    check_rmsnorm<T>(3, 4096, 0, rng, /*misalign=*/true, add);
+  }
+  check_rmsnorm<T>(3, 4096, 0, rng, false, /*add_residual=*/true, /*misalign_residual=*/true);
   for (int hd : {64, 128}) {
     check_rope<T>(7, 4, 2, hd, 10000.f, 131071, rng);  // positions up to 2^17 - 1
     check_rope<T>(5, 2, 1, hd, 500000.f, 3, rng);
@@ -253,10 +244,6 @@ void check_all(std::mt19937& rng) {
   check_silu_gate<T>(5, 300, !is_bf16, rng);  // 300: a multiple of 4 floats, not of 8 bf16
   check_silu_gate<T>(3, 1024, true, rng);
   check_silu_gate<T>(2, 301, false, rng);
-  check_residual_add<T>(1000, rng);
-  check_residual_add<T>(1003, rng);  // a scalar tail after the vectors
-  check_residual_add<T>(5, rng);     // fewer elements than one vector
-  check_residual_add<T>(1000, rng, /*misalign=*/true);
   check_fill_random<T>(1000, 0.5f, 12345u);
 }
 
