@@ -216,11 +216,12 @@ void read_existing(const std::string& path, const std::string& device_line, std:
 }
 
 // Writes `rows` merged with the rows already in `path` (a new row replaces an
-// old one with the same key; provenance lines are kept, new ones appended);
-// returns all rows, sorted by key.
+// old one with the same identity: its first `id_columns` key columns, all of
+// them when 0; provenance lines are kept, new ones appended); returns all
+// rows, sorted by key.
 std::vector<Row> write_merged_csv(const std::string& path, const std::string& device_line,
                                   const std::vector<std::string>& provenance, const std::string& header,
-                                  const std::vector<Row>& rows) {
+                                  const std::vector<Row>& rows, std::size_t id_columns = 0) {
   std::vector<std::string> prov;
   std::vector<Row> old;
   read_existing(path, device_line, prov, old);
@@ -232,11 +233,17 @@ std::vector<Row> write_merged_csv(const std::string& path, const std::string& de
                  prov.end());
     if (std::find(prov.begin(), prov.end(), p) == prov.end()) prov.push_back(p);
   }
-  std::map<std::vector<double>, double> merged;
-  for (const auto& r : old) merged[r.key] = r.us;
-  for (const auto& r : rows) merged[r.key] = r.us;
+  auto id = [&](const Row& r) {
+    return id_columns == 0 || id_columns >= r.key.size()
+               ? r.key
+               : std::vector<double>(r.key.begin(), r.key.begin() + static_cast<std::ptrdiff_t>(id_columns));
+  };
+  std::map<std::vector<double>, Row> merged;
+  for (const auto& r : old) merged[id(r)] = r;
+  for (const auto& r : rows) merged[id(r)] = r;
   std::vector<Row> all;
-  for (const auto& [key, us] : merged) all.push_back({key, us});
+  for (const auto& [key, row] : merged) all.push_back(row);
+  std::sort(all.begin(), all.end(), [](const Row& a, const Row& b) { return a.key < b.key; });
   // Atomically: the old rows live only in this file until the rename.
   write_file_atomically(path, [&](std::ostream& f) {
     for (const auto& p : prov) f << "# " << p << "\n";
@@ -428,7 +435,13 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
         prov("elementwise op " + op_name + " as the layer executor times it (one layer, a prefill batch of `tokens` "
              "tokens); flops, bytes and kernels are the op list's (sim/model/ops.cc); the rows the profile's elementwise "
              "roofline factors are fitted on (the profiled model prices these ops with the roofline)"),
-        "tokens,flops,bytes,kernels,latency_us", rows);
+        "tokens,flops,bytes,kernels,latency_us", rows,
+        // A row is its shape (tokens, FLOPs); bytes and kernels are the op
+        // list's and go with it, so a changed op list (2026-12-03: the
+        // residual adds fused into the norms, 4 kernels -> 2) leaves no stale
+        // row. (Two models whose op has equal FLOPs at equal tokens but other
+        // bytes keep the last one profiled.)
+        /*id_columns=*/2);
     for (const Row& r : rows) {
       Op op{op_name.c_str(), OpClass::kElementwise};
       op.flops = r.key[1];

@@ -53,8 +53,16 @@ grep -q "^${first_row%,*}," "$gemm" || fail "first model's row ${first_row%,*} w
 grep -q 'model shapes: tiny-llama-512' "$gemm" && grep -q 'model shapes: tiny-llama-1024' "$gemm" ||
   fail "provenance of both sweeps expected"
 # Profiling the first model again replaces its rows and its run line (one line per grid).
+# An elementwise row of an older op list (same tokens and FLOPs, other bytes
+# and kernels: the residual adds before they were fused into the norms) goes too.
+norms="$tmp/data/profiles/measured/test-cpu/elementwise_norms_residual.csv"
+norm_rows=$(grep -vc '^#' "$norms")
+stale=$(grep -v '^#' "$norms" | sed -n 2p | awk -F, -v OFS=, '{print $1, $2, $3 * 5 / 4, 4, $5}')
+echo "$stale" >>"$norms"
 "$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
   >/dev/null 2>&1 || fail "third profile"
+grep -q "^${stale%,*}," "$norms" && fail "a stale elementwise row survived re-profiling: $stale"
+[ "$(grep -vc '^#' "$norms")" -eq "$norm_rows" ] || fail "re-profiling changed the elementwise row count"
 [ "$(grep -c '^# run: .*model shapes: tiny-llama-512' "$gemm")" -eq 1 ] || fail "expected one run line for tiny-llama-512: $(grep '^#' "$gemm")"
 [ "$(grep -c '^# run: .*model shapes: tiny-llama-1024' "$gemm")" -eq 1 ] || fail "the other model's run line was lost"
 [ "$(grep -vc '^#' "$gemm")" -eq "$rows_after" ] || fail "re-profiling a model changed the row count"
