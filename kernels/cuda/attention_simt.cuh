@@ -301,7 +301,9 @@ __global__ void __launch_bounds__(kDecodeWarps * 32) decode_attention_kernel(Dec
 
   const std::int32_t* table = p.block_table + static_cast<long long>(b) * p.max_blocks_per_seq;
   for (int t0 = t_begin; t0 < t_end; t0 += kTile) {
-    __syncthreads();
+    // No barrier before writing offs: the last tile's loads read it before
+    // the barrier that precedes its attend, and sK/sV are rewritten only after
+    // the next barrier, which every warp reaches once done attending.
     // k/v cache is (num_blocks, block_tokens, kv_heads, hd): token t lives at
     // (table[t / block_tokens], t % block_tokens).
     if (threadIdx.x < kTile) {
