@@ -36,13 +36,24 @@ constexpr int kVec = 16 / static_cast<int>(sizeof(T));
 
 inline bool aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16 == 0; }
 
+// A load and its conversion apart: a kernel that issues several loads before
+// converting any keeps them all in flight (a conversion right after its load
+// waits for the data, and a branch between loads keeps the compiler from
+// hoisting the next one above it).
 template <class T>
-__device__ __forceinline__ void load16(const T* p, float (&f)[kVec<T>]) {
+__device__ __forceinline__ uint4 load16_raw(const T* p) {
   PDSIM_CHECK_ALIGNED(p, 16);
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  return *reinterpret_cast<const uint4*>(p);
+}
+template <class T>
+__device__ __forceinline__ void unpack16(const uint4& raw, float (&f)[kVec<T>]) {
   const T* e = reinterpret_cast<const T*>(&raw);
 #pragma unroll
   for (int j = 0; j < kVec<T>; ++j) f[j] = to_f32(e[j]);
+}
+template <class T>
+__device__ __forceinline__ void load16(const T* p, float (&f)[kVec<T>]) {
+  unpack16<T>(load16_raw(p), f);
 }
 
 template <class T>
@@ -122,28 +133,37 @@ __global__ void __launch_bounds__(kThreads) rmsnorm_vec_kernel(RmsNormParams<T> 
   const T* x = p.x + r * p.hidden;
   T* res = p.residual ? p.residual + r * p.hidden : nullptr;
   T* o = p.out + r * p.hidden;
+  uint4 x_raw[kVecs] = {}, res_raw[kVecs] = {};
+#pragma unroll
+  for (int i = 0; i < kVecs; ++i) {  // every load issued before any is used
+    const int c = static_cast<int>(threadIdx.x) + i * kThreads;
+    if (c < nvec) {
+      x_raw[i] = load16_raw(x + c * V);
+      if (res) res_raw[i] = load16_raw(res + c * V);
+    }
+  }
   float v[kVecs][V];
-  float add[kVecs][V];
 #pragma unroll
   for (int i = 0; i < kVecs; ++i) {
     const int c = static_cast<int>(threadIdx.x) + i * kThreads;
     if (c < nvec) {
-      load16(x + c * V, v[i]);
-      if (res) load16(res + c * V, add[i]);
+      unpack16<T>(x_raw[i], v[i]);
+      if (res) {
+        float add[V];
+        unpack16<T>(res_raw[i], add);
+#pragma unroll
+        for (int j = 0; j < V; ++j) v[i][j] = stored<T>(v[i][j] + add[j]);
+      }
     } else {
 #pragma unroll
-      for (int j = 0; j < V; ++j) v[i][j] = add[i][j] = 0.f;
+      for (int j = 0; j < V; ++j) v[i][j] = 0.f;
     }
   }
-  if (res) {  // every load above is issued before the first store
+  if (res) {  // stored after every load above is issued
 #pragma unroll
     for (int i = 0; i < kVecs; ++i) {
       const int c = static_cast<int>(threadIdx.x) + i * kThreads;
-      if (c < nvec) {
-#pragma unroll
-        for (int j = 0; j < V; ++j) v[i][j] = stored<T>(v[i][j] + add[i][j]);
-        store16(res + c * V, v[i]);
-      }
+      if (c < nvec) store16(res + c * V, v[i]);
     }
   }
   float ss = 0.f;
