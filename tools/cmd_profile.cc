@@ -241,9 +241,8 @@ std::vector<Row> write_merged_csv(const std::string& path, const std::string& de
   std::map<std::vector<double>, Row> merged;
   for (const auto& r : old) merged[id(r)] = r;
   for (const auto& r : rows) merged[id(r)] = r;
-  std::vector<Row> all;
+  std::vector<Row> all;  // in key order: an identity is a prefix of its key
   for (const auto& [key, row] : merged) all.push_back(row);
-  std::sort(all.begin(), all.end(), [](const Row& a, const Row& b) { return a.key < b.key; });
   // Atomically: the old rows live only in this file until the rename.
   write_file_atomically(path, [&](std::ostream& f) {
     for (const auto& p : prov) f << "# " << p << "\n";
