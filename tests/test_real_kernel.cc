@@ -214,25 +214,31 @@ TEST_CASE("layer executor: rejects models it cannot run") {
   CHECK(d.vocab == 16000);
 }
 
-TEST_CASE("real cost model: the batch mapping keeps GEMM rows and KV tokens and scales cached-prefix pairs") {
+TEST_CASE("real cost model: the batch mapping runs every sequence at its own length and scales cached-prefix pairs") {
   BatchStats b;
   b.add({100, 0});
-  b.add({37, 0});
   b.add({1, 99});
+  b.add({37, 0});
   b.add({1, 10});
   b.add({1, 0});
   double scale = 0;
   const auto lb = RealKernelCostModel::map_batch(b, &scale);
   CHECK(lb.tokens() == b.new_tokens);
-  CHECK(lb.prefill_lens.size() == 2);
-  CHECK(lb.decode_ctx.size() == 3);
-  int kv = 0;
-  for (int c : lb.decode_ctx) kv += c;
-  CHECK(kv == 100 + 11 + 1);
+  CHECK(lb.prefill_lens == std::vector<int>{37, 100});
+  CHECK(lb.decode_ctx == std::vector<int>{1, 11, 100});
   CHECK(lb.logit_rows == 5);
-  // Equal lengths 69 + 68 have fewer causal pairs than 100 + 37: scaled up.
-  CHECK(scale == doctest::Approx(b.prefill_pairs / (69 * 70 / 2.0 + 68 * 69 / 2.0)));
-  CHECK(scale > 1);
+  CHECK(scale == 1);  // no cached prefix: the executed pairs are the batch's
+  // The same sequences in another order are the same executed batch (one memo/timings key).
+  BatchStats shuffled;
+  for (const SeqShape& s : {SeqShape{1, 10}, SeqShape{37, 0}, SeqShape{1, 0}, SeqShape{100, 0}, SeqShape{1, 99}})
+    shuffled.add(s);
+  const auto again = RealKernelCostModel::map_batch(shuffled, nullptr);
+  CHECK(again.prefill_lens == lb.prefill_lens);
+  CHECK(again.decode_ctx == lb.decode_ctx);
+  // Totals that do not describe the sequence list are a bug, not a batch to price.
+  BatchStats inconsistent = b;
+  inconsistent.decode_seqs += 1;
+  CHECK_THROWS(RealKernelCostModel::map_batch(inconsistent, nullptr));
   BatchStats chunk;
   chunk.add({64, 512});  // a chunk after a 512-token prefix
   RealKernelCostModel::map_batch(chunk, &scale);
@@ -265,6 +271,13 @@ TEST_CASE("real cost model: prices measured ops as real and falls back to the ro
   CHECK(real->batches_measured() == 1);
   CHECK(real->batches_memoized() == 1);
   CHECK(again == doctest::Approx(bd.total_s).epsilon(1e-12));
+  // Equal totals (4 sequences, 256 KV tokens) but other contexts: another batch, run.
+  BatchStats ragged;
+  for (std::int64_t cached : {31, 95, 63, 63}) ragged.add({1, cached});
+  REQUIRE(ragged.decode_kv_tokens == b.decode_kv_tokens);
+  cm->batch_time_s(s.model, s.decode.par, ragged, ops);
+  CHECK(real->batches_measured() == 2);
+  CHECK(real->batches_memoized() == 1);
 }
 
 TEST_CASE("real cost model: a small scenario runs end to end on the CPU backend") {

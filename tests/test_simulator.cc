@@ -465,6 +465,57 @@ TEST_CASE("on_batch reports every batch as priced: its shape re-prices to its du
   }
 }
 
+TEST_CASE("a batch lists every sequence's shape: contexts and prompt pairs add up to the requests' own") {
+  // Oracles from the requests alone: a request of prompt n and output o is
+  // decoded at contexts n+1 .. n+o-1 (one step each), and its prompt's causal
+  // pairs are n(n+1)/2 however it is chunked.
+  for (const char* cluster :
+       {R"({"mode": "disaggregated", "prefill": {"gpu": "h100-sxm", "instances": 1, "tp": 1, "max_batch_requests": 4},
+            "decode": {"gpu": "h100-sxm", "instances": 2, "tp": 1, "max_batch_size": 8},
+            "kv_transfer": {"bandwidth_gbps": 100, "latency_us": 5, "layerwise": false}, "router": "round_robin"})",
+        R"({"mode": "colocated", "colocated": {"gpu": "h100-sxm", "instances": 1, "policy": "chunked", "chunk_tokens": 256}})",
+        R"({"mode": "colocated", "colocated": {"gpu": "h100-sxm", "instances": 1, "policy": "prefill_priority"}})"}) {
+    CAPTURE(cluster);
+    auto doc = base_scenario();
+    doc["cluster"] = nlohmann::json::parse(cluster);
+    doc["workload"]["num_requests"] = 40;
+    doc["workload"]["arrival"]["rate_rps"] = 30.0;
+    doc["workload"]["input_tokens"] = {{"dist", "uniform"}, {"min", 10}, {"max", 900}};
+    doc["workload"]["output_tokens"] = {{"dist", "uniform"}, {"min", 1}, {"max", 30}};
+    const Scenario s = make_scenario(doc);
+    const auto reqs = generate_requests(s.workload, s.seed);
+    double want_steps = 0, want_kv = 0, want_pairs = 0;
+    for (const auto& q : reqs) {
+      const double n = static_cast<double>(q.input_tokens), o = static_cast<double>(q.output_tokens);
+      want_steps += o - 1;
+      want_kv += (o - 1) * n + (o - 1) * o / 2;  // sum of n + k, k = 1 .. o-1
+      want_pairs += n * (n + 1) / 2;
+    }
+    double steps = 0, kv = 0, pairs = 0;
+    int mismatched = 0;
+    SimOptions opt;
+    opt.on_batch = [&](const BatchRecord& b) {
+      const BatchStats again = stats_of(b.stats.seqs);
+      mismatched += again.new_tokens != b.stats.new_tokens || again.decode_kv_tokens != b.stats.decode_kv_tokens ||
+                    again.prefill_pairs != b.stats.prefill_pairs;
+      for (const SeqShape& q : b.stats.seqs) {
+        if (q.new_tokens == 1) {
+          steps += 1;
+          kv += static_cast<double>(q.cached_tokens + 1);
+        } else {
+          const double n = static_cast<double>(q.new_tokens), c = static_cast<double>(q.cached_tokens);
+          pairs += n * c + n * (n + 1) / 2;
+        }
+      }
+    };
+    simulate(s, reqs, opt);
+    CHECK(mismatched == 0);
+    CHECK(steps == want_steps);
+    CHECK(kv == want_kv);
+    CHECK(pairs == want_pairs);
+  }
+}
+
 TEST_CASE("the first inter-token gap holds the KV transfer and the wait to join, and is one of the TBT samples") {
   auto doc = base_scenario();
   doc["workload"]["num_requests"] = 300;

@@ -189,6 +189,7 @@ struct Instance {
   std::vector<int> batch_prefill;
   std::vector<std::int64_t> batch_chunk;  // prompt tokens per batch_prefill entry
   std::vector<int> batch_decode;
+  BatchStats batch_stats;  // its shape (reused: keeps the sequence list's memory)
 
   // Statistics.
   SimTime busy_ns = 0;
@@ -288,6 +289,8 @@ class Engine {
       inst.index = i;
       inst.pool = &pool;
       inst.cost = cost;
+      // Sequence lists cost O(batch) per decode step: kept only where read.
+      inst.batch_stats.keep_seqs = cost->needs_sequences() || static_cast<bool>(opt_.on_batch);
       inst.capacity_blocks = capacity_tokens / pool.block_tokens;
       out.push_back(std::move(inst));
     }
@@ -394,7 +397,8 @@ class Engine {
     const PoolConfig& p = *inst.pool;
     std::int64_t tokens = 0;
     inst.batch_prefill.clear();
-    BatchStats stats;
+    BatchStats& stats = inst.batch_stats;
+    stats.clear();
     while (!inst.waiting.empty() && static_cast<std::int64_t>(inst.batch_prefill.size()) < p.max_batch_requests) {
       const int r = inst.waiting.front();
       const std::int64_t in = specs_[r].input_tokens;
@@ -499,7 +503,7 @@ class Engine {
       inst.ready.pop_front();
     }
     if (inst.running.empty()) return;
-    BatchStats stats = decode_stats(inst);
+    const BatchStats& stats = decode_stats(inst);
     inst.batch_decode = inst.running;
     const SimTime duration = batch_time(inst, stats);
     begin_batch(inst, duration, static_cast<std::int64_t>(inst.running.size()), stats.new_tokens);
@@ -512,8 +516,14 @@ class Engine {
     });
   }
 
-  BatchStats decode_stats(const Instance& inst) const {
-    BatchStats stats;
+  // The running requests' decode step, as inst.batch_stats (KV: prompt + tokens so far).
+  BatchStats& decode_stats(Instance& inst) const {
+    BatchStats& stats = inst.batch_stats;
+    stats.clear();
+    if (stats.keep_seqs) {
+      for (int r : inst.running) stats.add({1, specs_[r].input_tokens + state_[r].generated - 1});
+      return stats;
+    }
     const auto n = static_cast<std::int64_t>(inst.running.size());
     stats.new_tokens = n;
     stats.logit_rows = n;
@@ -588,7 +598,8 @@ class Engine {
     inst.batch_prefill.clear();
     inst.batch_chunk.clear();
     inst.batch_decode.clear();
-    BatchStats stats;
+    BatchStats& stats = inst.batch_stats;
+    stats.clear();
     std::int64_t prompt_tokens = 0;
     if (p.policy == ColocatedPolicy::kPrefillPriority) {
       // Waiting prompts run first, as a prefill-only batch; decodes stall meanwhile.
@@ -605,13 +616,13 @@ class Engine {
       }
       if (inst.batch_prefill.empty()) {
         for (int r : inst.running) inst.batch_decode.push_back(r);
-        stats = decode_stats(inst);
+        decode_stats(inst);
       }
     } else {
       // Sarathi-style: every running request decodes one token; the rest of
       // the token budget goes to prompt chunks, oldest first.
       for (int r : inst.running) inst.batch_decode.push_back(r);
-      stats = decode_stats(inst);
+      decode_stats(inst);
       std::int64_t budget = p.chunk_tokens - static_cast<std::int64_t>(inst.running.size());
       std::size_t k = 0;
       while (budget > 0) {

@@ -71,7 +71,7 @@ struct BatchRecord {
   int instance = 0;       // index within its pool
   SimTime start = 0;
   SimTime duration = 0;   // as the cost model priced it
-  BatchStats stats;       // the shape the cost model priced
+  BatchStats stats;       // the shape the cost model priced, every sequence listed (stats.seqs)
 };
 
 struct SimOptions {
@@ -79,6 +79,7 @@ struct SimOptions {
   std::function<void(double)> progress;
   // Called for every batch, in start order (pdsim validate prices the real
   // run's batches again with the other models; pdsim run --batch-log).
+  // Setting it makes every batch list its sequences (O(batch) per decode step).
   std::function<void(const BatchRecord&)> on_batch;
 };
 

@@ -62,6 +62,9 @@ class CostModel {
     (void)model, (void)par, (void)batch;
     return breakdown(ops);
   }
+  // Whether the hooks above read BatchStats::seqs (each sequence's shape),
+  // not the aggregates alone.
+  virtual bool needs_sequences() const { return false; }
 };
 
 // Roofline: time = max(FLOPs / (peak x eff), bytes / (HBM x eff)) + launches x

@@ -1,6 +1,8 @@
 #include "sim/cost/real_kernel.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
 #include "kernels/backend.h"
@@ -18,13 +20,6 @@ std::unique_ptr<kernels::Backend> pick_backend(const std::string& which, int thr
   if (which == "cuda") throw InputError(where, "the real cost model was asked for the CUDA backend: " + why);
   PDSIM_CHECK(which == "auto", "unknown backend " + which);
   return kernels::make_cpu_backend(threads);
-}
-
-// n items of near-equal size summing to total (the first total % n get one more).
-std::vector<int> split(std::int64_t total, std::int64_t n) {
-  std::vector<int> out(static_cast<std::size_t>(n), static_cast<int>(total / n));
-  for (std::int64_t i = 0; i < total % n; ++i) ++out[static_cast<std::size_t>(i)];
-  return out;
 }
 }  // namespace
 
@@ -79,23 +74,28 @@ OpPrice RealKernelCostModel::price(const Op& op) const { return roofline_.price(
 kernels::LayerBatch RealKernelCostModel::map_batch(const BatchStats& b, double* scale) {
   kernels::LayerBatch lb;
   double executed_pairs = 0;
-  if (b.prefill_seqs > 0) {
-    lb.prefill_lens = split(b.prefill_tokens, b.prefill_seqs);
-    for (int l : lb.prefill_lens) executed_pairs += 0.5 * l * (l + 1.0);
+  for (const SeqShape& s : b.seqs) {
+    PDSIM_CHECK(s.new_tokens >= 1 && s.cached_tokens >= 0 && s.new_tokens + s.cached_tokens <= INT32_MAX,
+                "a batch sequence the executor cannot run");
+    if (s.new_tokens > 1) {
+      lb.prefill_lens.push_back(static_cast<int>(s.new_tokens));
+      executed_pairs += 0.5 * static_cast<double>(s.new_tokens) * (static_cast<double>(s.new_tokens) + 1.0);
+    } else {
+      lb.decode_ctx.push_back(static_cast<int>(s.cached_tokens + 1));
+    }
   }
-  if (b.decode_seqs > 0) {
-    const auto kv = std::max<std::int64_t>(b.decode_seqs, std::llround(b.decode_kv_tokens));
-    lb.decode_ctx = split(kv, b.decode_seqs);
-  }
+  // Totals kept beside the list must describe it (a producer that set them directly would be priced wrong).
+  PDSIM_CHECK(lb.tokens() == b.new_tokens && static_cast<std::int64_t>(lb.prefill_lens.size()) == b.prefill_seqs &&
+                  static_cast<std::int64_t>(lb.decode_ctx.size()) == b.decode_seqs,
+              "a batch whose sequence list does not match its totals");
+  std::sort(lb.prefill_lens.begin(), lb.prefill_lens.end());
+  std::sort(lb.decode_ctx.begin(), lb.decode_ctx.end());
   lb.logit_rows = std::min<std::int64_t>(b.logit_rows, lb.tokens());
   if (scale) *scale = executed_pairs > 0 ? b.prefill_pairs / executed_pairs : 1.0;
   return lb;
 }
 
-const RealKernelCostModel::Measured& RealKernelCostModel::measure(const Parallelism& par,
-                                                                  const BatchStats& b) const {
-  const RealBatchKey key{par.tp, b.prefill_seqs, b.prefill_tokens, b.decode_seqs,
-                         static_cast<std::int64_t>(std::llround(b.decode_kv_tokens)), b.logit_rows};
+const RealKernelCostModel::Measured& RealKernelCostModel::measure(RealBatchKey key) const {
   if (options_.timings) {
     bool from_file = false;
     if (const Measured* known = options_.timings->find(key, &from_file)) {
@@ -114,16 +114,20 @@ const RealKernelCostModel::Measured& RealKernelCostModel::measure(const Parallel
       return it->second;
     }
   }
-  auto& ex = executors_[par.tp];
+  auto& ex = executors_[key.tp];
   if (!ex) {
     kernels::ExecutorOptions eo;
     eo.iters = options_.iters;
     eo.warmup_iters = options_.warmup_iters;
-    const kernels::LayerDims dims = kernels::layer_dims(model_, par.tp, where_);
+    const kernels::LayerDims dims = kernels::layer_dims(model_, key.tp, where_);
     eo.all_layers = run_all_layers(dims);
     ex = std::make_unique<kernels::LayerExecutor>(*backend_, dims, eo);
   }
-  const kernels::LayerTiming t = ex->run(map_batch(b, nullptr));
+  kernels::LayerBatch lb;
+  lb.prefill_lens = key.prefill_lens;
+  lb.decode_ctx = key.decode_ctx;
+  lb.logit_rows = key.logit_rows;
+  const kernels::LayerTiming t = ex->run(lb);
   ++measured_;
   Measured m;
   for (const auto& o : t.ops) m.per_layer_s[o.name] = o.time_s;
@@ -132,7 +136,7 @@ const RealKernelCostModel::Measured& RealKernelCostModel::measure(const Parallel
     options_.timings->add(key, m);
     return *options_.timings->find(key);
   }
-  if (options_.memo) return memo_[key] = std::move(m);
+  if (options_.memo) return memo_[std::move(key)] = std::move(m);
   last_ = std::move(m);
   return last_;
 }
@@ -143,8 +147,9 @@ CostBreakdown RealKernelCostModel::batch_breakdown(const ModelSpec& model, const
   CostBreakdown out;
   if (ops.empty()) return out;
   double scale = 1;
-  map_batch(b, &scale);
-  const Measured& m = measure(par, b);
+  kernels::LayerBatch lb = map_batch(b, &scale);
+  const Measured& m =
+      measure({par.tp, std::move(lb.prefill_lens), std::move(lb.decode_ctx), lb.logit_rows});
   for (const auto& op : ops) {
     OpPrice p;
     const std::string name = op.name;

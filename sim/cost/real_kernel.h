@@ -7,13 +7,13 @@
 // TP all-reduce, PP hand-off) are priced by the roofline of the pool's GPU
 // profile (source "roofline").
 //
-// Batch mapping (BatchStats holds aggregates only): prefill = prefill_seqs
-// sequences of near-equal length summing to prefill_tokens (no cached
-// prefix); when the batch's causal pairs differ from the executed ones
-// (chunked prefill with a cached prefix), the measured attention_prefill time
-// is scaled by pairs / executed pairs. Decode = decode_seqs sequences whose
-// contexts are near-equal and sum to decode_kv_tokens (rounded). GEMM rows
-// are exact.
+// Batch mapping: every sequence of the batch (BatchStats::seqs) runs at its
+// own length, in ascending order: a prefill sequence's new tokens, a decode
+// sequence's whole context. The executor's prefill attention has no cached
+// prefix, so a chunk after a prefix (chunked prefill) runs as a causal
+// sequence of its new tokens and the measured attention_prefill time is
+// scaled by the batch's causal pairs / the executed ones. GEMM rows, KV
+// tokens and each decode sequence's context are exact.
 //
 // Dependency direction: sim/ depends on the kernels library's interface
 // (kernels/backend.h, kernels/layer_executor.h) and never on CUDA headers;
@@ -22,7 +22,8 @@
 // Timings are measurements: two runs of a scenario differ by the machine's
 // noise, unless both use one timings file (sim/cost/real_timings.h), whose
 // replay makes the second byte-identical to the first.
-// memo: reuse the measured time of an identical mapped batch shape.
+// memo: reuse the measured time of an identical batch shape (same sequence
+// lengths, in any order).
 // timings (options.timings): look each batch shape up in a timings file
 // first and add what was measured (memo implied; sim/cost/real_timings.h).
 #pragma once
@@ -58,6 +59,7 @@ class RealKernelCostModel : public CostModel {
                       const std::vector<Op>& ops) const override;
   CostBreakdown batch_breakdown(const ModelSpec& model, const Parallelism& par, const BatchStats& batch,
                                 const std::vector<Op>& ops) const override;
+  bool needs_sequences() const override { return true; }
 
   std::string backend_name() const;
   std::string device() const;
@@ -72,7 +74,7 @@ class RealKernelCostModel : public CostModel {
 
  private:
   using Measured = RealBatchTiming;
-  const Measured& measure(const Parallelism& par, const BatchStats& batch) const;
+  const Measured& measure(RealBatchKey key) const;
   // options.layers resolved for one TP shard: "all" unless the weights of
   // every layer do not fit (InputError), "auto" by half the free memory.
   bool run_all_layers(const kernels::LayerDims& dims) const;

@@ -1,7 +1,9 @@
 #include "sim/cost/real_timings.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -12,8 +14,33 @@
 namespace pdsim {
 
 namespace {
-constexpr const char* kHeader = "tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds";
+constexpr const char* kHeader =
+    "tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,prefill_lens,decode_ctx,op,seconds";
+constexpr const char* kOldHeader = "tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds";
 constexpr const char* kMagic = "# pdsim real-kernel timings";
+constexpr std::size_t kColumns = 10;
+
+std::int64_t sum(const std::vector<int>& v) {
+  std::int64_t s = 0;
+  for (int x : v) s += x;
+  return s;
+}
+
+std::string join(const std::vector<int>& v) {
+  std::string out;
+  for (int x : v) {
+    if (!out.empty()) out += ' ';
+    out += std::to_string(x);
+  }
+  return out;
+}
+
+// The five totals before a row's lists, as written and checked.
+std::string totals(const RealBatchKey& k) {
+  return std::to_string(k.tp) + "," + std::to_string(k.prefill_lens.size()) + "," +
+         std::to_string(sum(k.prefill_lens)) + "," + std::to_string(k.decode_ctx.size()) + "," +
+         std::to_string(sum(k.decode_ctx)) + "," + std::to_string(k.logit_rows);
+}
 }  // namespace
 
 RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(path)), model_(std::move(model)) {
@@ -41,6 +68,9 @@ RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(
     }
     if (line.rfind("#", 0) == 0) continue;
     if (!header) {
+      if (line == kOldHeader)
+        throw InputError(where(), "timings keyed by batch totals (pdsim before 2026-12-03, which ran a batch as "
+                                  "equal sequences): measure again with a new file");
       if (line != kHeader) throw InputError(where(), std::string("expected the header ") + kHeader);
       header = true;
       continue;
@@ -49,30 +79,44 @@ RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(
     std::stringstream ss(line);
     std::string cell;
     while (std::getline(ss, cell, ',')) cells.push_back(cell);
-    if (cells.size() != 8) throw InputError(where(), "expected 8 columns, got " + std::to_string(cells.size()));
+    if (!line.empty() && line.back() == ',') cells.emplace_back();  // getline drops a trailing empty cell
+    if (cells.size() != kColumns)
+      throw InputError(where(), "expected " + std::to_string(kColumns) + " columns, got " + std::to_string(cells.size()));
     RealBatchKey key;
     double seconds = 0;
     try {
       std::size_t used = 0;
       auto integer = [&](const std::string& c) {
         const long long v = std::stoll(c, &used);
-        if (used != c.size() || v < 0) throw std::invalid_argument(c);
-        return static_cast<std::int64_t>(v);
+        if (used != c.size() || v < 0 || v > std::numeric_limits<int>::max()) throw std::invalid_argument(c);
+        return static_cast<int>(v);
       };
-      key = {static_cast<int>(integer(cells[0])), integer(cells[1]), integer(cells[2]), integer(cells[3]),
-             integer(cells[4]), integer(cells[5])};
-      seconds = std::stod(cells[7], &used);
-      if (used != cells[7].size() || !(seconds >= 0 && seconds < 1e6)) throw std::invalid_argument(cells[7]);
+      auto list = [&](const std::string& c) {
+        std::vector<int> v;
+        std::stringstream items(c);
+        std::string item;
+        while (items >> item) v.push_back(integer(item));
+        if (!std::is_sorted(v.begin(), v.end()) || (!v.empty() && v.front() < 1)) throw std::invalid_argument(c);
+        return v;
+      };
+      key.tp = integer(cells[0]);
+      key.logit_rows = integer(cells[5]);
+      key.prefill_lens = list(cells[6]);
+      key.decode_ctx = list(cells[7]);
+      seconds = std::stod(cells[9], &used);
+      if (used != cells[9].size() || !(seconds >= 0 && seconds < 1e6)) throw std::invalid_argument(cells[9]);
     } catch (const std::exception&) {
       throw InputError(where(), "not a valid timings row: '" + line + "'");
     }
-    if (std::get<0>(key) < 1) throw InputError(where(), "tp must be >= 1");
+    if (key.tp < 1) throw InputError(where(), "tp must be >= 1");
+    if (line.rfind(totals(key) + ",", 0) != 0)
+      throw InputError(where(), "the totals (columns 1-6) do not match the sequence lists: '" + line + "'");
     file_keys_.insert(key);
     auto& t = entries_[key];
-    if (cells[6] == "lm_head")
+    if (cells[8] == "lm_head")
       t.lm_head_s = seconds;
     else
-      t.per_layer_s[cells[6]] = seconds;
+      t.per_layer_s[cells[8]] = seconds;
   }
   if (!header) throw InputError(path_, "no header line: not a pdsim real-kernel timings file");
   if (device_.empty()) throw InputError(path_, "no '# device:' line");
@@ -106,9 +150,7 @@ void RealTimings::save() const {
     out << kMagic << "\n# model: " << model_ << "\n# device: " << device_ << "\n" << kHeader << "\n";
     char buf[64];
     for (const auto& [k, t] : entries_) {
-      const std::string prefix = std::to_string(std::get<0>(k)) + "," + std::to_string(std::get<1>(k)) + "," +
-                                 std::to_string(std::get<2>(k)) + "," + std::to_string(std::get<3>(k)) + "," +
-                                 std::to_string(std::get<4>(k)) + "," + std::to_string(std::get<5>(k)) + ",";
+      const std::string prefix = totals(k) + "," + join(k.prefill_lens) + "," + join(k.decode_ctx) + ",";
       for (const auto& [op, s] : t.per_layer_s) {
         std::snprintf(buf, sizeof buf, "%.17g", s);
         out << prefix << op << "," << buf << "\n";

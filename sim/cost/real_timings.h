@@ -10,22 +10,38 @@
 //   # pdsim real-kernel timings
 //   # model: <catalog name>
 //   # device: <backend device string>
-//   tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds
+//   tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,prefill_lens,decode_ctx,op,seconds
 // one row per op of one layer (and `lm_head`, once per batch) per batch
 // shape; seconds printed with 17 significant digits (exact round trip).
+// A batch shape is its sequences as executed: prefill_lens (new tokens per
+// prefill sequence) and decode_ctx (KV tokens per decode sequence, the new
+// one included), each ascending and space-separated (empty when none); the
+// four totals before them are their counts and sums, written for filtering
+// in pandas or Excel and checked on load.
 // A file for another model or device is an input error: its times would not
-// be this run's.
+// be this run's; so is one from before shapes were kept per sequence
+// (2026-12-03: its rows name totals only).
 #pragma once
 #include <cstdint>
 #include <map>
 #include <set>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace pdsim {
 
-// tp, prefill_seqs, prefill_tokens, decode_seqs, decode_kv_tokens (rounded), logit_rows
-using RealBatchKey = std::tuple<int, std::int64_t, std::int64_t, std::int64_t, std::int64_t, std::int64_t>;
+// One executed batch shape on one TP shard: the sequences' lengths, ascending.
+struct RealBatchKey {
+  int tp = 1;
+  std::vector<int> prefill_lens;  // new tokens of each prefill sequence
+  std::vector<int> decode_ctx;    // KV tokens each decode sequence reads (its new one included)
+  std::int64_t logit_rows = 0;
+  bool operator<(const RealBatchKey& o) const {
+    return std::tie(tp, prefill_lens, decode_ctx, logit_rows) <
+           std::tie(o.tp, o.prefill_lens, o.decode_ctx, o.logit_rows);
+  }
+};
 
 struct RealBatchTiming {
   std::map<std::string, double> per_layer_s;  // op name -> one layer

@@ -7,6 +7,7 @@
 namespace pdsim {
 
 void BatchStats::add(const SeqShape& s, bool emits_token) {
+  if (keep_seqs) seqs.push_back(s);
   new_tokens += s.new_tokens;
   if (emits_token) ++logit_rows;
   const double n = static_cast<double>(s.new_tokens), c = static_cast<double>(s.cached_tokens);
@@ -19,6 +20,15 @@ void BatchStats::add(const SeqShape& s, bool emits_token) {
     ++decode_seqs;
     decode_kv_tokens += c + 1;
   }
+}
+
+void BatchStats::clear() {
+  std::vector<SeqShape> kept = std::move(seqs);
+  kept.clear();
+  const bool keep = keep_seqs;
+  *this = BatchStats{};
+  seqs = std::move(kept);
+  keep_seqs = keep;
 }
 
 BatchStats stats_of(const std::vector<SeqShape>& seqs) {

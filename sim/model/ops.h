@@ -25,8 +25,10 @@ struct SeqShape {
   std::int64_t cached_tokens = 0;
 };
 
-// Aggregates of a batch that fully determine its op counts. Kept as sums so a
-// decode instance can update them in O(1) per token instead of rebuilding.
+// A batch: the aggregates that fully determine its op counts (kept as sums
+// so a decode instance can update them in O(1) per step instead of
+// rebuilding) and, for a cost model that runs the batch (the real-kernel
+// model executes each sequence at its own length), every sequence's shape.
 struct BatchStats {
   std::int64_t new_tokens = 0;        // all sequences (GEMM m)
   std::int64_t logit_rows = 0;        // sequences that emit a token this step
@@ -36,8 +38,14 @@ struct BatchStats {
   double prefill_kv_tokens = 0;       // sum of (cached + new) over prefill seqs
   std::int64_t decode_seqs = 0;       // sequences with new_tokens == 1
   double decode_kv_tokens = 0;        // sum of (cached + 1) over decode seqs
+  // Every sequence, in batch order, when keep_seqs (add() appends). The
+  // simulator turns it off for cost models that price aggregates only
+  // (CostModel::needs_sequences()): a decode step then costs O(1), not O(batch).
+  std::vector<SeqShape> seqs;
+  bool keep_seqs = true;
 
   void add(const SeqShape& s, bool emits_token = true);
+  void clear();  // an empty batch; keeps keep_seqs and seqs' capacity (the simulator reuses one per instance)
 };
 
 BatchStats stats_of(const std::vector<SeqShape>& seqs);

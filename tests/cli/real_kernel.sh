@@ -184,6 +184,22 @@ grep -q "^TBT p99 tail (the top 1% of gaps" "$tmp/val/validation.md" || fail "va
 run_t() { "$pdsim" run "$src/scenarios/tiny-real-cpu.json" --set workload.num_requests=5 --set real_kernel.iters=1 "$@"; }
 run_t --out "$tmp/t1" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "run with --timings"
 grep -q '^# device: ' "$tmp/timings.csv" || fail "timings file has no device line"
+# Each batch shape lists its sequences (pandas reads the file); the totals are
+# their counts and sums, and some decode step ran sequences of different contexts.
+python3 - "$tmp/timings.csv" <<'PY' || fail "timings file shapes"
+import csv, sys
+rows = list(csv.DictReader(l for l in open(sys.argv[1]) if not l.startswith("#")))
+assert rows, "no rows"
+ragged = 0
+for r in rows:
+    p = [int(x) for x in r["prefill_lens"].split()]
+    d = [int(x) for x in r["decode_ctx"].split()]
+    assert p == sorted(p) and d == sorted(d), r
+    assert (len(p), sum(p), len(d), sum(d)) == tuple(int(r[k]) for k in
+        ("prefill_seqs", "prefill_tokens", "decode_seqs", "decode_kv_tokens")), r
+    ragged += len(set(d)) > 1
+assert ragged > 0, "no decode step with contexts of different lengths"
+PY
 cp "$tmp/timings.csv" "$tmp/timings0.csv"
 run_t --out "$tmp/t2" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "replay with --timings"
 cmp -s "$tmp/t1/requests.csv" "$tmp/t2/requests.csv" || fail "replayed requests.csv differs"
@@ -215,6 +231,14 @@ sed '6s/,[^,]*$/,abc/' "$tmp/timings0.csv" >"$tmp/bad.csv"
 run_t --out "$tmp/t5" --timings "$tmp/bad.csv" 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'bad.csv:6: ' "$tmp/err" || fail "garbled timings row: $(cat "$tmp/err")"
 [ ! -e "$tmp/t5/summary.json" ] || fail "a failed run left a summary"
+# Totals that contradict the lists, and a file keyed by totals only (before 2026-12-03), are refused.
+awk -F, -v OFS=, 'NR == 6 { $5 = $5 + 1 } 1' "$tmp/timings0.csv" >"$tmp/sums.csv"
+run_t --out "$tmp/t7" --timings "$tmp/sums.csv" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'sums.csv:6: .*do not match' "$tmp/err" || fail "totals off their lists: $(cat "$tmp/err")"
+cut -d, -f1-6,9- "$tmp/timings0.csv" \
+  | sed '4s/.*/tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds/' >"$tmp/old.csv"
+run_t --out "$tmp/t8" --timings "$tmp/old.csv" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'old.csv:4: .*measure again' "$tmp/err" || fail "an old-format timings file: $(cat "$tmp/err")"
 
 # --only decode-attention: the decode attention table alone, its run line saying so, no device profile.
 "$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name only-dec --out "$tmp/od" \
