@@ -35,7 +35,7 @@ std::string join(const std::vector<int>& v) {
   return out;
 }
 
-// The five totals before a row's lists, as written and checked.
+// A row's first six columns (tp and the totals of its lists), as written and checked.
 std::string totals(const RealBatchKey& k) {
   return std::to_string(k.tp) + "," + std::to_string(k.prefill_lens.size()) + "," +
          std::to_string(sum(k.prefill_lens)) + "," + std::to_string(k.decode_ctx.size()) + "," +
