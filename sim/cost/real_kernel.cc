@@ -1,7 +1,6 @@
 #include "sim/cost/real_kernel.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
 

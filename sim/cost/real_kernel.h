@@ -30,7 +30,6 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <tuple>
 
 #include "sim/cost/cost_model.h"
 #include "sim/cost/real_kernel_options.h"
