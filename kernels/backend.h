@@ -70,13 +70,21 @@ struct GemmArgs {
   std::int64_t m, n, k;
 };
 
+// Causal attention of each sequence's new tokens (queries) over its keys.
+// Without cu_seqlens_k the keys are the new tokens themselves. With it
+// (chunked prefill, prefix caching: FlashAttention's varlen call with
+// cu_seqlens_k), sequence s has cu_seqlens_k[s+1] - cu_seqlens_k[s] keys,
+// at least its queries: a cached prefix followed by the new tokens' own K/V,
+// and query i (of n) sits at position prefix + i, seeing keys 0..prefix + i.
 struct PrefillAttentionArgs {
-  const Tensor *q, *k, *v;   // [T, heads, hd], [T, kv_heads, hd] x2
-  const Tensor* cu_seqlens;  // [num_seqs + 1], int32
+  const Tensor *q, *k, *v;   // [T, heads, hd], [Tk, kv_heads, hd] x2
+  const Tensor* cu_seqlens;  // [num_seqs + 1], int32: query rows
   Tensor* out;               // [T, heads, hd]
   int num_seqs, heads, kv_heads, head_dim;
   std::int64_t total_tokens;
-  int max_seqlen;
+  int max_seqlen;                        // >= every sequence's queries
+  const Tensor* cu_seqlens_k = nullptr;  // [num_seqs + 1], int32: key rows (nullptr: = cu_seqlens)
+  std::int64_t total_k_tokens = 0;       // Tk (with cu_seqlens_k)
 };
 
 struct DecodeAttentionArgs {

@@ -45,17 +45,19 @@ void attend(const float* q, std::int64_t len, int hd, KeyFn key, ValFn value, do
 
 std::vector<double> prefill_attention(const std::vector<float>& q, const std::vector<float>& k,
                                       const std::vector<float>& v, const std::vector<std::int32_t>& cu, int heads,
-                                      int kv_heads, int hd) {
+                                      int kv_heads, int hd, const std::vector<std::int32_t>& cu_k_in) {
   const std::int64_t T = cu.back();
+  const std::vector<std::int32_t>& cu_k = cu_k_in.empty() ? cu : cu_k_in;
   std::vector<double> out(static_cast<std::size_t>(T * heads * hd));
   const int group = heads / kv_heads;
   for (std::size_t s = 0; s + 1 < cu.size(); ++s)
     for (std::int64_t i = cu[s]; i < cu[s + 1]; ++i)
       for (int h = 0; h < heads; ++h) {
         const int kvh = h / group;
-        const std::int64_t start = cu[s];
+        const std::int64_t start = cu_k[s];
+        const std::int64_t prefix = (cu_k[s + 1] - cu_k[s]) - (cu[s + 1] - cu[s]);
         attend(
-            &q[(i * heads + h) * hd], i - start + 1, hd,
+            &q[(i * heads + h) * hd], prefix + (i - cu[s]) + 1, hd,
             [&](std::int64_t t) { return &k[((start + t) * kv_heads + kvh) * hd]; },
             [&](std::int64_t t) { return &v[((start + t) * kv_heads + kvh) * hd]; }, &out[(i * heads + h) * hd]);
       }

@@ -12,10 +12,13 @@ namespace pdsim::kernels::ref {
 std::vector<double> gemm(const std::vector<float>& x, const std::vector<float>& w, std::int64_t m, std::int64_t n,
                          std::int64_t k);
 
-// Causal GQA attention over a ragged batch; q[T, heads, hd], k/v[T, kv_heads, hd] -> out[T, heads, hd].
+// Causal GQA attention over a ragged batch; q[T, heads, hd], k/v[Tk, kv_heads, hd] -> out[T, heads, hd].
+// cu_seqlens_k empty: keys = queries; else a cached prefix before each
+// sequence's new tokens, as PrefillAttentionArgs::cu_seqlens_k.
 std::vector<double> prefill_attention(const std::vector<float>& q, const std::vector<float>& k,
                                       const std::vector<float>& v, const std::vector<std::int32_t>& cu_seqlens,
-                                      int heads, int kv_heads, int head_dim);
+                                      int heads, int kv_heads, int head_dim,
+                                      const std::vector<std::int32_t>& cu_seqlens_k = {});
 
 // q[B, heads, hd] over context_lens[b] tokens of a paged cache
 // [num_blocks, block_tokens, kv_heads, hd] through block_table[B, max_blocks_per_seq].

@@ -207,32 +207,39 @@ class CpuBackend final : public Backend {
     float* out = f32m(a.out, "out");
     const std::int32_t* cu = i32(a.cu_seqlens, "cu_seqlens");
     need(a.cu_seqlens, a.num_seqs + 1, "cu_seqlens");
+    const std::int32_t* cu_k = a.cu_seqlens_k ? i32(a.cu_seqlens_k, "cu_seqlens_k") : cu;
+    const std::int64_t total_k = a.cu_seqlens_k ? a.total_k_tokens : a.total_tokens;
+    if (a.cu_seqlens_k) need(a.cu_seqlens_k, a.num_seqs + 1, "cu_seqlens_k");
     need(a.q, a.total_tokens * a.heads * a.head_dim, "q");
-    need(a.k, a.total_tokens * a.kv_heads * a.head_dim, "k");
-    need(a.v, a.total_tokens * a.kv_heads * a.head_dim, "v");
+    need(a.k, total_k * a.kv_heads * a.head_dim, "k");
+    need(a.v, total_k * a.kv_heads * a.head_dim, "v");
     need(a.out, a.total_tokens * a.heads * a.head_dim, "out");
     PDSIM_KCHECK(cu[0] == 0 && cu[a.num_seqs] == a.total_tokens, "cu_seqlens do not span total_tokens");
+    PDSIM_KCHECK(cu_k[0] == 0 && cu_k[a.num_seqs] == total_k, "cu_seqlens_k do not span total_k_tokens");
+    for (int s = 0; s < a.num_seqs; ++s)
+      PDSIM_KCHECK(cu_k[s + 1] - cu_k[s] >= cu[s + 1] - cu[s], "a sequence with fewer keys than queries");
     const int hd = a.head_dim, H = a.heads, KH = a.kv_heads, group = H / KH;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
     const std::int64_t items = static_cast<std::int64_t>(a.num_seqs) * H;
     constexpr int kTile = 64;  // query rows per score tile
     // Threads only for enough work: a fork/join costs microseconds, and far
     // more when another process holds a core.
-    const bool par = items > 1 && a.total_tokens * a.max_seqlen * H * hd >= (1 << 20);
+    const bool par = items > 1 && a.total_tokens * (a.max_seqlen + total_k - a.total_tokens) * H * hd >= (1 << 20);
 #pragma omp parallel for schedule(dynamic, 1) if (par) num_threads(nt_)
     for (std::int64_t it = 0; it < items; ++it) {
       const int s = static_cast<int>(it / H), h = static_cast<int>(it % H), kvh = h / group;
       const std::int64_t start = cu[s], n = cu[s + 1] - cu[s];
+      const std::int64_t kstart = cu_k[s], nk = cu_k[s + 1] - cu_k[s], prefix = nk - n;
       if (n <= 0) continue;
       CMap Q(q + (start * H + h) * hd, n, hd, Eigen::OuterStride<>(H * hd));
-      CMap K(k + (start * KH + kvh) * hd, n, hd, Eigen::OuterStride<>(KH * hd));
-      CMap V(v + (start * KH + kvh) * hd, n, hd, Eigen::OuterStride<>(KH * hd));
+      CMap K(k + (kstart * KH + kvh) * hd, nk, hd, Eigen::OuterStride<>(KH * hd));
+      CMap V(v + (kstart * KH + kvh) * hd, nk, hd, Eigen::OuterStride<>(KH * hd));
       MMap O(out + (start * H + h) * hd, n, hd, Eigen::OuterStride<>(H * hd));
       RowMat S;
       for (std::int64_t q0 = 0; q0 < n; q0 += kTile) {
-        const std::int64_t qb = std::min<std::int64_t>(kTile, n - q0), kend = q0 + qb;
+        const std::int64_t qb = std::min<std::int64_t>(kTile, n - q0), kend = prefix + q0 + qb;
         S.noalias() = (Q.middleRows(q0, qb) * K.topRows(kend).transpose()) * scale;
-        for (std::int64_t i = 0; i < qb; ++i) softmax_row(S, i, q0 + i + 1);
+        for (std::int64_t i = 0; i < qb; ++i) softmax_row(S, i, prefix + q0 + i + 1);
         O.middleRows(q0, qb).noalias() = S * V.topRows(kend);
       }
     }

@@ -191,7 +191,8 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_attention_kernel(P
   const int kvh = h / (p.heads / p.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int nq = min(kPrefillRows, len - q0);  // valid query rows in this block
-  const int kv_end = q0 + nq;                  // causal: keys [0, q0 + nq)
+  const PrefillKeys keys = prefill_keys(p, seq, start, len);
+  const int kv_end = keys.prefix + q0 + nq;    // causal: keys [0, prefix + q0 + nq)
 
   PDSIM_DYNAMIC_SHARED(float4, smem4);  // float4: 16-byte aligned
   float* smem = reinterpret_cast<float*>(smem4);
@@ -212,10 +213,10 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_attention_kernel(P
 
   for (int k0 = 0; k0 < kv_end; k0 += kTile) {
     __syncthreads();  // previous tile (and offs) fully consumed; sQ written
-    // k, v are (T, kv_heads, hd): row (start + k0 + j, kvh).
+    // k, v are (Tk, kv_heads, hd): row (keys.start + k0 + j, kvh).
     if (threadIdx.x < kTile) {
       const int j = k0 + threadIdx.x;
-      offs[threadIdx.x] = j < kv_end ? (static_cast<long long>(start + j) * p.kv_heads + kvh) * hd : -1;
+      offs[threadIdx.x] = j < kv_end ? (static_cast<long long>(keys.start + j) * p.kv_heads + kvh) * hd : -1;
     }
     __syncthreads();
     load_rows(sK, hd + 1, p.k, offs, kTile, hd, 1.f);
@@ -227,7 +228,8 @@ __global__ void __launch_bounds__(kPrefillWarps * 32) prefill_attention_kernel(P
     for (int i = 0; i < kRowsPerWarp; ++i) {
       const int r = i * kPrefillWarps + warp;
       qr[i] = sQ + r * hd;
-      n_valid[i] = r < nq ? min(kTile, q0 + r - k0 + 1) : 0;  // causal: keys k0 .. q0 + r
+      // causal: keys k0 .. prefix + q0 + r (none of this tile for an early row after a prefix)
+      n_valid[i] = r < nq ? max(0, min(kTile, keys.prefix + q0 + r - k0 + 1)) : 0;
     }
     attend_tile_rows(st, qr, n_valid, sK, sV, hd, lane);
   }

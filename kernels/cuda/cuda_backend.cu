@@ -228,11 +228,15 @@ class CudaBackend final : public Backend {
     PDSIM_REQ(a.head_dim > 0 && a.heads > 0 && a.kv_heads > 0, "heads, kv_heads and head_dim must be > 0");
     const DType t = a.q->dtype();
     const long long T = a.total_tokens, hd = a.head_dim;
+    // Key rows: cu_seqlens_k's (a cached prefix before each sequence's new tokens) or the queries'.
+    const long long Tk = a.cu_seqlens_k ? a.total_k_tokens : T;
+    PDSIM_REQ(Tk >= T, "total_k_tokens < total_tokens");
     check_tensor(a.q, op, "q", t, T * a.heads * hd);
-    check_tensor(a.k, op, "k", t, T * a.kv_heads * hd);
-    check_tensor(a.v, op, "v", t, T * a.kv_heads * hd);
+    check_tensor(a.k, op, "k", t, Tk * a.kv_heads * hd);
+    check_tensor(a.v, op, "v", t, Tk * a.kv_heads * hd);
     check_tensor(a.out, op, "out", t, T * a.heads * hd);
     check_tensor(a.cu_seqlens, op, "cu_seqlens", DType::kI32, a.num_seqs + 1LL);
+    if (a.cu_seqlens_k) check_tensor(a.cu_seqlens_k, op, "cu_seqlens_k", DType::kI32, a.num_seqs + 1LL);
     dispatch_float(t, op, [&](auto tag) {
       using S = decltype(tag);
       PrefillAttentionParams<S> p;
@@ -240,6 +244,7 @@ class CudaBackend final : public Backend {
       p.k = a.k->as<const S>();
       p.v = a.v->as<const S>();
       p.cu_seqlens = a.cu_seqlens->as<const std::int32_t>();
+      p.cu_seqlens_k = a.cu_seqlens_k ? a.cu_seqlens_k->as<const std::int32_t>() : nullptr;
       p.out = a.out->as<S>();
       p.num_seqs = a.num_seqs;
       p.heads = a.heads;

@@ -23,17 +23,35 @@ using bf16 = __nv_bfloat16;
 
 // Causal prefill attention over a ragged batch (FlashAttention-2 style:
 // K/V tiles in shared memory, online softmax, never materializes T x T).
+// With cu_seqlens_k, a sequence's keys are a cached prefix and then its new
+// tokens (backend.h, PrefillAttentionArgs): query row r sits at key position
+// prefix + r and sees keys [0, prefix + r] (FlashAttention's causal mask
+// aligned to the bottom right).
 template <class T>
 struct PrefillAttentionParams {
   const T* q;                // (total_tokens, heads, head_dim)
-  const T* k;                // (total_tokens, kv_heads, head_dim)
-  const T* v;                // (total_tokens, kv_heads, head_dim)
+  const T* k;                // (total_k_tokens, kv_heads, head_dim)
+  const T* v;                // (total_k_tokens, kv_heads, head_dim)
   const std::int32_t* cu_seqlens;  // (num_seqs + 1), cu_seqlens[0] == 0
   T* out;                    // (total_tokens, heads, head_dim)
   int num_seqs = 0, heads = 0, kv_heads = 0, head_dim = 0;
   int max_seqlen = 0;        // >= every cu_seqlens[i+1] - cu_seqlens[i]
   float scale = 0;           // softmax scale, 1/sqrt(head_dim)
+  // (num_seqs + 1) key row offsets, each sequence's count >= its queries';
+  // nullptr: the keys are the queries' own rows (no prefix).
+  const std::int32_t* cu_seqlens_k = nullptr;
 };
+
+// Key rows of sequence `seq` whose queries are rows [q_start, q_start + q_len).
+struct PrefillKeys {
+  int start, len, prefix;  // prefix = len - q_len: query r's position is prefix + r
+};
+template <class P>
+__host__ __device__ inline PrefillKeys prefill_keys(const P& p, int seq, int q_start, int q_len) {
+  if (p.cu_seqlens_k == nullptr) return {q_start, q_len, 0};
+  const int start = p.cu_seqlens_k[seq], len = p.cu_seqlens_k[seq + 1] - start;
+  return {start, len, len - q_len};
+}
 
 // Decode attention over a paged KV cache, split along the context
 // (flash-decoding): pass 1 writes per-split partial (acc, max, sum), pass 2

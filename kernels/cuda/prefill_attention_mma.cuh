@@ -31,8 +31,10 @@ namespace pdsim::kernels::cuda {
 //                       bf16, B = V via ldmatrix.trans)
 // and O / l is written as bf16 at the end. Keys past the sequence end are
 // zero-filled by cp.async (src-size 0) and always masked by causality (key >
-// row for every valid row); rows past the end compute on zeros and are never
-// stored. A warp skips the math of a tile whose first key is past its last row.
+// prefix + row for every valid row); rows past the end compute on zeros and
+// are never stored. A warp skips the math of a tile whose first key is past
+// its last row's position. With a cached prefix (cu_seqlens_k) every row's
+// key positions are shifted by the prefix: row r sees keys [0, prefix + r].
 //
 // Shared memory: stage s (s = 0, 1) holds sK (BN, LD) then sV (BN, LD), bf16,
 // LD = HD + 8 (rows 16 bytes apart mod 128, so ldmatrix's 8 rows hit distinct
@@ -103,22 +105,24 @@ __global__ void __launch_bounds__(Cfg::kThreads) prefill_attention_mma_kernel(Pr
   const int kvh = h / (p.heads / p.kv_heads);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  const int kv_end = min(len, q0 + BM);  // causal: keys [0, q0 + BM) at most
+  const PrefillKeys keys = prefill_keys(p, seq, start, len);
+  const int off = keys.prefix;  // query row r is key position off + r
+  const int kv_end = min(keys.len, off + q0 + BM);  // causal: keys [0, off + q0 + BM) at most
   const int n_tiles = (kv_end + BN - 1) / BN;
 
   PDSIM_DYNAMIC_SHARED(uint4, smem_u4);  // uint4: 16-byte aligned
   bf16* const smem = reinterpret_cast<bf16*>(smem_u4);
   bf16* const sQ = smem + (Cfg::kQInRegs ? 1 : 2) * Cfg::kStageElems;  // Q in registers: aliases stage 1
 
-  // q is (T, heads, HD), k/v are (T, kv_heads, HD): token rows heads * HD / kv_heads * HD apart.
+  // q is (T, heads, HD), k/v are (Tk, kv_heads, HD): token rows heads * HD / kv_heads * HD apart.
   const long long q_stride = static_cast<long long>(p.heads) * HD;
   const long long kv_stride = static_cast<long long>(p.kv_heads) * HD;
-  const bf16* const k_seq = p.k + (static_cast<long long>(start) * p.kv_heads + kvh) * HD;
-  const bf16* const v_seq = p.v + (static_cast<long long>(start) * p.kv_heads + kvh) * HD;
+  const bf16* const k_seq = p.k + (static_cast<long long>(keys.start) * p.kv_heads + kvh) * HD;
+  const bf16* const v_seq = p.v + (static_cast<long long>(keys.start) * p.kv_heads + kvh) * HD;
   auto load_kv = [&](int stage, int k0) {
     bf16* sK = smem + stage * Cfg::kStageElems;
-    load_rows_async<Cfg, BN>(sK, k_seq + k0 * kv_stride, kv_stride, len - k0);
-    load_rows_async<Cfg, BN>(sK + BN * LD, v_seq + k0 * kv_stride, kv_stride, len - k0);
+    load_rows_async<Cfg, BN>(sK, k_seq + k0 * kv_stride, kv_stride, keys.len - k0);
+    load_rows_async<Cfg, BN>(sK + BN * LD, v_seq + k0 * kv_stride, kv_stride, keys.len - k0);
   };
 
   load_rows_async<Cfg, BM>(sQ, p.q + (static_cast<long long>(start + q0) * p.heads + h) * HD, q_stride, len - q0);
@@ -167,7 +171,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) prefill_attention_mma_kernel(Pr
       load_kv((it + 1) & 1, k0 + BN);
       cp_async_commit();
     }
-    if (warp_live && k0 <= warp_q_max) {  // warp-uniform
+    if (warp_live && k0 <= off + warp_q_max) {  // warp-uniform
       const bf16* sK = smem + (it & 1) * Cfg::kStageElems;
       const bf16* sV = sK + BN * LD;
 
@@ -205,8 +209,8 @@ __global__ void __launch_bounds__(Cfg::kThreads) prefill_attention_mma_kernel(Pr
         }
       }
 
-      // Causal mask (only tiles that reach past the warp's first row): key > row -> -inf.
-      if (k0 + BN - 1 > warp_q_min) {
+      // Causal mask (only tiles that reach past the warp's first row): key > off + row -> -inf.
+      if (k0 + BN - 1 > off + warp_q_min) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -215,7 +219,7 @@ __global__ void __launch_bounds__(Cfg::kThreads) prefill_attention_mma_kernel(Pr
             for (int e = 0; e < 4; ++e) {
               const int row = warp_q_min + mt * 16 + g + (e / 2) * 8;
               const int key = k0 + j * 8 + 2 * t + (e % 2);
-              if (key > row) s[mt][j][e] = -INFINITY;
+              if (key > off + row) s[mt][j][e] = -INFINITY;
             }
       }
 

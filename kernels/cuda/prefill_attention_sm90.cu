@@ -23,7 +23,8 @@
 //                 (MN-major, transposed), BN / 16 k-steps, then wait
 // and O / l is written as bf16 at the end. Keys past the sequence end are
 // zero in shared memory and masked by causality for every stored row; rows
-// past the end compute on zeros and are never stored.
+// past the end compute on zeros and are never stored. With a cached prefix
+// (cu_seqlens_k) key positions are shifted by it: row r sees [0, prefix + r].
 //
 // Not (yet) FlashAttention-3: no TMA, no producer warp specialization, no
 // ping-pong scheduling between warpgroups and no overlap of softmax with the
@@ -233,21 +234,23 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
   const int kvh = h / (p.heads / p.kv_heads);
   const int wg = threadIdx.x / 128;   // warpgroup (warps 4 wg .. 4 wg + 3)
   const int tid = threadIdx.x % 128;  // thread within the warpgroup
-  const int kv_end = min(len, q0 + BM);  // causal: keys [0, q0 + BM) at most
+  const PrefillKeys keys = prefill_keys(p, seq, start, len);
+  const int off = keys.prefix;  // query row r is key position off + r
+  const int kv_end = min(keys.len, off + q0 + BM);  // causal: keys [0, off + q0 + BM) at most
   const int n_tiles = (kv_end + BN - 1) / BN;
 
   // Shared memory, from a 1024-byte aligned base (the 128-byte swizzle repeats every 1024 bytes).
   extern __shared__ uint4 smem_u4[];
   const std::uint32_t base = (smem_u32(smem_u4) + 1023u) & ~1023u;
 
-  // q is (T, heads, HD), k/v are (T, kv_heads, HD).
+  // q is (T, heads, HD), k/v are (Tk, kv_heads, HD).
   const long long q_stride = static_cast<long long>(p.heads) * HD;
   const long long kv_stride = static_cast<long long>(p.kv_heads) * HD;
-  const bf16* const k_seq = p.k + (static_cast<long long>(start) * p.kv_heads + kvh) * HD;
-  const bf16* const v_seq = p.v + (static_cast<long long>(start) * p.kv_heads + kvh) * HD;
+  const bf16* const k_seq = p.k + (static_cast<long long>(keys.start) * p.kv_heads + kvh) * HD;
+  const bf16* const v_seq = p.v + (static_cast<long long>(keys.start) * p.kv_heads + kvh) * HD;
   auto load_kv = [&](int stage, int k0) {
-    load_tile_sw128<Cfg, BN>(base + Cfg::stage_k_offset(stage), k_seq + k0 * kv_stride, kv_stride, len - k0);
-    load_tile_sw128<Cfg, BN>(base + Cfg::stage_v_offset(stage), v_seq + k0 * kv_stride, kv_stride, len - k0);
+    load_tile_sw128<Cfg, BN>(base + Cfg::stage_k_offset(stage), k_seq + k0 * kv_stride, kv_stride, keys.len - k0);
+    load_tile_sw128<Cfg, BN>(base + Cfg::stage_v_offset(stage), v_seq + k0 * kv_stride, kv_stride, keys.len - k0);
   };
 
   load_tile_sw128<Cfg, BM>(base + Cfg::kQOffset, p.q + (static_cast<long long>(start + q0) * p.heads + h) * HD,
@@ -273,7 +276,7 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       load_kv((it + 1) & 1, k0 + BN);
       cp_async_commit();
     }
-    if (wg_live && k0 <= wg_row0 + 63) {  // warpgroup-uniform: some row of the warpgroup sees key k0
+    if (wg_live && k0 <= off + wg_row0 + 63) {  // warpgroup-uniform: some row of the warpgroup sees key k0
       const std::uint32_t k_tile = base + Cfg::stage_k_offset(it & 1);
       const std::uint32_t v_tile = base + Cfg::stage_v_offset(it & 1);
 
@@ -294,11 +297,11 @@ __global__ void __launch_bounds__(Cfg::kThreads, Cfg::kMinBlocks)
       wgmma_wait_all();
       fence_regs(s);
 
-      // Causal mask (only tiles that reach past the warpgroup's first row): key > row -> -inf.
-      if (k0 + BN - 1 > wg_row0) {
+      // Causal mask (only tiles that reach past the warpgroup's first row): key > off + row -> -inf.
+      if (k0 + BN - 1 > off + wg_row0) {
 #pragma unroll
         for (int v = 0; v < BN / 2; ++v)
-          if (k0 + acc_col(tid, v) > wg_row0 + acc_row(tid, v)) s[v] = -INFINITY;
+          if (k0 + acc_col(tid, v) > off + wg_row0 + acc_row(tid, v)) s[v] = -INFINITY;
       }
 
       // Online softmax per row: r = 0 holds values 4j, 4j + 1; r = 1 (8 rows down) 4j + 2, 4j + 3.

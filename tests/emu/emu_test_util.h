@@ -97,23 +97,26 @@ void check_close(const std::string& what, const Aligned<T>& got, const std::vect
 // and the float64 reference.
 template <class T>
 struct PrefillBatch {
-  std::vector<std::int32_t> cu{0};  // cu_seqlens
+  std::vector<std::int32_t> cu{0};    // cu_seqlens
+  std::vector<std::int32_t> cu_k{0};  // cu_seqlens_k (used when a prefix is given)
   int max_len = 0;
   std::vector<float> qf, kf, vf;  // the rounded values the reference reads
   Aligned<T> q{0}, k{0}, v{0}, out{0};
   PrefillAttentionParams<T> p;
   std::string what;
 
+  // prefix (empty: none): keys cached before each sequence's new tokens.
   PrefillBatch(const std::string& kernel, int heads, int kv_heads, int hd, const std::vector<int>& lens,
-               std::mt19937& rng) {
-    for (int l : lens) {
-      cu.push_back(cu.back() + l);
-      max_len = std::max(max_len, l);
+               std::mt19937& rng, const std::vector<int>& prefix = {}) {
+    for (std::size_t i = 0; i < lens.size(); ++i) {
+      cu.push_back(cu.back() + lens[i]);
+      cu_k.push_back(cu_k.back() + lens[i] + (prefix.empty() ? 0 : prefix.at(i)));
+      max_len = std::max(max_len, lens[i]);
     }
-    const std::size_t tokens = static_cast<std::size_t>(cu.back());
+    const std::size_t tokens = static_cast<std::size_t>(cu.back()), keys = static_cast<std::size_t>(cu_k.back());
     qf = never_zero(tokens * heads * hd, rng);
-    kf = never_zero(tokens * kv_heads * hd, rng);
-    vf = never_zero(tokens * kv_heads * hd, rng);
+    kf = never_zero(keys * kv_heads * hd, rng);
+    vf = never_zero(keys * kv_heads * hd, rng);
     q = store<T>(qf);
     k = store<T>(kf);
     v = store<T>(vf);
@@ -122,6 +125,7 @@ struct PrefillBatch {
     p.k = k.get();
     p.v = v.get();
     p.cu_seqlens = cu.data();
+    p.cu_seqlens_k = prefix.empty() ? nullptr : cu_k.data();
     p.out = out.get();
     p.num_seqs = static_cast<int>(lens.size());
     p.heads = heads;
@@ -132,9 +136,14 @@ struct PrefillBatch {
     what = std::string(sizeof(T) == 2 ? "bf16" : "f32") + " " + kernel + " prefill heads=" + std::to_string(heads) +
            "/" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) + " lens=";
     for (int l : lens) what += std::to_string(l) + " ";
+    if (!prefix.empty()) {
+      what += "prefix=";
+      for (int x : prefix) what += std::to_string(x) + " ";
+    }
   }
   std::vector<double> reference() const {
-    return ref::prefill_attention(qf, kf, vf, cu, p.heads, p.kv_heads, p.head_dim);
+    return ref::prefill_attention(qf, kf, vf, cu, p.heads, p.kv_heads, p.head_dim,
+                                  p.cu_seqlens_k ? cu_k : std::vector<std::int32_t>{});
   }
 };
 

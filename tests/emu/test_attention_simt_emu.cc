@@ -50,8 +50,9 @@ std::string lens_text(const std::vector<int>& lens) {
 
 // ---------------------------------------------------------------- prefill ---
 template <class T>
-void check_prefill(int heads, int kv_heads, int hd, const std::vector<int>& lens, std::mt19937& rng) {
-  PrefillBatch<T> c("simt", heads, kv_heads, hd, lens, rng);
+void check_prefill(int heads, int kv_heads, int hd, const std::vector<int>& lens, std::mt19937& rng,
+                   const std::vector<int>& prefix = {}) {
+  PrefillBatch<T> c("simt", heads, kv_heads, hd, lens, rng, prefix);
   INFO(c.what);
   emu::Device dev;
   bool ok = false;
@@ -154,6 +155,16 @@ TEST_CASE("cuda kernels emulated: CUDA-core prefill attention matches the float6
   check_prefill<bf16>(4, 1, 40, {33, 1, 70}, rng);
   check_prefill<bf16>(1, 1, 170, {31, 40}, rng);
   check_prefill<float>(1, 1, 16, {65, 2}, rng);
+}
+
+// Chunks after a cached prefix (cu_seqlens_k): prefixes either side of the
+// 32-key tile (so a row's keys may end before a tile another row reads) and
+// 0 beside non-zero in one batch.
+TEST_CASE("cuda kernels emulated: CUDA-core prefill attention after a cached prefix matches the float64 reference") {
+  std::mt19937 rng(2025);
+  check_prefill<bf16>(4, 1, 64, {1, 31, 33, 100}, rng, {5, 0, 64, 37});
+  check_prefill<float>(2, 2, 128, {40, 7}, rng, {100, 1});
+  check_prefill<bf16>(4, 1, 40, {33, 2}, rng, {31, 33});
 }
 
 // Ragged paged contexts (0, 1, 33, 1000) in one pass and with splits (most of

@@ -90,8 +90,9 @@ TEST_CASE("cuda kernels emulated: one m16n8k16 mma built from the PTX fragment t
 namespace {
 
 template <class Cfg>
-void check_prefill_mma(int heads, int kv_heads, const std::vector<int>& lens, std::mt19937& rng) {
-  PrefillBatch<bf16> c("mma", heads, kv_heads, Cfg::HD, lens, rng);
+void check_prefill_mma(int heads, int kv_heads, const std::vector<int>& lens, std::mt19937& rng,
+                       const std::vector<int>& prefix = {}) {
+  PrefillBatch<bf16> c("mma", heads, kv_heads, Cfg::HD, lens, rng, prefix);
   INFO(c.what);
   emu::Device dev;
   dev.allow_reads(c.q.get(), c.q.bytes());
@@ -117,4 +118,13 @@ TEST_CASE("cuda kernels emulated: tensor-core prefill attention matches the floa
   check_prefill_mma<kc::MmaPrefill64>(4, 1, {1, 63, 65, 130}, rng);
   check_prefill_mma<kc::MmaPrefill128>(2, 2, {1, 31, 33, 129}, rng);
   check_prefill_mma<kc::MmaPrefill128>(4, 2, {200}, rng);
+}
+
+// Chunks after a cached prefix (cu_seqlens_k): prefixes off and on the key
+// tiles (64 and 32 keys) and past a whole 128-row query block, beside 0, so
+// warps skip tiles and mask diagonals at shifted positions.
+TEST_CASE("cuda kernels emulated: tensor-core prefill attention after a cached prefix matches the float64 reference") {
+  std::mt19937 rng(32);
+  check_prefill_mma<kc::MmaPrefill64>(4, 1, {1, 63, 65, 130}, rng, {200, 0, 1, 64});
+  check_prefill_mma<kc::MmaPrefill128>(2, 2, {31, 129}, rng, {33, 150});
 }

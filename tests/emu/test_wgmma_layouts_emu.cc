@@ -185,13 +185,15 @@ struct Problem {
   std::vector<int> lens;
   int heads = 0, kv_heads = 0, hd = 0;
   float scale = 0;
-  std::vector<std::int32_t> cu;
+  std::vector<std::int32_t> cu, cu_k;  // query rows; key rows (a cached prefix, then the new tokens)
+  bool has_prefix = false;
   int max_seqlen = 0;
-  std::vector<std::uint16_t> q, k, v;  // bf16 bits: q (T, heads, hd), k/v (T, kv_heads, hd)
+  std::vector<std::uint16_t> q, k, v;  // bf16 bits: q (T, heads, hd), k/v (Tk, kv_heads, hd)
   std::vector<float> out;              // (T, heads, hd), NaN-poisoned
 };
 
-Problem make_problem(const std::vector<int>& lens, int heads, int kv_heads, int hd, std::uint32_t seed) {
+Problem make_problem(const std::vector<int>& lens, int heads, int kv_heads, int hd, std::uint32_t seed,
+                     const std::vector<int>& prefix = {}) {
   Problem p;
   p.lens = lens;
   p.heads = heads;
@@ -199,7 +201,12 @@ Problem make_problem(const std::vector<int>& lens, int heads, int kv_heads, int 
   p.hd = hd;
   p.scale = 1.f / std::sqrt(static_cast<float>(hd));
   p.cu = {0};
-  for (int l : lens) p.cu.push_back(p.cu.back() + l);
+  p.cu_k = {0};
+  p.has_prefix = !prefix.empty();
+  for (std::size_t i = 0; i < lens.size(); ++i) {
+    p.cu.push_back(p.cu.back() + lens[i]);
+    p.cu_k.push_back(p.cu_k.back() + lens[i] + (prefix.empty() ? 0 : prefix.at(i)));
+  }
   p.max_seqlen = *std::max_element(lens.begin(), lens.end());
   std::mt19937 rng(seed);
   std::uniform_real_distribution<float> mag(0.1f, 1.f);
@@ -208,10 +215,10 @@ Problem make_problem(const std::vector<int>& lens, int heads, int kv_heads, int 
     x.resize(n);
     for (auto& e : x) e = f2bf((sign(rng) ? 1.f : -1.f) * mag(rng));
   };
-  const std::size_t T = static_cast<std::size_t>(p.cu.back());
+  const std::size_t T = static_cast<std::size_t>(p.cu.back()), Tk = static_cast<std::size_t>(p.cu_k.back());
   fill(p.q, T * heads * hd);
-  fill(p.k, T * kv_heads * hd);
-  fill(p.v, T * kv_heads * hd);
+  fill(p.k, Tk * kv_heads * hd);
+  fill(p.v, Tk * kv_heads * hd);
   p.out.assign(T * heads * hd, NAN);
   return p;
 }
@@ -269,7 +276,8 @@ void replay(Problem& p, std::uint32_t raw_smem, Plant plant, bool v_split, Fault
         const int q0 = (grid_x - 1 - bx) * BM;  // longest (most keys) CTAs first, as the kernel
         if (q0 >= len) continue;
         const int kvh = h / (p.heads / p.kv_heads);
-        const int kv_end = std::min(len, q0 + BM);
+        const int kstart = p.cu_k[seq], klen = p.cu_k[seq + 1] - kstart, off = klen - len;  // as prefill_keys
+        const int kv_end = std::min(klen, off + q0 + BM);
         const int n_tiles = (kv_end + BN - 1) / BN;
         Smem sm(raw_smem + Cfg::kSmemBytes, &f);
         const std::uint32_t base = (raw_smem + 1023u) & ~1023u;
@@ -278,12 +286,12 @@ void replay(Problem& p, std::uint32_t raw_smem, Plant plant, bool v_split, Fault
                                   Cfg::stage_v_offset(0), Cfg::stage_v_offset(1)})
           MODEL_EXPECT(f, (base + off) % 1024 == 0, "a tile is not 1024-byte aligned (the swizzle atom)");
         const long long q_stride = static_cast<long long>(p.heads) * HD, kv_stride = static_cast<long long>(p.kv_heads) * HD;
-        const long long kv_seq = (static_cast<long long>(start) * p.kv_heads + kvh) * HD;
+        const long long kv_seq = (static_cast<long long>(kstart) * p.kv_heads + kvh) * HD;
         auto load_kv = [&](int stage, int k0) {
           load_tile<Cfg, BN>(sm, raw_smem, base + Cfg::stage_k_offset(stage), p.k, kv_seq + k0 * kv_stride, kv_stride,
-                             len - k0, ++tile_id, plant, f);
+                             klen - k0, ++tile_id, plant, f);
           load_tile<Cfg, BN>(sm, raw_smem, base + Cfg::stage_v_offset(stage), p.v, kv_seq + k0 * kv_stride, kv_stride,
-                             len - k0, ++tile_id, plant, f);
+                             klen - k0, ++tile_id, plant, f);
         };
         load_tile<Cfg, BM>(sm, raw_smem, base + Cfg::kQOffset, p.q, (static_cast<long long>(start + q0) * p.heads + h) * HD,
                            q_stride, len - q0, ++tile_id, plant, f);
@@ -299,7 +307,7 @@ void replay(Problem& p, std::uint32_t raw_smem, Plant plant, bool v_split, Fault
           for (int it = 0; it < n_tiles; ++it) {
             const int k0 = it * BN;
             if (it > 0 || wg > 0) load_kv(it & 1, k0);  // what stage it & 1 holds while tile it is consumed
-            if (!(wg_live && k0 <= wg_row0 + 63)) continue;
+            if (!(wg_live && k0 <= off + wg_row0 + 63)) continue;
             const std::uint32_t k_tile = base + Cfg::stage_k_offset(it & 1);
             const std::uint32_t v_tile = base + Cfg::stage_v_offset(it & 1);
             // S = Q K^T over head_dim in k-steps of 16.
@@ -313,9 +321,9 @@ void replay(Problem& p, std::uint32_t raw_smem, Plant plant, bool v_split, Fault
             }
             // Causal mask on the diagonal tile.
             for (int tid = 0; tid < 128; ++tid)
-              if (k0 + BN - 1 > wg_row0)
+              if (k0 + BN - 1 > off + wg_row0)
                 for (int v = 0; v < BN / 2; ++v)
-                  if (k0 + acc_col(tid, v) > wg_row0 + acc_row(tid, plant == Plant::kMaskWrongRow ? v ^ 2 : v))
+                  if (k0 + acc_col(tid, v) > off + wg_row0 + acc_row(tid, plant == Plant::kMaskWrongRow ? v ^ 2 : v))
                     s[tid][v] = -INFINITY;
             // Online softmax per row (r = 0: values 4j, 4j+1; r = 1: 4j+2, 4j+3),
             // max over the quad of threads sharing the row (shuffles xor 1, 2).
@@ -404,7 +412,8 @@ long mismatches(const Problem& p, double* worst) {
     return y;
   };
   const std::vector<double> ref =
-      pdsim::kernels::ref::prefill_attention(to_f(p.q), to_f(p.k), to_f(p.v), p.cu, p.heads, p.kv_heads, p.hd);
+      pdsim::kernels::ref::prefill_attention(to_f(p.q), to_f(p.k), to_f(p.v), p.cu, p.heads, p.kv_heads, p.hd,
+                                             p.has_prefix ? p.cu_k : std::vector<std::int32_t>{});
   long bad = 0;
   *worst = 0;
   for (std::size_t i = 0; i < ref.size(); ++i) {
@@ -418,12 +427,13 @@ long mismatches(const Problem& p, double* worst) {
 struct Case {
   std::vector<int> lens;
   int heads, kv_heads, hd;
+  std::vector<int> prefix = {};  // cached keys before each sequence's new tokens (empty: none)
 };
 
 // Replays one case; returns the output mismatches, the model's faults in *f.
 long run_case(const Case& c, std::uint32_t raw_smem, Plant plant, std::uint32_t seed, Faults& f, double* worst,
               bool v_split = false) {
-  Problem p = make_problem(c.lens, c.heads, c.kv_heads, c.hd, seed);
+  Problem p = make_problem(c.lens, c.heads, c.kv_heads, c.hd, seed, c.prefix);
   if (c.hd == 64)
     replay<WgmmaPrefill64>(p, raw_smem, plant, v_split, f);
   else
@@ -435,6 +445,8 @@ std::string describe(const Case& c, std::uint32_t raw_smem) {
   std::string s = "hd=" + std::to_string(c.hd) + " heads=" + std::to_string(c.heads) + "/" +
                   std::to_string(c.kv_heads) + " raw_smem=" + std::to_string(raw_smem) + " lens=";
   for (int l : c.lens) s += std::to_string(l) + " ";
+  if (!c.prefix.empty()) s += "prefix=";
+  for (int x : c.prefix) s += std::to_string(x) + " ";
   return s;
 }
 
@@ -487,6 +499,8 @@ TEST_CASE("cuda kernels emulated: wgmma prefill replay matches the float64 refer
       {{{1, 63, 65, 127, 200}, 4, 4, 64}, 16},  {{{1, 63, 65, 127, 200}, 4, 1, 64}, 0},
       {{{1, 63, 65, 127, 200}, 8, 1, 128}, 1040}, {{{130, 257}, 8, 2, 128}, 16},
       {{{300, 5}, 2, 2, 64}, 1040},
+      // After a cached prefix (cu_seqlens_k): off the 128-key tile, past it, and 0.
+      {{{1, 63, 130, 70}, 4, 1, 64, {200, 0, 1, 128}}, 16}, {{{65, 127}, 8, 2, 128, {129, 63}}, 1040},
   };
   std::uint32_t seed = 1;
   for (const auto& [c, raw] : cases) {
