@@ -73,8 +73,12 @@ struct LayerExecutor::Buffers {
   Tensor qkv;  // the fused projection's output, copied into q, k, v
   Tensor qd, od;
   std::vector<Tensor> kc, vc;  // paged KV caches: one (one layer) or one per layer
+  // Prefill sequences' keys, prefix then new tokens (LayerBatch): like kc, vc.
+  std::vector<Tensor> kctx, vctx;
   Tensor cu, bt, cl, slots, pos;
+  Tensor cu_k, ctx_slots;  // prefill key offsets; each new token's row in kctx
   std::int64_t cap_logits = 0, cap_tokens = 0, cap_decode = 0, cap_blocks = 0, cap_seqs = 0, cap_table = 0;
+  std::int64_t cap_ctx = 0;
   bool warm = false;
   int rotation = 0;  // next weight/input copy to use
 };
@@ -110,6 +114,8 @@ LayerExecutor::LayerExecutor(Backend& backend, LayerDims dims, ExecutorOptions o
   buf_->x_in.resize(opt_.all_layers ? 1 : copies);
   buf_->kc.resize(opt_.all_layers ? dims_.layers : 1);
   buf_->vc.resize(buf_->kc.size());
+  buf_->kctx.resize(buf_->kc.size());
+  buf_->vctx.resize(buf_->kc.size());
   buf_->lm_head = backend_.allocate({dims_.vocab, h}, dt);
   fill(backend_, buf_->lm_head, ws, seed++);
 }
@@ -131,6 +137,17 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   PDSIM_KCHECK(batch.logit_rows >= 0 && batch.logit_rows <= T, "logit_rows exceeds the batch's rows");
   for (int l : batch.prefill_lens) PDSIM_KCHECK(l >= 1, "prefill length < 1");
   for (int c : batch.decode_ctx) PDSIM_KCHECK(c >= 1, "decode context < 1");
+  PDSIM_KCHECK(batch.prefill_prefix.empty() || batch.prefill_prefix.size() == batch.prefill_lens.size(),
+               "prefill_prefix must be empty or give one prefix per prefill sequence");
+  auto prefix_of = [&](std::size_t s) { return batch.prefill_prefix.empty() ? 0 : batch.prefill_prefix[s]; };
+  std::int64_t prefix_tokens = 0;  // cached keys before the prefill sequences' new tokens
+  for (std::size_t s = 0; s < batch.prefill_prefix.size(); ++s) {
+    PDSIM_KCHECK(batch.prefill_prefix[s] >= 0 &&
+                     static_cast<std::int64_t>(batch.prefill_prefix[s]) + batch.prefill_lens[s] <= INT32_MAX,
+                 "prefill prefix < 0 or too long");
+    prefix_tokens += batch.prefill_prefix[s];
+  }
+  const bool has_prefix = prefix_tokens > 0;
   const std::int64_t h = d.hidden, H = d.heads, KH = d.kv_heads, hd = d.head_dim, f = d.ffn;
 
   // ---- buffers (grown, never shrunk)
@@ -171,8 +188,9 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   }
   std::int64_t blocks = 0;
   int max_blocks_per_seq = 1, max_ctx = 1, max_len = 1;
-  for (int l : batch.prefill_lens) {
-    blocks += (l + bt - 1) / bt;
+  for (std::size_t s = 0; s < batch.prefill_lens.size(); ++s) {
+    const int l = batch.prefill_lens[s];
+    blocks += (prefix_of(s) + l + bt - 1) / bt;
     max_len = std::max(max_len, l);
   }
   for (int c : batch.decode_ctx) {
@@ -194,9 +212,22 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   const std::int64_t seqs = static_cast<std::int64_t>(batch.prefill_lens.size()) + 1;
   if (seqs > B.cap_seqs) {
     B.cu = b.allocate({seqs}, DType::kI32);
+    B.cu_k = b.allocate({seqs}, DType::kI32);
     B.cl = b.allocate({std::max<std::int64_t>(seqs, D)}, DType::kI32);
     B.cap_seqs = seqs;
   }
+  if (has_prefix && P + prefix_tokens > B.cap_ctx) {
+    const std::int64_t cap = std::max<std::int64_t>(P + prefix_tokens, B.cap_ctx * 5 / 4);
+    for (std::size_t l = 0; l < B.kctx.size(); ++l) {
+      B.kctx[l] = b.allocate({cap, KH, hd}, dt);
+      B.vctx[l] = b.allocate({cap, KH, hd}, dt);
+      fill(b, B.kctx[l], 1.0f, static_cast<std::uint32_t>(191 + 2 * l));
+      fill(b, B.vctx[l], 1.0f, static_cast<std::uint32_t>(192 + 2 * l));
+    }
+    B.cap_ctx = cap;
+    grew = true;
+  }
+  if (has_prefix && P > B.ctx_slots.numel()) B.ctx_slots = b.allocate({B.cap_tokens}, DType::kI32);
   if (batch.logit_rows > B.cap_logits) {
     B.cap_logits = std::max<std::int64_t>(batch.logit_rows, B.cap_logits * 5 / 4);
     B.logits = b.allocate({B.cap_logits, d.vocab}, dt);
@@ -214,18 +245,22 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   std::shuffle(order.begin(), order.end(), std::mt19937(static_cast<unsigned>(blocks)));
   std::size_t next_block = 0;
   std::vector<std::int32_t> slots(static_cast<std::size_t>(B.slots.numel()), 0), pos(slots.size(), 0);
-  std::vector<std::int32_t> cu(static_cast<std::size_t>(B.cu.numel()), 0);
+  std::vector<std::int32_t> cu(static_cast<std::size_t>(B.cu.numel()), 0), cu_k(cu.size(), 0);
+  std::vector<std::int32_t> ctx_slots(static_cast<std::size_t>(has_prefix ? B.ctx_slots.numel() : 0), 0);
   std::vector<std::int32_t> table(static_cast<std::size_t>(B.bt.numel()), 0);
   std::vector<std::int32_t> lens(static_cast<std::size_t>(B.cl.numel()), 1);
   std::int64_t row = 0;
   for (std::size_t s = 0; s < batch.prefill_lens.size(); ++s) {
-    const int l = batch.prefill_lens[s];
+    const int l = batch.prefill_lens[s], prefix = prefix_of(s);
     cu[s + 1] = cu[s] + l;
+    cu_k[s + 1] = cu_k[s] + prefix + l;
     const std::size_t first = next_block;
-    next_block += (l + bt - 1) / bt;
+    next_block += (prefix + l + bt - 1) / bt;
     for (int t = 0; t < l; ++t, ++row) {
-      slots[row] = order[first + t / bt] * bt + t % bt;
-      pos[row] = t;
+      const int p = prefix + t;  // the token's position: after its cached prefix
+      slots[row] = order[first + p / bt] * bt + p % bt;
+      pos[row] = p;
+      if (has_prefix) ctx_slots[row] = cu_k[s] + p;
     }
   }
   for (std::int64_t s = 0; s < D; ++s, ++row) {
@@ -240,6 +275,10 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
   b.upload_i32(B.slots, slots.data());
   b.upload_i32(B.pos, pos.data());
   b.upload_i32(B.cu, cu.data());
+  if (has_prefix) {
+    b.upload_i32(B.cu_k, cu_k.data());
+    b.upload_i32(B.ctx_slots, ctx_slots.data());
+  }
   b.upload_i32(B.bt, table.data());
   b.upload_i32(B.cl, lens.data());
 
@@ -266,8 +305,9 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
       // layer overwrites it in mlp_down).
       auto& w = B.w[static_cast<std::size_t>(opt_.all_layers ? layer : c)];
       Tensor& x = opt_.all_layers ? (layer == 0 ? B.x_in[0] : B.y) : B.x_in[static_cast<std::size_t>(c)];
-      Tensor& kc = B.kc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
-      Tensor& vc = B.vc[static_cast<std::size_t>(opt_.all_layers ? layer : 0)];
+      const std::size_t cache = static_cast<std::size_t>(opt_.all_layers ? layer : 0);
+      Tensor& kc = B.kc[cache];
+      Tensor& vc = B.vc[cache];
       // Both norms take the residual add before them (vLLM's fused_add_rms_norm):
       // the input norm adds the layer input (the previous layer's MLP output) to
       // the residual stream, the post-attention norm the attention output. (A
@@ -288,10 +328,18 @@ LayerTiming LayerExecutor::run(const LayerBatch& batch) {
         b.rope({&B.q, &B.k, &B.pos, T, d.heads, d.kv_heads, d.head_dim, d.rope_theta});
         b.kv_append({&B.k, &B.v, &B.slots, &kc, &vc, T, d.kv_heads, d.head_dim, bt});
       });
+      if (has_prefix) {
+        // Untimed: the new tokens' K/V after their prefixes, where the attention kernel reads them (LayerBatch).
+        b.kv_append({&B.k, &B.v, &B.ctx_slots, &B.kctx[cache], &B.vctx[cache], P, d.kv_heads, d.head_dim, 1});
+      }
       if (P > 0)
         timed(2, [&] {
-          b.prefill_attention({&B.q, &B.k, &B.v, &B.cu, &B.attn, static_cast<int>(batch.prefill_lens.size()),
-                               d.heads, d.kv_heads, d.head_dim, P, max_len});
+          const int n = static_cast<int>(batch.prefill_lens.size());
+          if (has_prefix)
+            b.prefill_attention({&B.q, &B.kctx[cache], &B.vctx[cache], &B.cu, &B.attn, n, d.heads, d.kv_heads,
+                                 d.head_dim, P, max_len, &B.cu_k, P + prefix_tokens});
+          else
+            b.prefill_attention({&B.q, &B.k, &B.v, &B.cu, &B.attn, n, d.heads, d.kv_heads, d.head_dim, P, max_len});
         });
       if (D > 0)
         timed(3, [&] {

@@ -8,7 +8,8 @@
 //   timed; the backend has no strided views, so three more, untimed, make
 //   the contiguous q, k, v the next ops read) -> kv_append_rope (RoPE on q,
 //   k; K/V written to a paged cache) -> attention_prefill (ragged causal,
-//   prefill sequences) and/or attention_decode (paged, decode sequences) ->
+//   prefill sequences, each after its cached prefix if it has one) and/or
+//   attention_decode (paged, decode sequences) ->
 //   o_proj -> residual add + post-attention RMSNorm (one kernel) ->
 //   mlp_gate_up -> mlp_silu_mul -> mlp_down.
 // The residual adds run inside the norms, as vLLM's fused_add_rms_norm does:
@@ -70,13 +71,23 @@ struct LayerDims {
 // `where`) for shapes the executor cannot run (non-gated MLP, tp not dividing heads).
 LayerDims layer_dims(const ModelSpec& model, int tp, const std::string& where);
 
-// A batch: prefill sequences (new tokens each, no cached prefix) and decode
-// sequences (KV tokens each reads, including the one being decoded). GEMM rows
-// = sum(prefill_lens) + decode_ctx.size().
+// A batch: prefill sequences (new tokens each, after a cached prefix of
+// prefill_prefix tokens: a chunk of a chunked prefill, or a prompt whose
+// prefix was cached) and decode sequences (KV tokens each reads, including
+// the one being decoded). GEMM rows = sum(prefill_lens) + decode_ctx.size().
+// A prefix adds no GEMM rows; it is in the KV cache (its blocks allocated
+// like the new tokens') and prefill attention reads it: the new tokens'
+// queries see the prefix and, causally, each other (RoPE positions start
+// after it). The attention kernel takes each sequence's keys contiguous,
+// prefix then new tokens (cu_seqlens_k, as FlashAttention's varlen call):
+// the executor keeps them in their own buffers (per layer when all layers
+// run) and copies the new tokens' K/V there untimed after kv_append, where
+// a serving engine's kernel would read them through the block table.
 struct LayerBatch {
   std::vector<int> prefill_lens;
   std::vector<int> decode_ctx;
   std::int64_t logit_rows = 0;  // lm_head rows (<= GEMM rows)
+  std::vector<int> prefill_prefix;  // empty (no prefixes) or one per prefill sequence, >= 0
   std::int64_t tokens() const;
 };
 

@@ -82,6 +82,8 @@ class RecordingBackend final : public k::Backend {
     const void* out = nullptr;
     std::int64_t col0 = 0, cols = 0;  // copy_columns
     const void* residual = nullptr;   // rmsnorm: the residual stream it adds into
+    std::vector<std::int32_t> ints;   // kv_append: slots; prefill_attention: cu_seqlens_k; rope: positions
+    int block_tokens = 0;             // kv_append
   };
   std::vector<Call> calls;
 
@@ -96,20 +98,33 @@ class RecordingBackend final : public k::Backend {
     calls.push_back({"gemm", a.w->data(), a.y->data()});
     inner_->gemm(a);
   }
-  void prefill_attention(const k::PrefillAttentionArgs& a) override { inner_->prefill_attention(a); }
+  void prefill_attention(const k::PrefillAttentionArgs& a) override {
+    Call c{"prefill_attention", a.k->data(), a.out->data()};
+    if (a.cu_seqlens_k) c.ints = host_ints(*a.cu_seqlens_k, a.num_seqs + 1);
+    calls.push_back(std::move(c));
+    inner_->prefill_attention(a);
+  }
   void decode_attention(const k::DecodeAttentionArgs& a) override {
     calls.push_back({"decode_attention", a.k_cache->data(), a.out->data()});
     inner_->decode_attention(a);
   }
   void kv_append(const k::KvAppendArgs& a) override {
-    calls.push_back({"kv_append", a.k_cache->data(), nullptr});
+    Call c{"kv_append", a.k_cache->data(), nullptr};
+    c.ints = host_ints(*a.slot_mapping, a.tokens);
+    c.block_tokens = a.block_tokens;
+    calls.push_back(std::move(c));
     inner_->kv_append(a);
   }
   void rmsnorm(const k::RmsNormArgs& a) override {
     calls.push_back({"rmsnorm", a.x->data(), a.out->data(), 0, 0, a.residual ? a.residual->data() : nullptr});
     inner_->rmsnorm(a);
   }
-  void rope(const k::RopeArgs& a) override { inner_->rope(a); }
+  void rope(const k::RopeArgs& a) override {
+    Call c{"rope"};
+    c.ints = host_ints(*a.positions, a.tokens);
+    calls.push_back(std::move(c));
+    inner_->rope(a);
+  }
   void silu_gate(const k::SiluGateArgs& a) override { inner_->silu_gate(a); }
   void copy(k::Tensor& dst, const k::Tensor& src) override { inner_->copy(dst, src); }
   void copy_columns(const k::CopyColumnsArgs& a) override {
@@ -125,6 +140,11 @@ class RecordingBackend final : public k::Backend {
   void raw_free(void* p) override { ::operator delete(p, std::align_val_t(64)); }
 
  private:
+  // The first n int32 values of a tensor (host memory: the CPU backend's).
+  static std::vector<std::int32_t> host_ints(const k::Tensor& t, std::int64_t n) {
+    const auto* p = t.as<const std::int32_t>();
+    return std::vector<std::int32_t>(p, p + n);
+  }
   std::unique_ptr<k::Backend> inner_ = k::make_cpu_backend(1);
 };
 
@@ -192,6 +212,65 @@ TEST_CASE("layer executor: all-layers mode runs every layer on its own weights a
   CHECK(of(b1.calls, "kv_append").size() == 1);
 }
 
+// A chunk after a cached prefix: its tokens sit at positions prefix + t (RoPE,
+// paged KV slots), and prefill attention reads each sequence's keys as
+// prefix then new tokens, the new ones copied there from this step's K.
+TEST_CASE("layer executor: prefill sequences after a cached prefix run at their positions over prefix + new keys") {
+  RecordingBackend b;
+  const int bt = 16;
+  k::LayerExecutor ex(b, tiny_dims(), {0, 1, bt});
+  k::LayerBatch batch{{5, 20}, {40}, 3};
+  batch.prefill_prefix = {30, 0};
+  const auto t = ex.run(batch);
+  CHECK(t.op_s("attention_prefill") > 0);
+  const std::vector<int> lens = {5, 20}, prefix = {30, 0};
+  const auto ropes = of(b.calls, "rope");
+  REQUIRE(ropes.size() == 1);
+  std::vector<std::int32_t> want_pos;
+  for (std::size_t s = 0; s < lens.size(); ++s)
+    for (int i = 0; i < lens[s]; ++i) want_pos.push_back(prefix[s] + i);
+  want_pos.push_back(39);  // the decode sequence's new token
+  CHECK(ropes[0].ints == want_pos);
+  const auto appends = of(b.calls, "kv_append");
+  REQUIRE(appends.size() == 2);  // the paged cache (timed), then the attention's key rows (untimed)
+  const auto& paged = appends[0];
+  CHECK(paged.block_tokens == bt);
+  std::set<std::int32_t> distinct(paged.ints.begin(), paged.ints.end());
+  CHECK(distinct.size() == paged.ints.size());
+  for (std::size_t r = 0; r < want_pos.size(); ++r) CHECK(paged.ints[r] % bt == want_pos[r] % bt);
+  // Blocks for every sequence's prefix + new tokens: ceil(35/16) + ceil(20/16) + ceil(40/16) = 3 + 2 + 3.
+  CHECK(*std::max_element(paged.ints.begin(), paged.ints.end()) < 8 * bt);
+  const auto attn = of(b.calls, "prefill_attention");
+  REQUIRE(attn.size() == 1);
+  CHECK(attn[0].ints == std::vector<std::int32_t>{0, 35, 55});  // cu_seqlens_k
+  const auto& ctx = appends[1];
+  CHECK(ctx.block_tokens == 1);
+  CHECK(ctx.a == attn[0].a);  // the keys the attention reads
+  std::vector<std::int32_t> want_rows;
+  for (int i = 0; i < 5; ++i) want_rows.push_back(30 + i);
+  for (int i = 0; i < 20; ++i) want_rows.push_back(35 + i);
+  CHECK(ctx.ints == want_rows);
+  // Without prefixes nothing extra runs and the attention reads this step's K.
+  RecordingBackend plain;
+  k::LayerExecutor ex2(plain, tiny_dims(), {0, 1, bt});
+  ex2.run({{5, 20}, {40}, 3});
+  CHECK(of(plain.calls, "kv_append").size() == 1);
+  CHECK(of(plain.calls, "prefill_attention")[0].ints.empty());
+}
+
+TEST_CASE("layer executor: prefill attention time grows with the cached prefix") {
+  auto b = k::make_cpu_backend(1);
+  k::LayerExecutor ex(*b, tiny_dims(), {1, 3, 16});
+  k::LayerBatch chunk{{64}, {}, 1};
+  const auto alone = ex.run(chunk);
+  chunk.prefill_prefix = {4096};
+  const auto after = ex.run(chunk);
+  // 64 x 4096 + 64 x 65 / 2 pairs against 64 x 65 / 2: ~127x the attention work.
+  CHECK(after.op_s("attention_prefill") > 8 * alone.op_s("attention_prefill"));
+  CHECK_THROWS(ex.run({{64}, {}, 1, {4096, 0}}));  // one prefix per prefill sequence
+  CHECK_THROWS(ex.run({{64}, {}, 1, {-1}}));
+}
+
 TEST_CASE("layer executor: decode attention time grows with the context read") {
   auto b = k::make_cpu_backend(1);
   k::LayerExecutor ex(*b, tiny_dims(), {1, 3, 16});
@@ -214,35 +293,40 @@ TEST_CASE("layer executor: rejects models it cannot run") {
   CHECK(d.vocab == 16000);
 }
 
-TEST_CASE("real cost model: the batch mapping runs every sequence at its own length and scales cached-prefix pairs") {
+TEST_CASE("real cost model: the batch mapping runs every sequence at its own length after its cached prefix") {
   BatchStats b;
   b.add({100, 0});
   b.add({1, 99});
   b.add({37, 0});
   b.add({1, 10});
   b.add({1, 0});
-  double scale = 0;
-  const auto lb = RealKernelCostModel::map_batch(b, &scale);
+  b.add({37, 512});  // a chunk after a 512-token prefix
+  const auto lb = RealKernelCostModel::map_batch(b);
   CHECK(lb.tokens() == b.new_tokens);
-  CHECK(lb.prefill_lens == std::vector<int>{37, 100});
+  CHECK(lb.prefill_lens == std::vector<int>{37, 37, 100});
+  CHECK(lb.prefill_prefix == std::vector<int>{0, 512, 0});  // (new, prefix) pairs ascending
   CHECK(lb.decode_ctx == std::vector<int>{1, 11, 100});
-  CHECK(lb.logit_rows == 5);
-  CHECK(scale == 1);  // no cached prefix: the executed pairs are the batch's
+  CHECK(lb.logit_rows == 6);
+  // The executed attention pairs are the batch's (no rescaling).
+  double pairs = 0;
+  for (std::size_t i = 0; i < lb.prefill_lens.size(); ++i) {
+    const double n = lb.prefill_lens[i], c = lb.prefill_prefix[i];
+    pairs += n * c + n * (n + 1) / 2;
+  }
+  CHECK(pairs == b.prefill_pairs);
   // The same sequences in another order are the same executed batch (one memo/timings key).
   BatchStats shuffled;
-  for (const SeqShape& s : {SeqShape{1, 10}, SeqShape{37, 0}, SeqShape{1, 0}, SeqShape{100, 0}, SeqShape{1, 99}})
+  for (const SeqShape& s :
+       {SeqShape{37, 512}, SeqShape{1, 10}, SeqShape{37, 0}, SeqShape{1, 0}, SeqShape{100, 0}, SeqShape{1, 99}})
     shuffled.add(s);
-  const auto again = RealKernelCostModel::map_batch(shuffled, nullptr);
+  const auto again = RealKernelCostModel::map_batch(shuffled);
   CHECK(again.prefill_lens == lb.prefill_lens);
+  CHECK(again.prefill_prefix == lb.prefill_prefix);
   CHECK(again.decode_ctx == lb.decode_ctx);
   // Totals that do not describe the sequence list are a bug, not a batch to price.
   BatchStats inconsistent = b;
   inconsistent.decode_seqs += 1;
-  CHECK_THROWS(RealKernelCostModel::map_batch(inconsistent, nullptr));
-  BatchStats chunk;
-  chunk.add({64, 512});  // a chunk after a 512-token prefix
-  RealKernelCostModel::map_batch(chunk, &scale);
-  CHECK(scale == doctest::Approx((64 * 512 + 64 * 65 / 2.0) / (64 * 65 / 2.0)));
+  CHECK_THROWS(RealKernelCostModel::map_batch(inconsistent));
 }
 
 TEST_CASE("real cost model: prices measured ops as real and falls back to the roofline for the rest") {

@@ -70,27 +70,28 @@ std::string RealKernelCostModel::layers_run() const {
 
 OpPrice RealKernelCostModel::price(const Op& op) const { return roofline_.price(op); }
 
-kernels::LayerBatch RealKernelCostModel::map_batch(const BatchStats& b, double* scale) {
+kernels::LayerBatch RealKernelCostModel::map_batch(const BatchStats& b) {
   kernels::LayerBatch lb;
-  double executed_pairs = 0;
+  std::vector<std::pair<int, int>> prefill;  // (new tokens, cached prefix)
   for (const SeqShape& s : b.seqs) {
     PDSIM_CHECK(s.new_tokens >= 1 && s.cached_tokens >= 0 && s.new_tokens + s.cached_tokens <= INT32_MAX,
                 "a batch sequence the executor cannot run");
-    if (s.new_tokens > 1) {
-      lb.prefill_lens.push_back(static_cast<int>(s.new_tokens));
-      executed_pairs += 0.5 * static_cast<double>(s.new_tokens) * (static_cast<double>(s.new_tokens) + 1.0);
-    } else {
+    if (s.new_tokens > 1)
+      prefill.emplace_back(static_cast<int>(s.new_tokens), static_cast<int>(s.cached_tokens));
+    else
       lb.decode_ctx.push_back(static_cast<int>(s.cached_tokens + 1));
-    }
   }
+  std::sort(prefill.begin(), prefill.end());
+  for (const auto& [n, prefix] : prefill) {
+    lb.prefill_lens.push_back(n);
+    lb.prefill_prefix.push_back(prefix);
+  }
+  std::sort(lb.decode_ctx.begin(), lb.decode_ctx.end());
   // Totals kept beside the list must describe it (a producer that set them directly would be priced wrong).
   PDSIM_CHECK(lb.tokens() == b.new_tokens && static_cast<std::int64_t>(lb.prefill_lens.size()) == b.prefill_seqs &&
                   static_cast<std::int64_t>(lb.decode_ctx.size()) == b.decode_seqs,
               "a batch whose sequence list does not match its totals");
-  std::sort(lb.prefill_lens.begin(), lb.prefill_lens.end());
-  std::sort(lb.decode_ctx.begin(), lb.decode_ctx.end());
   lb.logit_rows = std::min<std::int64_t>(b.logit_rows, lb.tokens());
-  if (scale) *scale = executed_pairs > 0 ? b.prefill_pairs / executed_pairs : 1.0;
   return lb;
 }
 
@@ -109,7 +110,6 @@ const RealKernelCostModel::Measured& RealKernelCostModel::measure(RealBatchKey k
     auto it = memo_.find(key);
     if (it != memo_.end()) {
       ++memo_hits_;
-      // Chunked prefill: the pairs may differ at an equal key; rescale below uses this batch.
       return it->second;
     }
   }
@@ -124,6 +124,7 @@ const RealKernelCostModel::Measured& RealKernelCostModel::measure(RealBatchKey k
   }
   kernels::LayerBatch lb;
   lb.prefill_lens = key.prefill_lens;
+  lb.prefill_prefix = key.prefill_prefix;
   lb.decode_ctx = key.decode_ctx;
   lb.logit_rows = key.logit_rows;
   const kernels::LayerTiming t = ex->run(lb);
@@ -145,10 +146,9 @@ CostBreakdown RealKernelCostModel::batch_breakdown(const ModelSpec& model, const
   PDSIM_CHECK(model.name == model_.name, "real cost model built for another model");
   CostBreakdown out;
   if (ops.empty()) return out;
-  double scale = 1;
-  kernels::LayerBatch lb = map_batch(b, &scale);
-  const Measured& m =
-      measure({par.tp, std::move(lb.prefill_lens), std::move(lb.decode_ctx), lb.logit_rows});
+  kernels::LayerBatch lb = map_batch(b);
+  const Measured& m = measure(
+      {par.tp, std::move(lb.prefill_lens), std::move(lb.prefill_prefix), std::move(lb.decode_ctx), lb.logit_rows});
   for (const auto& op : ops) {
     OpPrice p;
     const std::string name = op.name;
@@ -157,8 +157,7 @@ CostBreakdown RealKernelCostModel::batch_breakdown(const ModelSpec& model, const
       p = {m.lm_head_s * op.count, "measured", "real"};
     } else if (it != m.per_layer_s.end()) {
       // Per-layer ops: count = layers (every PP stage's layers run one after another).
-      const double f = name == "attention_prefill" ? scale : 1.0;
-      p = {it->second * f * op.count, "measured", "real"};
+      p = {it->second * op.count, "measured", "real"};
     } else {
       p = roofline_.price(op);
     }

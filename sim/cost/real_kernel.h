@@ -8,12 +8,11 @@
 // profile (source "roofline").
 //
 // Batch mapping: every sequence of the batch (BatchStats::seqs) runs at its
-// own length, in ascending order: a prefill sequence's new tokens, a decode
-// sequence's whole context. The executor's prefill attention has no cached
-// prefix, so a chunk after a prefix (chunked prefill) runs as a causal
-// sequence of its new tokens and the measured attention_prefill time is
-// scaled by the batch's causal pairs / the executed ones. GEMM rows, KV
-// tokens and each decode sequence's context are exact.
+// own length, in ascending order: a prefill sequence's new tokens after its
+// cached prefix (a later chunk of a chunked prefill: its queries attend to
+// the prefix and to each other), a decode sequence's whole context. GEMM
+// rows, attention pairs, KV tokens and each decode sequence's context are
+// exact.
 //
 // Dependency direction: sim/ depends on the kernels library's interface
 // (kernels/backend.h, kernels/layer_executor.h) and never on CUDA headers;
@@ -68,8 +67,8 @@ class RealKernelCostModel : public CostModel {
   std::int64_t batches_measured() const { return measured_; }
   std::int64_t batches_memoized() const { return memo_hits_; }
 
-  // The executor's batch for `batch` (the mapping above), and the factor on attention_prefill.
-  static kernels::LayerBatch map_batch(const BatchStats& batch, double* prefill_pairs_scale);
+  // The executor's batch for `batch` (the mapping above).
+  static kernels::LayerBatch map_batch(const BatchStats& batch);
 
  private:
   using Measured = RealBatchTiming;

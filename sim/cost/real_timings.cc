@@ -15,10 +15,13 @@ namespace pdsim {
 
 namespace {
 constexpr const char* kHeader =
+    "tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,prefill_lens,prefill_prefix,decode_ctx,op,"
+    "seconds";
+// Before prefixes were executed (2026-12-03): read with every prefix 0.
+constexpr const char* kNoPrefixHeader =
     "tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,prefill_lens,decode_ctx,op,seconds";
-constexpr const char* kOldHeader = "tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds";
+constexpr const char* kTotalsHeader = "tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds";
 constexpr const char* kMagic = "# pdsim real-kernel timings";
-constexpr std::size_t kColumns = 10;
 
 std::int64_t sum(const std::vector<int>& v) {
   std::int64_t s = 0;
@@ -52,7 +55,7 @@ RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(
   std::string line;
   int line_no = 0;
   auto where = [&] { return path_ + ":" + std::to_string(line_no); };
-  bool header = false;
+  bool header = false, with_prefix = true;
   while (std::getline(in, line)) {
     ++line_no;
     if (line_no == 1 && line != kMagic) throw InputError(where(), "not a pdsim real-kernel timings file");
@@ -68,20 +71,23 @@ RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(
     }
     if (line.rfind("#", 0) == 0) continue;
     if (!header) {
-      if (line == kOldHeader)
+      if (line == kTotalsHeader)
         throw InputError(where(), "timings keyed by batch totals (pdsim before 2026-12-03, which ran a batch as "
                                   "equal sequences): measure again with a new file");
-      if (line != kHeader) throw InputError(where(), std::string("expected the header ") + kHeader);
+      with_prefix = line != kNoPrefixHeader;
+      if (with_prefix && line != kHeader) throw InputError(where(), std::string("expected the header ") + kHeader);
       header = true;
       continue;
     }
+    const std::size_t columns = with_prefix ? 11 : 10;
+    const std::size_t c_decode = with_prefix ? 8 : 7, c_op = c_decode + 1, c_seconds = c_decode + 2;
     std::vector<std::string> cells;
     std::stringstream ss(line);
     std::string cell;
     while (std::getline(ss, cell, ',')) cells.push_back(cell);
     if (!line.empty() && line.back() == ',') cells.emplace_back();  // getline drops a trailing empty cell
-    if (cells.size() != kColumns)
-      throw InputError(where(), "expected " + std::to_string(kColumns) + " columns, got " + std::to_string(cells.size()));
+    if (cells.size() != columns)
+      throw InputError(where(), "expected " + std::to_string(columns) + " columns, got " + std::to_string(cells.size()));
     RealBatchKey key;
     double seconds = 0;
     try {
@@ -96,15 +102,25 @@ RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(
         std::stringstream items(c);
         std::string item;
         while (items >> item) v.push_back(integer(item));
+        return v;
+      };
+      auto sorted_lengths = [&](const std::string& c) {  // ascending, each >= 1
+        std::vector<int> v = list(c);
         if (!std::is_sorted(v.begin(), v.end()) || (!v.empty() && v.front() < 1)) throw std::invalid_argument(c);
         return v;
       };
       key.tp = integer(cells[0]);
       key.logit_rows = integer(cells[5]);
-      key.prefill_lens = list(cells[6]);
-      key.decode_ctx = list(cells[7]);
-      seconds = std::stod(cells[9], &used);
-      if (used != cells[9].size() || !(seconds >= 0 && seconds < 1e6)) throw std::invalid_argument(cells[9]);
+      key.prefill_lens = sorted_lengths(cells[6]);
+      key.prefill_prefix = with_prefix ? list(cells[7]) : std::vector<int>(key.prefill_lens.size(), 0);
+      if (key.prefill_prefix.size() != key.prefill_lens.size()) throw std::invalid_argument(cells[7]);
+      for (std::size_t i = 1; i < key.prefill_lens.size(); ++i)  // pairs ascending: prefixes too within equal lengths
+        if (key.prefill_lens[i] == key.prefill_lens[i - 1] && key.prefill_prefix[i] < key.prefill_prefix[i - 1])
+          throw std::invalid_argument(cells[7]);
+      key.decode_ctx = sorted_lengths(cells[c_decode]);
+      seconds = std::stod(cells[c_seconds], &used);
+      if (used != cells[c_seconds].size() || !(seconds >= 0 && seconds < 1e6))
+        throw std::invalid_argument(cells[c_seconds]);
     } catch (const std::exception&) {
       throw InputError(where(), "not a valid timings row: '" + line + "'");
     }
@@ -113,10 +129,10 @@ RealTimings::RealTimings(std::string path, std::string model) : path_(std::move(
       throw InputError(where(), "the totals (columns 1-6) do not match the sequence lists: '" + line + "'");
     file_keys_.insert(key);
     auto& t = entries_[key];
-    if (cells[8] == "lm_head")
+    if (cells[c_op] == "lm_head")
       t.lm_head_s = seconds;
     else
-      t.per_layer_s[cells[8]] = seconds;
+      t.per_layer_s[cells[c_op]] = seconds;
   }
   if (!header) throw InputError(path_, "no header line: not a pdsim real-kernel timings file");
   if (device_.empty()) throw InputError(path_, "no '# device:' line");
@@ -150,13 +166,14 @@ void RealTimings::save() const {
     out << kMagic << "\n# model: " << model_ << "\n# device: " << device_ << "\n" << kHeader << "\n";
     char buf[64];
     for (const auto& [k, t] : entries_) {
-      const std::string prefix = totals(k) + "," + join(k.prefill_lens) + "," + join(k.decode_ctx) + ",";
+      const std::string shape =
+          totals(k) + "," + join(k.prefill_lens) + "," + join(k.prefill_prefix) + "," + join(k.decode_ctx) + ",";
       for (const auto& [op, s] : t.per_layer_s) {
         std::snprintf(buf, sizeof buf, "%.17g", s);
-        out << prefix << op << "," << buf << "\n";
+        out << shape << op << "," << buf << "\n";
       }
       std::snprintf(buf, sizeof buf, "%.17g", t.lm_head_s);
-      out << prefix << "lm_head," << buf << "\n";
+      out << shape << "lm_head," << buf << "\n";
     }
   });
 }

@@ -10,17 +10,20 @@
 //   # pdsim real-kernel timings
 //   # model: <catalog name>
 //   # device: <backend device string>
-//   tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,prefill_lens,decode_ctx,op,seconds
+//   tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,prefill_lens,prefill_prefix,decode_ctx,op,seconds
 // one row per op of one layer (and `lm_head`, once per batch) per batch
 // shape; seconds printed with 17 significant digits (exact round trip).
 // A batch shape is its sequences as executed: prefill_lens (new tokens per
-// prefill sequence) and decode_ctx (KV tokens per decode sequence, the new
-// one included), each ascending and space-separated (empty when none); the
-// four totals before them are their counts and sums, written for filtering
-// in pandas or Excel and checked on load.
+// prefill sequence), prefill_prefix (the cached tokens before each, same
+// order; the pairs ascending) and decode_ctx (KV tokens per decode sequence,
+// the new one included, ascending), each space-separated (empty when none);
+// the four totals before them are the counts and sums of prefill_lens and
+// decode_ctx, written for filtering in pandas or Excel and checked on load.
 // A file for another model or device is an input error: its times would not
 // be this run's; so is one from before shapes were kept per sequence
-// (2026-12-03: its rows name totals only).
+// (2026-12-03: its rows name totals only). A file from before prefixes were
+// executed (no prefill_prefix column) is read with every prefix 0, which is
+// what its batches ran: a chunk after a prefix ran as its new tokens alone.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -31,15 +34,17 @@
 
 namespace pdsim {
 
-// One executed batch shape on one TP shard: the sequences' lengths, ascending.
+// One executed batch shape on one TP shard: the sequences' lengths, ascending
+// ((new, prefix) pairs for prefill sequences).
 struct RealBatchKey {
   int tp = 1;
-  std::vector<int> prefill_lens;  // new tokens of each prefill sequence
-  std::vector<int> decode_ctx;    // KV tokens each decode sequence reads (its new one included)
+  std::vector<int> prefill_lens;    // new tokens of each prefill sequence
+  std::vector<int> prefill_prefix;  // cached tokens before them, one per prefill sequence
+  std::vector<int> decode_ctx;      // KV tokens each decode sequence reads (its new one included)
   std::int64_t logit_rows = 0;
   bool operator<(const RealBatchKey& o) const {
-    return std::tie(tp, prefill_lens, decode_ctx, logit_rows) <
-           std::tie(o.tp, o.prefill_lens, o.decode_ctx, o.logit_rows);
+    return std::tie(tp, prefill_lens, prefill_prefix, decode_ctx, logit_rows) <
+           std::tie(o.tp, o.prefill_lens, o.prefill_prefix, o.decode_ctx, o.logit_rows);
   }
 };
 

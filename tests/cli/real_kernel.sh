@@ -186,20 +186,37 @@ run_t --out "$tmp/t1" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "run 
 grep -q '^# device: ' "$tmp/timings.csv" || fail "timings file has no device line"
 # Each batch shape lists its sequences (pandas reads the file); the totals are
 # their counts and sums, and some decode step ran sequences of different contexts.
-python3 - "$tmp/timings.csv" <<'PY' || fail "timings file shapes"
+# check_shapes FILE [prefixed]: "prefixed" demands some prompt chunk after a cached prefix.
+check_shapes() {
+python3 - "$@" <<'PY'
 import csv, sys
 rows = list(csv.DictReader(l for l in open(sys.argv[1]) if not l.startswith("#")))
 assert rows, "no rows"
-ragged = 0
+ragged = prefixed = 0
 for r in rows:
     p = [int(x) for x in r["prefill_lens"].split()]
+    c = [int(x) for x in r["prefill_prefix"].split()]
     d = [int(x) for x in r["decode_ctx"].split()]
-    assert p == sorted(p) and d == sorted(d), r
+    assert len(c) == len(p) and list(zip(p, c)) == sorted(zip(p, c)) and d == sorted(d), r
     assert (len(p), sum(p), len(d), sum(d)) == tuple(int(r[k]) for k in
         ("prefill_seqs", "prefill_tokens", "decode_seqs", "decode_kv_tokens")), r
     ragged += len(set(d)) > 1
+    prefixed += any(x > 0 for x in c)
 assert ragged > 0, "no decode step with contexts of different lengths"
+if sys.argv[2:] == ["prefixed"]:
+    assert prefixed > 0, "no prompt chunk after a cached prefix"
+else:
+    assert prefixed == 0, "a prefix where the scenario has none"
 PY
+}
+check_shapes "$tmp/timings.csv" || fail "timings file shapes"
+# Colocated chunked prefill (64-token chunks): later chunks run after their cached prefix.
+"$pdsim" run "$src/scenarios/tiny-real-cpu.json" --set workload.num_requests=4 --set real_kernel.iters=1 \
+  --set 'cluster={"mode": "colocated", "colocated": {"gpu": "host-cpu", "instances": 1, "tp": 1,
+  "max_batch_tokens": 1024, "max_batch_requests": 8, "max_batch_size": 32, "policy": "chunked", "chunk_tokens": 64}}' \
+  --out "$tmp/chunked" --timings "$tmp/chunked.csv" >/dev/null 2>"$tmp/err" || fail "chunked real run: $(cat "$tmp/err")"
+check_shapes "$tmp/chunked.csv" prefixed || fail "chunked timings shapes"
+
 cp "$tmp/timings.csv" "$tmp/timings0.csv"
 run_t --out "$tmp/t2" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "replay with --timings"
 cmp -s "$tmp/t1/requests.csv" "$tmp/t2/requests.csv" || fail "replayed requests.csv differs"
@@ -235,10 +252,18 @@ run_t --out "$tmp/t5" --timings "$tmp/bad.csv" 2>"$tmp/err" >/dev/null
 awk -F, -v OFS=, 'NR == 6 { $5 = $5 + 1 } 1' "$tmp/timings0.csv" >"$tmp/sums.csv"
 run_t --out "$tmp/t7" --timings "$tmp/sums.csv" 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'sums.csv:6: .*do not match' "$tmp/err" || fail "totals off their lists: $(cat "$tmp/err")"
-cut -d, -f1-6,9- "$tmp/timings0.csv" \
+cut -d, -f1-6,10- "$tmp/timings0.csv" \
   | sed '4s/.*/tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds/' >"$tmp/old.csv"
 run_t --out "$tmp/t8" --timings "$tmp/old.csv" 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'old.csv:4: .*measure again' "$tmp/err" || fail "an old-format timings file: $(cat "$tmp/err")"
+# A file from before prefixes ran (no prefill_prefix column) reads as prefix 0 everywhere: this
+# scenario has none, so it replays every batch.
+cut -d, -f1-7,9- "$tmp/timings0.csv" \
+  | sed '4s/.*/tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,prefill_lens,decode_ctx,op,seconds/' \
+  >"$tmp/noprefix.csv"
+run_t --out "$tmp/t9" --timings "$tmp/noprefix.csv" >/dev/null 2>"$tmp/err" || fail "a no-prefix timings file: $(cat "$tmp/err")"
+grep -q '"batches_measured": 0' "$tmp/t9/summary.json" || fail "a no-prefix timings file did not replay every batch"
+cmp -s "$tmp/t2/requests.csv" "$tmp/t9/requests.csv" || fail "no-prefix replay differs in requests.csv"
 
 # --only decode-attention: the decode attention table alone, its run line saying so, no device profile.
 "$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name only-dec --out "$tmp/od" \
