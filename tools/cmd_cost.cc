@@ -1,3 +1,4 @@
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -19,27 +20,39 @@ struct CostOptions {
 };
 
 // "LEN[xCOUNT],..." -> sequences. For --decode, LEN is the context (tokens
-// whose KV is read, including the one being decoded).
+// whose KV is read, including the one being decoded). For --prefill, LEN is
+// the new tokens, optionally after a cached prefix: LEN+PREFIX (a later chunk
+// of a chunked prefill, or a prompt whose prefix was cached).
 std::vector<SeqShape> parse_shapes(const std::string& text, bool decode, const char* flag) {
   std::vector<SeqShape> out;
   std::size_t start = 0;
   while (start <= text.size()) {
     const auto comma = text.find(',', start);
     const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    long long len = 0, count = 1;
+    long long len = 0, count = 1, prefix = 0;
     char* end = nullptr;
+    // Digits only where a number goes (strtoll alone would take signs and spaces).
+    auto digit = [](const char* c) { return std::isdigit(static_cast<unsigned char>(*c)) != 0; };
     len = std::strtoll(item.c_str(), &end, 10);
-    bool ok = end != item.c_str();
+    bool ok = digit(item.c_str());
+    if (ok && !decode && *end == '+') {
+      const char* prefix_start = end + 1;
+      prefix = std::strtoll(prefix_start, &end, 10);
+      ok = digit(prefix_start);
+    }
     if (ok && *end == 'x') {
       const char* count_start = end + 1;
       count = std::strtoll(count_start, &end, 10);
-      ok = end != count_start;
+      ok = digit(count_start);
     }
     ok = ok && *end == '\0';
-    if (!ok || len < 1 || count < 1 || count > 1'000'000)
-      throw InputError(std::string(flag) + " " + text, "expected LEN[xCOUNT],... with LEN, COUNT >= 1, got \"" + item + "\"");
+    if (!ok || len < 1 || count < 1 || count > 1'000'000 || prefix < 0 || len + prefix > (1LL << 30))
+      throw InputError(std::string(flag) + " " + text,
+                       decode ? "expected CONTEXT[xCOUNT],... with CONTEXT, COUNT >= 1, got \"" + item + "\""
+                              : "expected LEN[+PREFIX][xCOUNT],... with LEN, COUNT >= 1, PREFIX >= 0, got \"" + item +
+                                    "\"");
     for (long long i = 0; i < count; ++i)
-      out.push_back(decode ? SeqShape{1, len - 1} : SeqShape{len, 0});
+      out.push_back(decode ? SeqShape{1, len - 1} : SeqShape{len, prefix});
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
@@ -110,7 +123,8 @@ Command add_cost_command(CLI::App& app, const GlobalOptions& global) {
   app.add_option("--gpu", o->gpu, "GPU profile name (profiles/gpus/<name>.json)")->required();
   app.add_option("--tp", o->tp, "tensor parallel degree")->check(CLI::PositiveNumber);
   app.add_option("--pp", o->pp, "pipeline parallel degree")->check(CLI::PositiveNumber);
-  app.add_option("--prefill", o->prefill, "prompts: LEN[xCOUNT],...  e.g. 1024x4");
+  app.add_option("--prefill", o->prefill,
+                 "prompts: LEN[+PREFIX][xCOUNT],...  e.g. 1024x4; 512+3584 = 512 new tokens after 3584 cached");
   app.add_option("--decode", o->decode, "decode step: CONTEXT[xCOUNT],...  e.g. 2048x64");
   app.add_option("--cost-model", o->cost_model, "cost model")->check(CLI::IsMember(cost_model_names()));
   app.add_flag("--json", o->json, "print one JSON object");

@@ -10,4 +10,22 @@ out=$("$pdsim" cost --model llama-3.1-70b --gpu h100-sxm --tp 4 --decode 2048x64
 grep -q '"name": "tp_allreduce"' <<<"$out" || { echo "FAIL: no all-reduce at tp 4"; exit 1; }
 grep -q '"name": "attention_decode"' <<<"$out" || { echo "FAIL: no decode attention"; exit 1; }
 "$pdsim" cost --model llama-3.1-8b --gpu h100-sxm --decode 100 >/dev/null
+# A chunk after a cached prefix (LEN+PREFIX): attention over the prefix and causally over
+# the chunk (4 heads*hd FLOPs per query-key pair, 32 heads x 128 dims x 32 layers for
+# llama-3.1-8b), the GEMMs those of the 512 new tokens alone.
+"$pdsim" cost --model llama-3.1-8b --gpu h100-sxm --prefill 512+3584 --json >"${TMPDIR:-/tmp}/chunk.$$.json"
+"$pdsim" cost --model llama-3.1-8b --gpu h100-sxm --prefill 512 --json >"${TMPDIR:-/tmp}/plain.$$.json"
+python3 - "${TMPDIR:-/tmp}/chunk.$$.json" "${TMPDIR:-/tmp}/plain.$$.json" <<'PY' || { echo "FAIL: prefill after a prefix"; exit 1; }
+import json, sys
+chunk, plain = (json.load(open(p)) for p in sys.argv[1:])
+op = lambda j, n: next(o for o in j["ops"] if o["name"] == n)
+pairs = 512 * 3584 + 512 * 513 / 2
+assert abs(op(chunk, "attention_prefill")["flops"] - 4 * 32 * 128 * pairs * 32) < 1e3, op(chunk, "attention_prefill")
+assert op(chunk, "qkv_proj")["flops"] == op(plain, "qkv_proj")["flops"]
+assert chunk["total_s"] > plain["total_s"]
+PY
+rm -f "${TMPDIR:-/tmp}/chunk.$$.json" "${TMPDIR:-/tmp}/plain.$$.json"
+for bad in 512+ 512+-3 512+x2 +5 "512+ 3" 512x-2 -4; do
+  if "$pdsim" cost --model llama-3.1-8b --gpu h100-sxm --prefill "$bad" 2>/dev/null; then echo "FAIL: --prefill $bad accepted"; exit 1; fi
+done
 echo "cost json ok"
