@@ -9,8 +9,9 @@ Targets (issue 4): GEMM >= 0.8 of the measured large-GEMM peak at large
 shapes (BM_Gemm rows with m >= 1024: `peak_frac`); decode attention >= 0.7
 of the measured copy bandwidth at batch x context >= 256k tokens (every
 BM_DecodeAttention row: `bw_frac`, per kernel variant and model shape);
-prefill attention >= 0.4 of the peak at 4k prompts (BM_PrefillAttention:
-`peak_frac`, per kernel variant and model shape); simulated vs real p50 TTFT and TPOT within 10%
+prefill attention >= 0.4 of the peak at 4k prompts (BM_PrefillAttention
+rows without a prefix: `peak_frac`, per kernel variant and model shape;
+chunks after a cached prefix are listed apart, not a target); simulated vs real p50 TTFT and TPOT within 10%
 (validation.json `rel_err`). A benchmark row that errored (a kernel that
 does not apply, or failed) is listed as skipped with its message. Prints a
 Markdown table (also written to --out) and exits 0 whatever the verdicts:
@@ -129,6 +130,21 @@ def tbt_tail_lines(path):
     return [line]
 
 
+def chunk_lines(rows):
+    """Not a target: prefill attention of chunks after a cached prefix (chunked prefill), per row."""
+    out = []
+    for fam, a, b in rows:
+        if fam != "BM_PrefillAttention" or a.get("prefix", 0) == 0 or b.get("error_occurred"):
+            continue
+        out.append(f"| {variant(PREFILL_KERNELS, a)} | {a.get('seqs', '?')} chunks of {4096 - a['prefix']} "
+                   f"after {a['prefix']} cached | {time_of(b)} | {b.get('peak_frac', float('nan')):.3f} |")
+    if out:
+        out = ["", "Not a target: prefill attention after a cached prefix (BM_PrefillAttention prefix > 0; "
+               "peak_frac over the unmasked pairs):", "", "| kernel, model | shape | time | peak_frac |",
+               "|---|---|---|---|"] + out
+    return out
+
+
 ELEMENTWISE_OPS = {0: "rmsnorm", 1: "add_rmsnorm", 2: "silu_gate", 3: "kv_append"}
 
 
@@ -173,9 +189,11 @@ def main():
     lines += fraction_lines(rows, "BM_DecodeAttention", "bw_frac", DECODE_TARGET,
                             lambda a: variant(DECODE_KERNELS, a), "decode attention bw_frac, 256k tokens")
     lines += fraction_lines(rows, "BM_PrefillAttention", "peak_frac", PREFILL_TARGET,
-                            lambda a: variant(PREFILL_KERNELS, a), "prefill attention peak_frac, 4k prompts")
+                            lambda a: variant(PREFILL_KERNELS, a), "prefill attention peak_frac, 4k prompts",
+                            select=lambda a: a.get("prefix", 0) == 0)
     for v in o.validation:
         lines += validation_lines(v)
+    lines += chunk_lines(rows)
     lines += elementwise_lines(rows)
     tails = [line for v in o.validation for line in tbt_tail_lines(v)]
     if tails:

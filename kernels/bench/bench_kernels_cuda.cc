@@ -28,7 +28,10 @@
 //
 //   BM_Gemm/<model>/<proj>/m      y[m, n] = x[m, k] w[n, k]^T; proj in qkv, o,
 //                                 gate_up, down; m in {1, 16, 128, 1024, 4096}
-//   BM_PrefillAttention/<model>/S/kernel  prefill of S prompts of 4096 tokens (causal)
+//   BM_PrefillAttention/<model>/S/kernel/prefix  prefill of S prompts of 4096 tokens
+//                                 (causal); prefix 3584: S chunks of the last 512
+//                                 tokens after a 3584-token cached prefix
+//                                 (chunked prefill, cu_seqlens_k; mma and wgmma)
 //   BM_Elementwise/<model>/op/T   op 0 RMSNorm, 1 residual add, 2 SiLU-gate,
 //                                 3 KV append (shuffled slots) at T tokens;
 //                                 bw_frac as for decode attention (vLLM's
@@ -228,34 +231,38 @@ void BM_PrefillAttention(benchmark::State& state) {
   const ModelShape& model = kModels[state.range(0)];
   const int seqs = static_cast<int>(state.range(1));
   const char* kernel = state.range(2) == 0 ? "mma" : state.range(2) == 1 ? "simt" : "wgmma";
-  constexpr int kLen = 4096;
-  const std::int64_t T = static_cast<std::int64_t>(seqs) * kLen;
+  constexpr int kLen = 4096;  // keys per sequence: its prefix + new tokens
+  const int prefix = static_cast<int>(state.range(3)), len = kLen - prefix;
+  const std::int64_t T = static_cast<std::int64_t>(seqs) * len, Tk = static_cast<std::int64_t>(seqs) * kLen;
   const int H = model.heads, KV = model.kv_heads, hd = model.head_dim;
   try {
     const k::ScopedEnv env("PDSIM_ATTENTION_KERNEL", kernel);
     const double peak_tflops = measured_bf16_peak_tflops(b);
     char peak_str[32];
     std::snprintf(peak_str, sizeof peak_str, "%.0f", peak_tflops);
-    state.SetLabel(std::string(model.name) + " " + std::to_string(seqs) + "x" + std::to_string(kLen) + " heads=" +
+    state.SetLabel(std::string(model.name) + " " + std::to_string(seqs) + "x" + std::to_string(len) +
+                   (prefix > 0 ? "+" + std::to_string(prefix) + "cached" : std::string()) + " heads=" +
                    std::to_string(H) + "/" + std::to_string(KV) + " hd=" + std::to_string(hd) + " kernel=" + kernel +
                    " causal-flops=unmasked-pairs peak=" + peak_str + "TFLOP/s(cuBLAS 8192^3)");
     auto q = b.allocate({T, H, hd}, k::DType::kBF16);
-    auto kt = b.allocate({T, KV, hd}, k::DType::kBF16);
-    auto v = b.allocate({T, KV, hd}, k::DType::kBF16);
+    auto kt = b.allocate({Tk, KV, hd}, k::DType::kBF16);
+    auto v = b.allocate({Tk, KV, hd}, k::DType::kBF16);
     auto out = b.allocate({T, H, hd}, k::DType::kBF16);
     fill(b, q, 1);
     fill(b, kt, 2);
     fill(b, v, 3);
-    std::vector<std::int32_t> cu(seqs + 1);
-    for (int i = 0; i <= seqs; ++i) cu[i] = i * kLen;
+    std::vector<std::int32_t> cu(seqs + 1), cu_k(seqs + 1);
+    for (int i = 0; i <= seqs; ++i) cu[i] = i * len, cu_k[i] = i * kLen;
     auto cut = b.allocate({seqs + 1}, k::DType::kI32);
+    auto cukt = b.allocate({seqs + 1}, k::DType::kI32);
     b.upload_i32(cut, cu.data());
-    const k::PrefillAttentionArgs a{&q, &kt, &v, &cut, &out, seqs, H, KV, hd, T, kLen};
+    b.upload_i32(cukt, cu_k.data());
+    const k::PrefillAttentionArgs a{&q, &kt, &v, &cut, &out, seqs, H, KV, hd, T, len, prefix > 0 ? &cukt : nullptr, Tk};
     time_loop(state, b, [&] { b.prefill_attention(a); });
-    // Causal: query i sees i + 1 keys; QK^T and PV are 2 FLOPs per (pair, dim) each.
-    const double pairs = static_cast<double>(seqs) * kLen * (kLen + 1.0) / 2.0;
+    // Causal: query i (of the new tokens) sees prefix + i + 1 keys; QK^T and PV are 2 FLOPs per (pair, dim) each.
+    const double pairs = static_cast<double>(seqs) * len * (prefix + (len + 1.0) / 2.0);
     const double flops = 4.0 * pairs * H * hd;
-    set_counters(state, flops, 2.0 * (2.0 * T * H * hd + 2.0 * T * KV * hd));
+    set_counters(state, flops, 2.0 * (2.0 * T * H * hd + 2.0 * Tk * KV * hd));
     using C = benchmark::Counter;
     state.counters["TFLOP/s"] = C(flops / 1e12, C::kIsIterationInvariantRate);
     state.counters["peak_frac"] = C(flops / 1e12 / peak_tflops, C::kIsIterationInvariantRate);
@@ -408,8 +415,9 @@ void gemm_args(benchmark::internal::Benchmark* bm) {
 
 BENCHMARK(BM_Gemm)->Apply(gemm_args)->ArgNames({"model", "proj", "m"})->UseManualTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_PrefillAttention)
-    ->ArgsProduct({{0, 1}, {1, 4}, {0, 1, 2}})
-    ->ArgNames({"model", "seqs", "kernel"})
+    ->ArgsProduct({{0, 1}, {1, 4}, {0, 1, 2}, {0}})
+    ->ArgsProduct({{0, 1}, {4}, {0, 2}, {3584}})
+    ->ArgNames({"model", "seqs", "kernel", "prefix"})
     ->UseManualTime()
     ->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DecodeAttention)
