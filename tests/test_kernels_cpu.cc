@@ -52,6 +52,37 @@ std::vector<std::int32_t> cu_of(const std::vector<int>& lens) {
   return cu;
 }
 
+// Prefill attention of `lens` new tokens per sequence, each after `prefix`
+// cached keys (empty: no prefix, no cu_seqlens_k), on random inputs, against
+// the float64 reference; returns that reference.
+std::vector<double> check_prefill(k::Backend& b, int heads, int kv_heads, int hd, const std::vector<int>& lens,
+                                  const std::vector<int>& prefix, std::mt19937& rng) {
+  std::vector<int> keys = lens;
+  for (std::size_t i = 0; i < prefix.size(); ++i) keys[i] += prefix[i];
+  const auto cu = cu_of(lens), cu_k = cu_of(keys);
+  const std::int64_t T = cu.back(), Tk = cu_k.back();
+  auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
+  auto kh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
+  auto vh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
+  auto q = put(b, {T, heads, hd}, qh);
+  auto kt = put(b, {Tk, kv_heads, hd}, kh);
+  auto v = put(b, {Tk, kv_heads, hd}, vh);
+  auto cut = put_i32(b, {static_cast<std::int64_t>(cu.size())}, cu);
+  auto cukt = put_i32(b, {static_cast<std::int64_t>(cu_k.size())}, cu_k);
+  auto out = poisoned(b, {T, heads, hd});
+  b.prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
+                       *std::max_element(lens.begin(), lens.end()), prefix.empty() ? nullptr : &cukt, Tk});
+  const auto ref = k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd,
+                                             prefix.empty() ? std::vector<std::int32_t>{} : cu_k);
+  check_close(b.name() + " prefill attention kv_heads=" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) +
+                  (prefix.empty() ? "" : " after a prefix"),
+              get(b, out), ref, tol_for(b));
+  if (!prefix.empty()) {  // the prefix matters: without it the answer is another one
+    CHECK(k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd, cu_of(lens)) != ref);
+  }
+  return ref;
+}
+
 }  // namespace
 
 TEST_CASE("kernels: gemm matches the float64 reference on ragged shapes") {
@@ -124,29 +155,9 @@ TEST_CASE("kernels: CPU backends with different thread counts run GEMMs side by 
 
 TEST_CASE("kernels: prefill attention matches the reference for GQA ratios 1 2 4 8 and ragged sequences") {
   std::mt19937 rng(2);
-  for (auto& b : backends()) {
-    for (int kv_heads : {8, 4, 2, 1}) {
-      for (int hd : {64, 128}) {
-        const int heads = 8;
-        const std::vector<int> lens = {17, 1, 131, 70, 64};
-        const auto cu = cu_of(lens);
-        const std::int64_t T = cu.back();
-        auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
-        auto kh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
-        auto vh = random_values(static_cast<std::size_t>(T * kv_heads * hd), rng);
-        auto q = put(*b, {T, heads, hd}, qh);
-        auto kt = put(*b, {T, kv_heads, hd}, kh);
-        auto v = put(*b, {T, kv_heads, hd}, vh);
-        auto cut = put_i32(*b, {static_cast<std::int64_t>(cu.size())}, cu);
-        auto out = poisoned(*b, {T, heads, hd});
-        k::PrefillAttentionArgs a{&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
-                                  *std::max_element(lens.begin(), lens.end())};
-        b->prefill_attention(a);
-        check_close(b->name() + " prefill attention kv_heads=" + std::to_string(kv_heads) + " hd=" + std::to_string(hd),
-                    get(*b, out), k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd), tol_for(*b));
-      }
-    }
-  }
+  for (auto& b : backends())
+    for (int kv_heads : {8, 4, 2, 1})
+      for (int hd : {64, 128}) check_prefill(*b, 8, kv_heads, hd, {17, 1, 131, 70, 64}, {}, rng);
 }
 
 // Chunked prefill / prefix caching: each sequence's new tokens attend to a
@@ -154,37 +165,9 @@ TEST_CASE("kernels: prefill attention matches the reference for GQA ratios 1 2 4
 // each other. Prefixes off and on the 64-row tiles, 0 beside non-zero.
 TEST_CASE("kernels: prefill attention after a cached prefix matches the reference") {
   std::mt19937 rng(12);
-  for (auto& b : backends()) {
-    for (int kv_heads : {8, 2}) {
-      for (int hd : {64, 128}) {
-        const int heads = 8;
-        const std::vector<int> lens = {17, 1, 131, 70}, prefix = {40, 300, 0, 64};
-        std::vector<int> keys(lens.size());
-        for (std::size_t i = 0; i < lens.size(); ++i) keys[i] = lens[i] + prefix[i];
-        const auto cu = cu_of(lens), cu_k = cu_of(keys);
-        const std::int64_t T = cu.back(), Tk = cu_k.back();
-        auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
-        auto kh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
-        auto vh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
-        auto q = put(*b, {T, heads, hd}, qh);
-        auto kt = put(*b, {Tk, kv_heads, hd}, kh);
-        auto v = put(*b, {Tk, kv_heads, hd}, vh);
-        auto cut = put_i32(*b, {static_cast<std::int64_t>(cu.size())}, cu);
-        auto cukt = put_i32(*b, {static_cast<std::int64_t>(cu_k.size())}, cu_k);
-        auto out = poisoned(*b, {T, heads, hd});
-        k::PrefillAttentionArgs a{&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
-                                  *std::max_element(lens.begin(), lens.end()), &cukt, Tk};
-        b->prefill_attention(a);
-        const std::string what = b->name() + " prefill attention after a prefix kv_heads=" +
-                                 std::to_string(kv_heads) + " hd=" + std::to_string(hd);
-        const auto ref = k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd, cu_k);
-        check_close(what, get(*b, out), ref, tol_for(*b));
-        // The prefix matters: without it the answer is another one.
-        const auto no_prefix_ref = k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd, cu_of(lens));
-        CHECK(no_prefix_ref != ref);
-      }
-    }
-  }
+  for (auto& b : backends())
+    for (int kv_heads : {8, 2})
+      for (int hd : {64, 128}) check_prefill(*b, 8, kv_heads, hd, {17, 1, 131, 70}, {40, 300, 0, 64}, rng);
   // Fewer keys than queries is refused (the CPU backend checks the offsets on the host).
   auto b = k::make_cpu_backend(1);
   std::vector<float> x(2 * 4 * 8, 0.5f);
