@@ -61,10 +61,13 @@ std::string metric_title(const char* key) {
 }
 
 // Per-op view of two representative batches priced by every cost model that
-// ran: a prefill of one prompt of the mean input length, and a decode step of
-// the decode pool's mean batch (rounded, >= 1) at the mean context (prompt +
-// half the output), each on its pool's GPU and parallelism. Shows which ops
-// make a TTFT/TPOT error. The real model executes them once more.
+// ran: a prefill of one prompt of the mean input length (in a colocated pool
+// with chunked prefill, where prompts longer than a chunk never run whole:
+// that prompt's last full chunk, chunk_tokens new tokens after the rest
+// cached), and a decode step of the decode pool's mean batch (rounded, >= 1)
+// at the mean context (prompt + half the output), each on its pool's GPU and
+// parallelism. Shows which ops make a TTFT/TPOT error. The real model
+// executes them once more.
 constexpr int kBreakdownRealIters = 10;
 
 nlohmann::ordered_json op_breakdown(const std::map<std::string, Scenario>& scenarios, const std::vector<std::string>& ran,
@@ -78,18 +81,27 @@ nlohmann::ordered_json op_breakdown(const std::map<std::string, Scenario>& scena
   const std::int64_t prompt = std::max<std::int64_t>(1, std::llround(in));
   const std::int64_t seqs = std::max<std::int64_t>(1, std::llround(decode_batch));
   const std::int64_t context = std::max<std::int64_t>(2, std::llround(in + out / 2));
+  const PoolConfig& colocated = base.pool("colocated");
+  const std::int64_t chunk = !disagg && colocated.policy == ColocatedPolicy::kChunked
+                                 ? std::min(prompt, colocated.chunk_tokens)
+                                 : prompt;
   nlohmann::ordered_json j;
   for (const bool decode : {false, true}) {
     BatchStats bs;
     if (decode)
       for (std::int64_t i = 0; i < seqs; ++i) bs.add(SeqShape{1, context - 1});
     else
-      bs.add(SeqShape{prompt, 0});
+      bs.add(SeqShape{chunk, prompt - chunk});
     nlohmann::ordered_json phase;
     const char* pool_name = disagg ? (decode ? "decode" : "prefill") : "colocated";
     phase["pool"] = pool_name;
     phase["sequences"] = decode ? seqs : 1;
-    phase[decode ? "context_tokens" : "prompt_tokens"] = decode ? context : prompt;
+    if (decode) {
+      phase["context_tokens"] = context;
+    } else {
+      phase["prompt_tokens"] = chunk;  // new tokens
+      phase["cached_tokens"] = prompt - chunk;
+    }
     nlohmann::ordered_json ops = nlohmann::ordered_json::object(), total = nlohmann::ordered_json::object();
     for (const auto& name : ran) {
       Scenario s = scenarios.at(name);
@@ -403,7 +415,10 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
     const auto& ph = out["op_breakdown"][phase];
     md << "\nPer op, one " << phase << " batch (";
     if (std::string(phase) == "prefill")
-      md << "1 prompt of " << ph["prompt_tokens"].get<std::int64_t>() << " tokens";
+      md << "1 prompt of " << ph["prompt_tokens"].get<std::int64_t>() << " tokens"
+         << (ph["cached_tokens"].get<std::int64_t>() > 0
+                 ? " after " + std::to_string(ph["cached_tokens"].get<std::int64_t>()) + " cached (a chunk)"
+                 : std::string());
     else
       md << ph["sequences"].get<std::int64_t>() << " x " << ph["context_tokens"].get<std::int64_t>()
          << " context tokens";

@@ -216,6 +216,17 @@ check_shapes "$tmp/timings.csv" || fail "timings file shapes"
   "max_batch_tokens": 1024, "max_batch_requests": 8, "max_batch_size": 32, "policy": "chunked", "chunk_tokens": 64}}' \
   --out "$tmp/chunked" --timings "$tmp/chunked.csv" >/dev/null 2>"$tmp/err" || fail "chunked real run: $(cat "$tmp/err")"
 check_shapes "$tmp/chunked.csv" prefixed || fail "chunked timings shapes"
+# validate's per-op prefill batch in a chunked pool is a chunk after its prefix (what such a pool runs).
+"$pdsim" validate "$src/scenarios/tiny-real-cpu-chunked.json" --set workload.num_requests=4 \
+  --set real_kernel.iters=1 --out "$tmp/valc" >/dev/null 2>"$tmp/err" || fail "validate chunked: $(cat "$tmp/err")"
+python3 - "$tmp/valc/validation.json" <<'PY' || fail "chunked validate's per-op prefill batch"
+import json, sys
+ph = json.load(open(sys.argv[1]))["op_breakdown"]["prefill"]
+assert ph["prompt_tokens"] == 64 and ph["cached_tokens"] > 0, ph
+assert ph["ops_s"]["attention_prefill"]["real"] > 0, ph
+PY
+grep -q "^Per op, one prefill batch (1 prompt of 64 tokens after [0-9]* cached (a chunk)" "$tmp/valc/validation.md" ||
+  fail "validation.md does not name the chunk"
 
 cp "$tmp/timings.csv" "$tmp/timings0.csv"
 run_t --out "$tmp/t2" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "replay with --timings"
