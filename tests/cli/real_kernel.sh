@@ -181,7 +181,10 @@ grep -q "^TBT p99 tail (the top 1% of gaps" "$tmp/val/validation.md" || fail "va
 # Timings file: the first run measures and records, the second replays every
 # batch: same requests and metrics (only summary.json's real_kernel counts
 # differ), the file unchanged; a third replay is byte-identical to the second.
-run_t() { "$pdsim" run "$src/scenarios/tiny-real-cpu.json" --set workload.num_requests=5 --set real_kernel.iters=1 "$@"; }
+# 50 req/s: the 5 requests arrive while the first prefills, so later ones are batched and decode
+# together at different contexts whatever the host's speed (at 2 req/s that was left to timing).
+run_t() { "$pdsim" run "$src/scenarios/tiny-real-cpu.json" --set workload.num_requests=5 --set real_kernel.iters=1 \
+  --set workload.arrival.rate_rps=50 "$@"; }
 run_t --out "$tmp/t1" --timings "$tmp/timings.csv" >/dev/null 2>&1 || fail "run with --timings"
 grep -q '^# device: ' "$tmp/timings.csv" || fail "timings file has no device line"
 # Each batch shape lists its sequences (pandas reads the file); the totals are
@@ -212,7 +215,7 @@ PY
 check_shapes "$tmp/timings.csv" || fail "timings file shapes"
 # Colocated chunked prefill (64-token chunks): later chunks run after their cached prefix.
 "$pdsim" run "$src/scenarios/tiny-real-cpu.json" --set workload.num_requests=4 --set real_kernel.iters=1 \
-  --set 'cluster={"mode": "colocated", "colocated": {"gpu": "host-cpu", "instances": 1, "tp": 1,
+  --set workload.arrival.rate_rps=50 --set 'cluster={"mode": "colocated", "colocated": {"gpu": "host-cpu", "instances": 1, "tp": 1,
   "max_batch_tokens": 1024, "max_batch_requests": 8, "max_batch_size": 32, "policy": "chunked", "chunk_tokens": 64}}' \
   --out "$tmp/chunked" --timings "$tmp/chunked.csv" >/dev/null 2>"$tmp/err" || fail "chunked real run: $(cat "$tmp/err")"
 check_shapes "$tmp/chunked.csv" prefixed || fail "chunked timings shapes"
