@@ -86,7 +86,7 @@ expect garbled_trace 'garbled.csv:3: ContextTokens: expected a whole number' -- 
 expect missing_scenario 'nope.json: cannot open file' -- run "$tmp/nope.json" --out "$tmp/out-missing_scenario"
 expect bad_flag 'pdsim: ' -- run "$base" --no-such-flag
 expect bad_override '\$\.cluster\.prefill\.instances: must be in \[1, 100000\], got -2' -- run "$base" --set cluster.prefill.instances=-2 --out "$tmp/out-bad_override"
-expect cost_bad_shape 'expected LEN\[xCOUNT\]' -- cost --model llama-3.1-8b --gpu h100-sxm --prefill 1024y4
+expect cost_bad_shape 'expected LEN\[\+PREFIX\]\[xCOUNT\]' -- cost --model llama-3.1-8b --gpu h100-sxm --prefill 1024y4
 # An output directory that cannot exist (under a regular file) names it, for every command that writes one.
 touch "$tmp/a-file"
 expect out_under_file "a-file/x: cannot create output directory" -- run "$base" --out "$tmp/a-file/x"
