@@ -1,13 +1,14 @@
 // Helpers shared by the kernel tests (tests/test_kernels_cpu.cc over every
 // backend, tests/test_kernels_cuda.cc for CUDA-only cases): random non-zero
 // inputs, device tensors whose host copy is rounded to what the device stores,
-// NaN-poisoned outputs, the atol + rtol |ref| comparison, and a paged decode
-// attention case.
+// NaN-poisoned outputs, the atol + rtol |ref| comparison, a prefill attention
+// case (with or without a cached prefix) and a paged decode attention case.
 #pragma once
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <string>
@@ -17,6 +18,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/reference.h"
+#include "kernels/scoped_env.h"
 #include "tests/paged_block_table.h"
 
 namespace pdsim::kernels::test {
@@ -120,6 +122,46 @@ inline void check_silu_gate(Backend& b, const std::string& what, std::int64_t ro
   check_close(what + " silu_gate " + std::to_string(rows) + "x" + std::to_string(ffn), get(b, y),
               ref::silu_gate(gh, rows, ffn), tol_for(b));
 }
+// Prefill attention on random inputs drawn from `rng`, checked against the
+// float64 reference; returns the output. `kernel` (when set) picks the CUDA
+// prefill kernel (PDSIM_ATTENTION_KERNEL) for the call; `prefix` (when not
+// empty) puts that many cached keys before each sequence's (cu_seqlens_k).
+inline std::vector<float> run_prefill(Backend& b, DType dt, int heads, int kv_heads, int hd,
+                                      const std::vector<int>& lens, std::mt19937& rng, const char* kernel = nullptr,
+                                      const std::vector<int>& prefix = {}) {
+  std::vector<std::int32_t> cu{0}, cu_k{0};
+  for (std::size_t i = 0; i < lens.size(); ++i) {
+    cu.push_back(cu.back() + lens[i]);
+    cu_k.push_back(cu_k.back() + lens[i] + (prefix.empty() ? 0 : prefix.at(i)));
+  }
+  const std::int64_t T = cu.back(), Tk = cu_k.back();
+  auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
+  auto kh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
+  auto vh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
+  auto q = put(b, {T, heads, hd}, qh, dt);
+  auto kt = put(b, {Tk, kv_heads, hd}, kh, dt);
+  auto v = put(b, {Tk, kv_heads, hd}, vh, dt);
+  auto cut = put_i32(b, {static_cast<std::int64_t>(cu.size())}, cu);
+  auto cukt = put_i32(b, {static_cast<std::int64_t>(cu_k.size())}, cu_k);
+  auto out = poisoned(b, {T, heads, hd}, dt);
+  {
+    std::unique_ptr<ScopedEnv> env;
+    if (kernel) env = std::make_unique<ScopedEnv>("PDSIM_ATTENTION_KERNEL", kernel);
+    b.prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
+                         *std::max_element(lens.begin(), lens.end()), prefix.empty() ? nullptr : &cukt, Tk});
+  }
+  auto got = get(b, out);
+  std::string what = b.name() + " " + (kernel ? kernel : "auto") + " prefill heads=" + std::to_string(heads) + "/" +
+                     std::to_string(kv_heads) + " hd=" + std::to_string(hd);
+  if (!prefix.empty()) what += " after a prefix";
+  const auto want =
+      ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd, prefix.empty() ? std::vector<std::int32_t>{} : cu_k);
+  check_close(what, got, want, tol_for(dt));
+  if (!prefix.empty())  // the prefix matters: without it the answer is another one
+    CHECK(ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd) != want);
+  return got;
+}
+
 // Decode attention over a paged KV cache whose blocks are a shuffled
 // permutation (plus unused blocks), on random inputs drawn from `rng`,
 // checked against the float64 reference; returns the output.

@@ -52,37 +52,6 @@ std::vector<std::int32_t> cu_of(const std::vector<int>& lens) {
   return cu;
 }
 
-// Prefill attention of `lens` new tokens per sequence, each after `prefix`
-// cached keys (empty: no prefix, no cu_seqlens_k), on random inputs, against
-// the float64 reference; returns that reference.
-std::vector<double> check_prefill(k::Backend& b, int heads, int kv_heads, int hd, const std::vector<int>& lens,
-                                  const std::vector<int>& prefix, std::mt19937& rng) {
-  std::vector<int> keys = lens;
-  for (std::size_t i = 0; i < prefix.size(); ++i) keys[i] += prefix[i];
-  const auto cu = cu_of(lens), cu_k = cu_of(keys);
-  const std::int64_t T = cu.back(), Tk = cu_k.back();
-  auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
-  auto kh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
-  auto vh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
-  auto q = put(b, {T, heads, hd}, qh);
-  auto kt = put(b, {Tk, kv_heads, hd}, kh);
-  auto v = put(b, {Tk, kv_heads, hd}, vh);
-  auto cut = put_i32(b, {static_cast<std::int64_t>(cu.size())}, cu);
-  auto cukt = put_i32(b, {static_cast<std::int64_t>(cu_k.size())}, cu_k);
-  auto out = poisoned(b, {T, heads, hd});
-  b.prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
-                       *std::max_element(lens.begin(), lens.end()), prefix.empty() ? nullptr : &cukt, Tk});
-  const auto ref = k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd,
-                                             prefix.empty() ? std::vector<std::int32_t>{} : cu_k);
-  check_close(b.name() + " prefill attention kv_heads=" + std::to_string(kv_heads) + " hd=" + std::to_string(hd) +
-                  (prefix.empty() ? "" : " after a prefix"),
-              get(b, out), ref, tol_for(b));
-  if (!prefix.empty()) {  // the prefix matters: without it the answer is another one
-    CHECK(k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd, cu_of(lens)) != ref);
-  }
-  return ref;
-}
-
 }  // namespace
 
 TEST_CASE("kernels: gemm matches the float64 reference on ragged shapes") {
@@ -157,7 +126,7 @@ TEST_CASE("kernels: prefill attention matches the reference for GQA ratios 1 2 4
   std::mt19937 rng(2);
   for (auto& b : backends())
     for (int kv_heads : {8, 4, 2, 1})
-      for (int hd : {64, 128}) check_prefill(*b, 8, kv_heads, hd, {17, 1, 131, 70, 64}, {}, rng);
+      for (int hd : {64, 128}) run_prefill(*b, b->compute_dtype(), 8, kv_heads, hd, {17, 1, 131, 70, 64}, rng);
 }
 
 // Chunked prefill / prefix caching: each sequence's new tokens attend to a
@@ -167,7 +136,8 @@ TEST_CASE("kernels: prefill attention after a cached prefix matches the referenc
   std::mt19937 rng(12);
   for (auto& b : backends())
     for (int kv_heads : {8, 2})
-      for (int hd : {64, 128}) check_prefill(*b, 8, kv_heads, hd, {17, 1, 131, 70}, {40, 300, 0, 64}, rng);
+      for (int hd : {64, 128})
+        run_prefill(*b, b->compute_dtype(), 8, kv_heads, hd, {17, 1, 131, 70}, rng, nullptr, {40, 300, 0, 64});
   // Fewer keys than queries is refused (the CPU backend checks the offsets on the host).
   auto b = k::make_cpu_backend(1);
   std::vector<float> x(2 * 4 * 8, 0.5f);

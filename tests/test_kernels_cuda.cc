@@ -51,45 +51,6 @@ std::unique_ptr<k::Backend> cuda_or_skip() {
   return b;
 }
 
-// Prefill attention on random inputs drawn from `rng`, checked against the
-// float64 reference; returns the output. `kernel` (when set) picks the CUDA
-// prefill kernel (PDSIM_ATTENTION_KERNEL) for the call; `prefix` (when not
-// empty) puts that many cached keys before each sequence's (cu_seqlens_k).
-std::vector<float> run_prefill(k::Backend& b, k::DType dt, int heads, int kv_heads, int hd,
-                               const std::vector<int>& lens, std::mt19937& rng, const char* kernel = nullptr,
-                               const std::vector<int>& prefix = {}) {
-  std::vector<std::int32_t> cu{0}, cu_k{0};
-  for (std::size_t i = 0; i < lens.size(); ++i) {
-    cu.push_back(cu.back() + lens[i]);
-    cu_k.push_back(cu_k.back() + lens[i] + (prefix.empty() ? 0 : prefix.at(i)));
-  }
-  const std::int64_t T = cu.back(), Tk = cu_k.back();
-  auto qh = random_values(static_cast<std::size_t>(T * heads * hd), rng);
-  auto kh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
-  auto vh = random_values(static_cast<std::size_t>(Tk * kv_heads * hd), rng);
-  auto q = put(b, {T, heads, hd}, qh, dt);
-  auto kt = put(b, {Tk, kv_heads, hd}, kh, dt);
-  auto v = put(b, {Tk, kv_heads, hd}, vh, dt);
-  auto cut = put_i32(b, {static_cast<std::int64_t>(cu.size())}, cu);
-  auto cukt = put_i32(b, {static_cast<std::int64_t>(cu_k.size())}, cu_k);
-  auto out = poisoned(b, {T, heads, hd}, dt);
-  {
-    std::unique_ptr<k::ScopedEnv> env;
-    if (kernel) env = std::make_unique<k::ScopedEnv>("PDSIM_ATTENTION_KERNEL", kernel);
-    b.prefill_attention({&q, &kt, &v, &cut, &out, static_cast<int>(lens.size()), heads, kv_heads, hd, T,
-                         *std::max_element(lens.begin(), lens.end()), prefix.empty() ? nullptr : &cukt, Tk});
-  }
-  auto got = get(b, out);
-  std::string what = std::string(kernel ? kernel : "auto") + " prefill heads=" + std::to_string(heads) + "/" +
-                     std::to_string(kv_heads) + " hd=" + std::to_string(hd);
-  if (!prefix.empty()) what += " after a prefix";
-  check_close(what, got,
-              k::ref::prefill_attention(qh, kh, vh, cu, heads, kv_heads, hd,
-                                        prefix.empty() ? std::vector<std::int32_t>{} : cu_k),
-              tol_for(dt));
-  return got;
-}
-
 // run_decode with PDSIM_DECODE_KERNEL=kernel for the call.
 std::vector<float> run_decode_with(const char* kernel, k::Backend& b, k::DType dt, int heads, int kv_heads, int hd,
                                    int block_tokens, const std::vector<std::int32_t>& lens, std::mt19937& rng) {
