@@ -266,6 +266,10 @@ run_t --out "$tmp/t5" --timings "$tmp/bad.csv" 2>"$tmp/err" >/dev/null
 awk -F, -v OFS=, 'NR == 6 { $5 = $5 + 1 } 1' "$tmp/timings0.csv" >"$tmp/sums.csv"
 run_t --out "$tmp/t7" --timings "$tmp/sums.csv" 2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'sums.csv:6: .*do not match' "$tmp/err" || fail "totals off their lists: $(cat "$tmp/err")"
+# ... and so is a prefix list of another length than the prompt list.
+awk -F, -v OFS=, 'NR == 6 { $8 = $8 " 5" } 1' "$tmp/timings0.csv" >"$tmp/prefixes.csv"
+run_t --out "$tmp/t7b" --timings "$tmp/prefixes.csv" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'prefixes.csv:6: not a valid timings row' "$tmp/err" || fail "a prefix list off its prompts: $(cat "$tmp/err")"
 cut -d, -f1-6,10- "$tmp/timings0.csv" \
   | sed '4s/.*/tp,prefill_seqs,prefill_tokens,decode_seqs,decode_kv_tokens,logit_rows,op,seconds/' >"$tmp/old.csv"
 run_t --out "$tmp/t8" --timings "$tmp/old.csv" 2>"$tmp/err" >/dev/null
