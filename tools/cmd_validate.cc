@@ -21,6 +21,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <numeric>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -165,21 +166,51 @@ nlohmann::ordered_json batch_agreement(const std::map<std::string, Scenario>& sc
     nlohmann::ordered_json j;
     j["batches"] = mine.size();
     j["real_busy_s"] = real_total;
-    nlohmann::ordered_json per_model = nlohmann::ordered_json::object();
-    for (std::size_t m = 0; m < models.size(); ++m) {
-      std::vector<double> err(mine.size());
-      double total = 0;
-      for (std::size_t i = 0; i < mine.size(); ++i) {
-        err[i] = priced[m][i] / real_s[i] - 1;
-        total += priced[m][i];
+    // Each model's error percentiles and summed-time error over the batches `which`.
+    auto rel_err = [&](const std::vector<std::size_t>& which) {
+      double real_sum = 0;
+      for (const std::size_t i : which) real_sum += real_s[i];
+      nlohmann::ordered_json per_model = nlohmann::ordered_json::object();
+      for (std::size_t m = 0; m < models.size(); ++m) {
+        std::vector<double> err;
+        double total = 0;
+        for (const std::size_t i : which) {
+          err.push_back(priced[m][i] / real_s[i] - 1);
+          total += priced[m][i];
+        }
+        std::sort(err.begin(), err.end());
+        nlohmann::ordered_json e;
+        for (const double p : {1.0, 10.0, 50.0, 90.0, 99.0})
+          e["p" + std::to_string(static_cast<int>(p))] = sorted_percentile(err, p);
+        e["total"] = total / real_sum - 1;
+        per_model[models[m]] = e;
       }
-      std::sort(err.begin(), err.end());
-      nlohmann::ordered_json e;
-      for (const double p : {1.0, 10.0, 50.0, 90.0, 99.0}) e["p" + std::to_string(static_cast<int>(p))] = sorted_percentile(err, p);
-      e["total"] = total / real_total - 1;
-      per_model[models[m]] = e;
+      return per_model;
+    };
+    std::vector<std::size_t> all(mine.size());
+    std::iota(all.begin(), all.end(), std::size_t{0});
+    j["rel_err"] = rel_err(all);
+    // The same by kind of batch where a pool runs more than one (colocated:
+    // prompts alone, decode steps alone, mixed iterations; "with_prefix":
+    // those whose prompts include a chunk after its cached prefix), so a
+    // model's error on one kind is not averaged away by the others.
+    std::map<std::string, std::vector<std::size_t>> kinds;
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      const BatchStats& st = mine[i]->stats;
+      kinds[st.prefill_seqs == 0 ? "decode" : st.decode_seqs == 0 ? "prefill" : "mixed"].push_back(i);
+      if (st.prefill_kv_tokens > static_cast<double>(st.prefill_tokens)) kinds["with_prefix"].push_back(i);
     }
-    j["rel_err"] = per_model;
+    if (kinds.size() > 1) {
+      nlohmann::ordered_json by_kind = nlohmann::ordered_json::object();
+      for (const char* kind : {"prefill", "decode", "mixed", "with_prefix"}) {
+        auto it = kinds.find(kind);
+        if (it == kinds.end()) continue;
+        double busy = 0;
+        for (const std::size_t i : it->second) busy += real_s[i];
+        by_kind[kind] = {{"batches", it->second.size()}, {"real_busy_s", busy}, {"rel_err", rel_err(it->second)}};
+      }
+      j["by_kind"] = by_kind;
+    }
     // Outliers: batches the kernels ran more than kOutlierFactor x slower than every model priced them.
     std::vector<std::size_t> order(mine.size());
     std::vector<double> slowest_model(mine.size(), 0.0);
@@ -459,6 +490,20 @@ int validate(const ValidateOptions& o, const GlobalOptions& g, const std::string
           md << " | " << std::showpos << std::setprecision(1) << 100 * e[k].get<double>() << "%" << std::noshowpos;
         md << " |\n";
       }
+    for (const auto& [pool, a] : agree.items()) {
+      if (!a.contains("by_kind")) continue;
+      md << "\n" << pool << " by kind of batch (prefill: prompts alone; decode: decode steps alone; mixed: both in "
+         << "one iteration; with_prefix: any of these holding a prompt chunk after its cached prefix):\n\n"
+         << "| kind | batches | real busy (s) | cost model | p10 | p50 | p90 | total |\n|---|---|---|---|---|---|---|---|\n";
+      for (const auto& [kind, k] : a["by_kind"].items())
+        for (const auto& [name, e] : k["rel_err"].items()) {
+          md << "| " << kind << " | " << k["batches"].get<std::int64_t>() << " | " << std::setprecision(3)
+             << k["real_busy_s"].get<double>() << " | " << name;
+          for (const char* q : {"p10", "p50", "p90", "total"})
+            md << " | " << std::showpos << std::setprecision(1) << 100 * e[q].get<double>() << "%" << std::noshowpos;
+          md << " |\n";
+        }
+    }
     for (const auto& [pool, a] : agree.items()) {
       const auto& ol = a["outliers"];
       md << "\n" << pool << ": " << ol["batches"].get<std::int64_t>() << " of " << a["batches"].get<std::int64_t>()

@@ -222,12 +222,23 @@ check_shapes "$tmp/chunked.csv" prefixed || fail "chunked timings shapes"
 # validate's per-op prefill batch in a chunked pool is a chunk after its prefix (what such a pool runs).
 "$pdsim" validate "$src/scenarios/tiny-real-cpu-chunked.json" --set workload.num_requests=4 \
   --set real_kernel.iters=1 --out "$tmp/valc" >/dev/null 2>"$tmp/err" || fail "validate chunked: $(cat "$tmp/err")"
-python3 - "$tmp/valc/validation.json" <<'PY' || fail "chunked validate's per-op prefill batch"
+python3 - "$tmp/valc/validation.json" <<'PY' || fail "chunked validate's per-op prefill batch or by-kind agreement"
 import json, sys
-ph = json.load(open(sys.argv[1]))["op_breakdown"]["prefill"]
+v = json.load(open(sys.argv[1]))
+ph = v["op_breakdown"]["prefill"]
 assert ph["prompt_tokens"] == 64 and ph["cached_tokens"] > 0, ph
 assert ph["ops_s"]["attention_prefill"]["real"] > 0, ph
+# The colocated pool's batch agreement by kind: the kinds partition the batches and
+# their busy time; chunks after a prefix are counted apart.
+a = v["batch_agreement"]["colocated"]
+kinds = a["by_kind"]
+parts = [kinds[k] for k in ("prefill", "decode", "mixed") if k in kinds]
+assert sum(k["batches"] for k in parts) == a["batches"], kinds
+assert abs(sum(k["real_busy_s"] for k in parts) - a["real_busy_s"]) < 1e-9, kinds
+assert kinds["with_prefix"]["batches"] > 0, kinds
+assert set(kinds["with_prefix"]["rel_err"]) == set(a["rel_err"]), kinds
 PY
+grep -q "^colocated by kind of batch" "$tmp/valc/validation.md" || fail "validation.md has no by-kind table"
 grep -q "^Per op, one prefill batch (1 prompt of 64 tokens after [0-9]* cached (a chunk)" "$tmp/valc/validation.md" ||
   fail "validation.md does not name the chunk"
 
