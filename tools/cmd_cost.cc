@@ -75,10 +75,13 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   if (o.pp > model.layers) throw InputError("--pp", "exceeds the model's layer count");
   const bool decode = !o.decode.empty();
   const auto seqs = parse_shapes(decode ? o.decode : o.prefill, decode, decode ? "--decode" : "--prefill");
+  const BatchStats stats = stats_of(seqs);
+  std::int64_t cached = 0;  // tokens in the KV cache before this step (prefixes; decode: context - 1)
+  for (const SeqShape& s : seqs) cached += s.cached_tokens;
   std::vector<Op> ops;
-  build_ops(model, Parallelism{o.tp, o.pp}, stats_of(seqs), ops);
+  build_ops(model, Parallelism{o.tp, o.pp}, stats, ops);
   const auto cost_model = make_cost_model(o.cost_model, gpu, model, "--cost-model", g.data_dir);
-  const CostBreakdown b = cost_model->batch_breakdown(model, Parallelism{o.tp, o.pp}, stats_of(seqs), ops);
+  const CostBreakdown b = cost_model->batch_breakdown(model, Parallelism{o.tp, o.pp}, stats, ops);
 
   if (o.json) {
     nlohmann::ordered_json j;
@@ -88,6 +91,8 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
     j["pp"] = o.pp;
     j["phase"] = decode ? "decode" : "prefill";
     j["sequences"] = seqs.size();
+    j["new_tokens"] = stats.new_tokens;
+    j["cached_tokens"] = cached;
     j["cost_model"] = cost_model->name();
     j["total_s"] = b.total_s;
     j["ops"] = nlohmann::ordered_json::array();
@@ -103,8 +108,13 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
     std::cout << j.dump(2) << "\n";
     return 0;
   }
-  std::printf("%s on %s (tp=%d, pp=%d), %s of %zu sequences, cost model %s\n", model.name.c_str(), gpu.name.c_str(),
-              o.tp, o.pp, decode ? "decode step" : "prefill", seqs.size(), cost_model->name().c_str());
+  const std::string prefix_note =
+      !decode && cached > 0 ? " (" + std::to_string(stats.new_tokens) + " new tokens after " + std::to_string(cached) +
+                                  " cached)"
+                            : "";
+  std::printf("%s on %s (tp=%d, pp=%d), %s of %zu sequences%s, cost model %s\n", model.name.c_str(),
+              gpu.name.c_str(), o.tp, o.pp, decode ? "decode step" : "prefill", seqs.size(), prefix_note.c_str(),
+              cost_model->name().c_str());
   std::printf("%-18s %6s %12s %12s %12s %6s  %-9s %s\n", "op", "count", "GFLOP", "MB", "time_ms", "share", "bound",
               "source");
   for (const auto& p : b.ops)

@@ -23,8 +23,12 @@ pairs = 512 * 3584 + 512 * 513 / 2
 assert abs(op(chunk, "attention_prefill")["flops"] - 4 * 32 * 128 * pairs * 32) < 1e3, op(chunk, "attention_prefill")
 assert op(chunk, "qkv_proj")["flops"] == op(plain, "qkv_proj")["flops"]
 assert chunk["total_s"] > plain["total_s"]
+assert (chunk["new_tokens"], chunk["cached_tokens"]) == (512, 3584), chunk
+assert (plain["new_tokens"], plain["cached_tokens"]) == (512, 0), plain
 PY
 rm -f "${TMPDIR:-/tmp}/chunk.$$.json" "${TMPDIR:-/tmp}/plain.$$.json"
+"$pdsim" cost --model llama-3.1-8b --gpu h100-sxm --prefill 512+3584x2 | head -1 | grep -q "prefill of 2 sequences (1024 new tokens after 7168 cached)" ||
+  { echo "FAIL: the text header does not name the cached prefix"; exit 1; }
 for bad in 512+ 512+-3 512+x2 +5 "512+ 3" 512x-2 -4; do
   if "$pdsim" cost --model llama-3.1-8b --gpu h100-sxm --prefill "$bad" 2>/dev/null; then echo "FAIL: --prefill $bad accepted"; exit 1; fi
 done
