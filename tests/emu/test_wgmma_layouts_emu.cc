@@ -276,7 +276,12 @@ void replay(Problem& p, std::uint32_t raw_smem, Plant plant, bool v_split, Fault
         const int q0 = (grid_x - 1 - bx) * BM;  // longest (most keys) CTAs first, as the kernel
         if (q0 >= len) continue;
         const int kvh = h / (p.heads / p.kv_heads);
-        const int kstart = p.cu_k[seq], klen = p.cu_k[seq + 1] - kstart, off = klen - len;  // as prefill_keys
+        // The kernel's own key extents (a cached prefix when the problem has one).
+        struct {
+          const std::int32_t* cu_seqlens_k;
+        } key_offsets{p.has_prefix ? p.cu_k.data() : nullptr};
+        const pdsim::kernels::cuda::PrefillKeys keys = pdsim::kernels::cuda::prefill_keys(key_offsets, seq, start, len);
+        const int kstart = keys.start, klen = keys.len, off = keys.prefix;
         const int kv_end = std::min(klen, off + q0 + BM);
         const int n_tiles = (kv_end + BN - 1) / BN;
         Smem sm(raw_smem + Cfg::kSmemBytes, &f);
