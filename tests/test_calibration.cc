@@ -72,6 +72,51 @@ TEST_CASE("calibration: the fit recovers the factors that generated the data") {
   CHECK(worst_rel_err(pts, without) > 0.05);
 }
 
+TEST_CASE("calibration: min_compute floors a small-m GEMM's efficiency and nothing else") {
+  const RooflineFactors falloff{0.9, 1, 0, 8};
+  RooflineFactors floored = falloff;
+  floored.min_compute = 0.6;
+  // m = 2: the falloff alone gives 0.9 x 2/10 = 0.18 of peak; the floor 0.6.
+  const Op small = gemm_row_op(2, 8192, 8192, 2);
+  CHECK(calibrated_terms(falloff, small, kPeak, kBw).compute_s ==
+        doctest::Approx(small.flops / (kPeak * 0.18)).epsilon(1e-12));
+  CHECK(calibrated_terms(floored, small, kPeak, kBw).compute_s ==
+        doctest::Approx(small.flops / (kPeak * 0.6)).epsilon(1e-12));
+  // m = 256: 0.9 x 256/264 = 0.873 is above the floor: unchanged.
+  const Op big = gemm_row_op(256, 8192, 8192, 2);
+  CHECK(calibrated_terms(floored, big, kPeak, kBw).compute_s == calibrated_terms(falloff, big, kPeak, kBw).compute_s);
+  // Not a GEMM: no m, no floor.
+  const Op attn = attention_row_op(false, 1, 1024, 32, 8, 128);
+  CHECK(calibrated_terms(floored, attn, kPeak, kBw).compute_s == calibrated_terms(falloff, attn, kPeak, kBw).compute_s);
+}
+
+TEST_CASE("calibration: the fit recovers a small-m floor that generated the data") {
+  // Shaped like Eigen's float GEMMs on the CPU profile of 2026-12-03 (its
+  // ceilings too, so small-m rows are compute-bound): flat efficiency at
+  // small m, Hockney's falloff above it.
+  const double peak = 41.5e9, bw = 37.4e9;
+  const RooflineFactors truth{0.97, 0.5, 0, 6, 0.58};
+  std::vector<CalibrationPoint> pts;
+  for (double n : {512.0, 1024.0, 2816.0})
+    for (double m = 1; m <= 1024; m *= 2) {
+      const Op op = gemm_row_op(m, n, 512, 2);
+      pts.push_back({op, calibrated_seconds(truth, op, peak, bw)});
+    }
+  auto worst = [&](const RooflineFactors& f) {
+    double w = 0;
+    for (const auto& p : pts) w = std::max(w, std::fabs(calibrated_seconds(f, p.op, peak, bw) / p.seconds - 1));
+    return w;
+  };
+  const RooflineFactors f = fit_roofline_factors(pts, peak, bw, FitOptions{false, true, true});
+  CHECK(f.min_compute == doctest::Approx(0.58).epsilon(0.03));
+  CHECK(f.compute == doctest::Approx(0.97).epsilon(0.02));
+  CHECK(worst(f) < 0.03);
+  // Without the floor no Hockney curve follows both the flat small-m rows and the large ones.
+  const RooflineFactors no_floor = fit_roofline_factors(pts, peak, bw, FitOptions{false, true, false});
+  CHECK(no_floor.min_compute == 0);
+  CHECK(worst(no_floor) > 0.15);
+}
+
 TEST_CASE("calibration: all-reduce fit uses the ring volume over the link") {
   const RooflineFactors truth{1, 0.6, 12, 0};
   std::vector<CalibrationPoint> pts;
@@ -147,7 +192,7 @@ TEST_CASE("calibration: every elementwise op the op list emits has a calibration
   }
 }
 
-TEST_CASE("calibration: m_half_rows and elementwise factors in a GPU profile are range-checked") {
+TEST_CASE("calibration: m_half_rows, min_compute and elementwise factors in a GPU profile are range-checked") {
   const fs::path dir = fs::temp_directory_path() / ("pdsim_cal_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   auto write = [&](const std::string& gemm_extra, const std::string& extra_class) {
@@ -175,6 +220,15 @@ TEST_CASE("calibration: m_half_rows and elementwise factors in a GPU profile are
   CHECK(ok.calibrated.elementwise.at("mlp_silu_mul").memory == 0.25);
   write(", \"m_half_rows\": -1", "");
   CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("m_half_rows"), InputError);
+  write(", \"m_half_rows\": 12, \"min_compute\": 0.5", "");
+  CHECK(load_gpu_file((dir / "g.json").string(), "g").calibrated.gemm.min_compute == 0.5);
+  // A floor above the GEMM's compute factor (0.8) is not a floor.
+  write(", \"m_half_rows\": 12, \"min_compute\": 0.9", "");
+  CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("min_compute"), InputError);
+  // gemv factors have no m to fall off with: the key is unknown there.
+  write("", ",\n \"gemv\": {\"compute\": 0.5, \"memory\": 0.5, \"min_compute\": 0.2, \"overhead_us\": 1, "
+            "\"rows_fit\": 1, \"rows_test\": 1, \"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}");
+  CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("min_compute"), InputError);
   // A misspelt op name is an input error with a suggestion.
   write("", ",\n \"elementwise\": {\"mlp_silu_mull\": " + factors + "}");
   CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("mlp_silu_mul"), InputError);

@@ -494,7 +494,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   for (const auto& r : gemm_rows)
     if (r.key[0] == 1) gemv_rows.push_back(r);
   auto gemm_op = [](const auto& x) { return gemm_row_op(x[0], x[1], x[2], 2); };
-  const Fit fg = fit(points(gemm_rows, gemm_op), peak_flops, bw, FitOptions{false, true});
+  const Fit fg = fit(points(gemm_rows, gemm_op), peak_flops, bw, FitOptions{false, true, true});
   const Fit fv = fit(points(gemv_rows, gemm_op), peak_flops, bw, {});
   const Fit fc = fit(points(ctx_rows,
                             [](const auto& x) {
@@ -518,6 +518,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
       j["memory"] = std::round(f.f.memory * 1e4) / 1e4;
     }
     if (f.f.m_half_rows > 0) j["m_half_rows"] = f.f.m_half_rows;
+    if (f.f.min_compute > 0) j["min_compute"] = f.f.min_compute;
     j["overhead_us"] = f.f.overhead_us;
     j["rows_fit"] = std::max(1, f.rows);
     j["rows_test"] = std::max(1, f.rows);
@@ -544,8 +545,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   p["kernel_overhead_us"] = std::round(overhead_us * 100) / 100;
   nlohmann::ordered_json cal;
   cal["method"] = "pdsim profile (sim/cost/calibration.h): grid search minimising mean |ln(predicted/measured)| of "
-                  "max(FLOPs x (m + m_half_rows)/m / (peak x compute), bytes/(bandwidth x memory)) + overhead_us "
-                  "(m_half_rows: GEMM only) over every row of the class's table (gemv: the m = 1 rows alone, which price "
+                  "max(FLOPs / (peak x max(compute x m/(m + m_half_rows), min_compute)), bytes/(bandwidth x memory)) + "
+                  "overhead_us (m_half_rows, min_compute: GEMM only) over every row of the class's table (gemv: the m = 1 rows alone, which price "
                   "GEMMs of one row; elementwise: per op, the layer executor's timings at "
                   "1..max tokens); errors on the same rows";
   cal["source"] = dir;

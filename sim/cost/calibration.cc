@@ -22,8 +22,10 @@ RooflineTerms calibrated_terms(const RooflineFactors& f, const Op& op, double pe
   RooflineTerms t;
   const bool link = op.op_class == OpClass::kAllReduce;
   if (!link) {
-    t.compute_s = op.flops / (peak_flops * f.compute);
-    if (op.op_class == OpClass::kGemm && op.m > 0) t.compute_s *= (op.m + f.m_half_rows) / static_cast<double>(op.m);
+    double efficiency = f.compute;
+    if (op.op_class == OpClass::kGemm && op.m > 0)
+      efficiency = std::max(f.compute * op.m / (op.m + f.m_half_rows), f.min_compute);
+    t.compute_s = op.flops / (peak_flops * efficiency);
   }
   t.memory_s = (link ? ring_allreduce_bytes(op) : op.bytes) / (bandwidth * f.memory);
   t.overhead_s = op.kernels * f.overhead_us * 1e-6;
@@ -41,11 +43,15 @@ RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points
   const std::vector<double> m_halves =
       options.fit_m_half ? std::vector<double>{0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128}
                          : std::vector<double>{0};
-  RooflineFactors best{1, 1, 0};
-  double best_cost = 1e300;
-  for (double m_half : m_halves) {
+  // The floor as a fraction of `compute`, so every candidate is below it;
+  // without m_half_rows the efficiency is `compute` at every m and a floor
+  // does nothing.
+  std::vector<double> floor_fractions{0};
+  if (options.fit_m_half && options.fit_min_compute)
+    for (double r = 0.3; r < 0.97; r += 0.05) floor_fractions.push_back(r);
+  // The (compute, memory, overhead) grid for one m_half_rows and floor.
+  auto fit_grid = [&](double m_half, double floor_fraction, RooflineFactors& local) {
     double c_lo = 0.02, c_hi = 1, m_lo = 0.02, m_hi = 1, o_lo = 0, o_hi = 40;
-    RooflineFactors local{1, 1, 0, m_half};
     double local_cost = 1e300;
     for (int pass = 0; pass < 3; ++pass) {
       const int nc = options.link ? 1 : 16, nm = 16, no = 17;
@@ -57,6 +63,7 @@ RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points
             f.memory = m_lo * std::pow(m_hi / m_lo, j / double(nm - 1));
             f.overhead_us = o_lo + (o_hi - o_lo) * k / double(no - 1);
             f.m_half_rows = m_half;
+            f.min_compute = f.compute * floor_fraction;
             const double c = cost(f);
             if (c < local_cost) local_cost = c, local = f;
           }
@@ -67,10 +74,27 @@ RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points
       m_lo = std::max(0.01, local.memory / ms), m_hi = std::min(1.0, local.memory * ms);
       o_lo = std::max(0.0, local.overhead_us - os), o_hi = local.overhead_us + os;
     }
-    if (local_cost < best_cost) best_cost = local_cost, best = local;
-  }
+    return local_cost;
+  };
+  RooflineFactors best{1, 1, 0};
+  double best_cost = 1e300, best_fraction = 0;
+  for (double m_half : m_halves)
+    for (double r : floor_fractions) {
+      if (m_half == 0 && r > 0) continue;
+      RooflineFactors local;
+      const double c = fit_grid(m_half, r, local);
+      if (c < best_cost) best_cost = c, best = local, best_fraction = r;
+    }
+  // The floor grid is 0.05 apart: refine it (0.0025 apart) at the best point.
+  if (best_fraction > 0)
+    for (double r = best_fraction - 0.05; r <= best_fraction + 0.05; r += 0.0025) {
+      RooflineFactors local;
+      const double c = fit_grid(best.m_half_rows, std::min(r, 1.0), local);
+      if (c < best_cost) best_cost = c, best = local;
+    }
   auto round3 = [](double x) { return std::round(x * 1000) / 1000; };
-  return {round3(best.compute), round3(best.memory), std::round(best.overhead_us * 100) / 100, best.m_half_rows};
+  return {round3(best.compute), round3(best.memory), std::round(best.overhead_us * 100) / 100, best.m_half_rows,
+          round3(best.min_compute)};
 }
 
 }  // namespace pdsim

@@ -11,12 +11,14 @@
 namespace pdsim {
 
 // Seconds of one instance of `op` (count ignored) under fitted factors:
-//   max(FLOPs x (m + m_half_rows) / m / (peak x compute), bytes / (bandwidth x memory)) + kernels x overhead_us
+//   max(FLOPs / (peak x efficiency), bytes / (bandwidth x memory)) + kernels x overhead_us
+//   efficiency = max(compute x m / (m + m_half_rows), min_compute)   (GEMMs; otherwise compute)
 // `bandwidth` is HBM bytes/s for kernels and the link's bytes/s for the
 // all-reduce (whose bytes are the ring volume 2(n-1)/n x message). The
 // m_half_rows term is Hockney's half-performance length for GEMMs (a GEMM of
-// m rows runs as if it had m_half_rows more: tile and pipeline fill); it is
-// zero unless a fit chose it, and ignored for ops without m.
+// m rows runs as if it had m_half_rows more: tile and pipeline fill), and
+// min_compute the floor where a small-m kernel takes over; both are zero
+// unless a fit chose them, and ignored for ops without m.
 struct RooflineTerms {
   double compute_s = 0, memory_s = 0, overhead_s = 0;
   double total_s() const { return (compute_s > memory_s ? compute_s : memory_s) + overhead_s; }
@@ -39,12 +41,15 @@ struct CalibrationPoint {
 
 struct FitOptions {
   bool link = false;         // all-reduce: fit the link factor and overhead only
-  bool fit_m_half = false;   // GEMM: also fit m_half_rows (Hockney)
+  bool fit_m_half = false;       // GEMM: also fit m_half_rows (Hockney)
+  bool fit_min_compute = false;  // GEMM, with fit_m_half: also fit the small-m floor
 };
 
 // Grid search minimising mean |ln(predicted / measured)| over the points:
 // a coarse log grid of (compute, memory, overhead), then two finer passes
-// around the best point; with fit_m_half, once per candidate m_half_rows.
+// around the best point; with fit_m_half, once per candidate m_half_rows
+// (and with fit_min_compute, per candidate floor as a fraction of compute,
+// the best floor then refined).
 // Factors are rounded (3 digits; overhead to 0.01 us) before being returned.
 // REQUIRES: points non-empty, every seconds > 0.
 RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points, double peak_flops,

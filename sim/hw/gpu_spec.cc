@@ -41,8 +41,12 @@ RooflineFactors parse_factors(JsonObject obj, bool link, bool gemm = false) {
   }
   f.overhead_us = obj.number("overhead_us");
   if (f.overhead_us < 0) obj.fail("overhead_us", "must be >= 0");
-  // Hockney half-performance rows: GEMM only, absent means 0.
-  if (gemm) f.m_half_rows = obj.number_in("m_half_rows", 0, 1e6, 0);
+  // Hockney half-performance rows and the small-m floor: GEMM only, absent means 0.
+  if (gemm) {
+    f.m_half_rows = obj.number_in("m_half_rows", 0, 1e6, 0);
+    // A floor above `compute` would raise every GEMM's efficiency, not stop a falloff.
+    f.min_compute = obj.number_in("min_compute", 0, f.compute, 0);
+  }
   obj.positive_integer("rows_fit");
   obj.positive_integer("rows_test");
   obj.number("median_abs_rel_err");
