@@ -31,6 +31,18 @@ if git -C "$src" rev-parse HEAD >/dev/null 2>&1; then
   grep -q "pdsim source $rev" "$tmp/data/profiles/gpus/test-cpu.json" || fail "test-cpu.json's sources.all does not name $rev"
 fi
 [ -s "$tmp/data/profiles/gpus/test-cpu.json" ] || fail "no device profile"
+# The ceiling is the fastest GEMM the run timed: no row of its table beats it
+# (a compute factor, a fraction of peak, could not follow one that did).
+python3 - "$tmp/data/profiles/gpus/test-cpu.json" "$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv" <<'PY' ||
+import csv, json, sys
+p = json.load(open(sys.argv[1]))
+peak = p["dense_tflops"]["bf16"] * 1e12
+rows = [r for r in csv.reader(open(sys.argv[2])) if r and not r[0].startswith("#")][1:]
+fastest = max(2 * float(m) * float(n) * float(k) / (float(us) * 1e-6) for m, n, k, us in rows)
+assert fastest <= peak * (1 + 1e-4), f"a GEMM row ran at {fastest:.4g} FLOP/s, the profile's peak is {peak:.4g}"
+assert "the fastest of a" in p["sources"]["dense_tflops"], p["sources"]["dense_tflops"]
+PY
+  fail "device profile's peak vs its GEMM table"
 # Both cost models load what profile wrote.
 for cm in profiled roofline; do
   "$pdsim" --data-dir "$tmp/data" cost --model tiny-llama-512 --gpu test-cpu --decode 100x4 --cost-model $cm --json \
