@@ -12,13 +12,16 @@ fail() { echo "FAIL $*"; exit 1; }
 # profile: a short sweep into a fresh data directory.
 mkdir -p "$tmp/data/profiles"
 cp "$src/profiles/models.json" "$tmp/data/profiles/"
-"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --passes 1 --name test-cpu --out "$tmp/data/profiles" \
   >"$tmp/profile.out" 2>&1 || fail "profile: $(cat "$tmp/profile.out")"
 for f in gemm_bf16 context_attention_bf16 generation_attention_bf16 allreduce; do
   csv="$tmp/data/profiles/measured/test-cpu/$f.csv"
   [ -s "$csv" ] || fail "no $f.csv"
   grep -q '^# .*device: ' "$csv" || fail "$f.csv has no device provenance line"
   grep -q '^# run: pdsim profile .*; date: .*; source: .' "$csv" || fail "$f.csv has no run (command, date, source) line"
+  # (The all-reduce table is a proxy computed from the ceilings, not swept.)
+  [ $f = allreduce ] || grep -q '^# run: .*fastest of 1 pass over the sweep; date' "$csv" ||
+    fail "$f.csv's run line does not name the one pass"
 done
 # The source revision is a commit of this checkout (the one the binary was
 # built from; a later commit does not make it wrong), not a placeholder, and
@@ -57,7 +60,7 @@ grep -q '"source": "measured"' "$tmp/cost.json" && fail "roofline output has mea
 gemm="$tmp/data/profiles/measured/test-cpu/gemm_bf16.csv"
 rows_before=$(grep -vc '^#' "$gemm")
 first_row=$(grep -v '^#' "$gemm" | sed -n 2p)
-"$pdsim" profile --backend cpu --model tiny-llama-1024 --threads 1 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+"$pdsim" profile --backend cpu --model tiny-llama-1024 --threads 1 --iters 1 --passes 1 --name test-cpu --out "$tmp/data/profiles" \
   >"$tmp/profile2.out" 2>&1 || fail "second profile: $(cat "$tmp/profile2.out")"
 rows_after=$(grep -vc '^#' "$gemm")
 [ "$rows_after" -gt "$rows_before" ] || fail "second model added no GEMM rows ($rows_before -> $rows_after)"
@@ -71,7 +74,7 @@ norms="$tmp/data/profiles/measured/test-cpu/elementwise_norms_residual.csv"
 norm_rows=$(grep -vc '^#' "$norms")
 stale=$(grep -v '^#' "$norms" | sed -n 2p | awk -F, -v OFS=, '{print $1, $2, $3 * 5 / 4, 4, $5}')
 echo "$stale" >>"$norms"
-"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 1 --iters 1 --passes 1 --name test-cpu --out "$tmp/data/profiles" \
   >/dev/null 2>&1 || fail "third profile"
 grep -q "^${stale%,*}," "$norms" && fail "a stale elementwise row survived re-profiling: $stale"
 [ "$(grep -vc '^#' "$norms")" -eq "$norm_rows" ] || fail "re-profiling changed the elementwise row count"
@@ -112,7 +115,7 @@ grep -q 'vendor/gemm_bf16.csv' "$tmp/err" || fail "error should name the file: $
   fail "vendor table was modified"
 
 # ... nor tables measured on another device or configuration (here: another thread count).
-"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 2 --iters 1 --name test-cpu --out "$tmp/data/profiles" \
+"$pdsim" profile --backend cpu --model tiny-llama-512 --threads 2 --iters 1 --passes 1 --name test-cpu --out "$tmp/data/profiles" \
   2>"$tmp/err" >/dev/null
 [ $? -eq 2 ] && grep -q 'another device or configuration' "$tmp/err" || fail "profile of another configuration into test-cpu: $(cat "$tmp/err")"
 
@@ -312,7 +315,9 @@ cmp -s "$tmp/t2/requests.csv" "$tmp/t9/requests.csv" || fail "no-prefix replay d
 [ "$(ls "$tmp/od/measured/only-dec")" = generation_attention_bf16.csv ] ||
   fail "--only decode-attention wrote: $(ls "$tmp/od/measured/only-dec")"
 [ ! -e "$tmp/od/gpus" ] || fail "--only decode-attention wrote a device profile"
-grep -q '^# run: pdsim profile .* --only decode-attention;' "$tmp/od/measured/only-dec/generation_attention_bf16.csv" ||
+# (and the default 2 passes, each point keeping its fastest)
+grep -q '^# run: pdsim profile .* --only decode-attention;.*fastest of 2 passes over the sweep; date' \
+  "$tmp/od/measured/only-dec/generation_attention_bf16.csv" ||
   fail "--only decode-attention: the run line does not name it"
 [ "$(grep -cv '^#' "$tmp/od/measured/only-dec/generation_attention_bf16.csv")" -gt 10 ] || fail "--only decode-attention: too few rows"
 "$pdsim" profile --backend cpu --model tiny-llama-512 --out "$tmp/x" --only gemm 2>/dev/null
