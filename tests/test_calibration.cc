@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -42,33 +43,69 @@ double worst_rel_err(const std::vector<CalibrationPoint>& pts, const RooflineFac
 }
 }  // namespace
 
-TEST_CASE("calibration: Hockney m_half doubles the compute term at m equal to m_half") {
+TEST_CASE("calibration: Hockney n_half doubles the compute term at a GEMM's m or attention's keys per query") {
   RooflineFactors f{0.5, 1, 0, 0};
   const Op op = gemm_row_op(64, 8192, 8192, 2);
   const double base = calibrated_terms(f, op, kPeak, kBw).compute_s;
   CHECK(base == doctest::Approx(op.flops / (kPeak * 0.5)).epsilon(1e-12));
-  f.m_half_rows = 64;
+  f.n_half = 64;
   CHECK(calibrated_terms(f, op, kPeak, kBw).compute_s == doctest::Approx(2 * base).epsilon(1e-12));
-  // Attention ops have no m: the term is ignored.
-  const Op attn = attention_row_op(false, 1, 1024, 32, 8, 128);
+  // Prefill attention: in keys per query row, pairs / rows; a causal prompt
+  // of 1024 tokens has 1024 x 1025 / 2 pairs over 1024 rows: 512.5 keys each.
+  const Op attn = attention_row_op(false, 2, 1024, 32, 8, 128);
+  CHECK(attn.pairs / attn.m == doctest::Approx(512.5).epsilon(1e-12));
   RooflineFactors g{0.5, 1, 0, 0};
   const double a0 = calibrated_terms(g, attn, kPeak, kBw).compute_s;
-  g.m_half_rows = 64;
-  CHECK(calibrated_terms(g, attn, kPeak, kBw).compute_s == a0);
+  CHECK(a0 == doctest::Approx(attn.flops / (kPeak * 0.5)).epsilon(1e-12));
+  g.n_half = 512.5;
+  CHECK(calibrated_terms(g, attn, kPeak, kBw).compute_s == doctest::Approx(2 * a0).epsilon(1e-12));
+  // A chunk of 64 tokens after 448 cached has 64 x 448 + 64 x 65 / 2 pairs: 480.5 keys per query.
+  BatchStats chunk;
+  chunk.add(SeqShape{64, 448});
+  std::vector<Op> ops;
+  ModelCatalog catalog;
+  catalog.load_file(std::string(PDSIM_SOURCE_DIR) + "/profiles/models.json");
+  build_ops(catalog.get("tiny-llama-512", "test"), Parallelism{1, 1}, chunk, ops);
+  const auto it = std::find_if(ops.begin(), ops.end(), [](const Op& o) { return o.op_class == OpClass::kAttentionPrefill; });
+  REQUIRE(it != ops.end());
+  g.n_half = 480.5;
+  CHECK(calibrated_terms(g, *it, kPeak, kBw).compute_s == doctest::Approx(2 * it->flops / (kPeak * 0.5)).epsilon(1e-12));
+  // Decode attention has no Hockney length: the term is ignored.
+  const Op dec = attention_row_op(true, 8, 1024, 32, 8, 128);
+  RooflineFactors d{0.5, 1, 0, 0};
+  const double d0 = calibrated_terms(d, dec, kPeak, kBw).compute_s;
+  d.n_half = 64;
+  CHECK(calibrated_terms(d, dec, kPeak, kBw).compute_s == d0);
+}
+
+TEST_CASE("calibration: the fit recovers prefill attention's half length in keys per query") {
+  const RooflineFactors truth{0.5, 1, 0, 48};
+  std::vector<CalibrationPoint> pts;
+  for (double b : {1.0, 4.0})
+    for (double len = 16; len <= 4096; len *= 2) {
+      const Op op = attention_row_op(false, b, len, 32, 8, 128);
+      pts.push_back({op, calibrated_seconds(truth, op, kPeak, kBw)});
+    }
+  const RooflineFactors f = fit_roofline_factors(pts, kPeak, kBw, FitOptions{false, true, false});
+  CHECK(f.n_half >= 32);  // the grid: .. 24 32 48 64 ..
+  CHECK(f.n_half <= 64);
+  CHECK(worst_rel_err(pts, f) < 0.03);
+  const RooflineFactors without = fit_roofline_factors(pts, kPeak, kBw, FitOptions{false, false, false});
+  CHECK(worst_rel_err(pts, without) > 0.1);
 }
 
 TEST_CASE("calibration: the fit recovers the factors that generated the data") {
   const RooflineFactors truth{0.7, 0.4, 5, 8};
   const auto pts = gemm_points(truth);
   const RooflineFactors with = fit_roofline_factors(pts, kPeak, kBw, FitOptions{false, true});
-  CHECK(with.m_half_rows >= 4);  // the m_half grid is coarse (.. 4 6 8 12 ..)
-  CHECK(with.m_half_rows <= 12);
+  CHECK(with.n_half >= 4);  // the m_half grid is coarse (.. 4 6 8 12 ..)
+  CHECK(with.n_half <= 12);
   CHECK(with.compute == doctest::Approx(0.7).epsilon(0.02));
   CHECK(with.memory == doctest::Approx(0.4).epsilon(0.02));
   CHECK(worst_rel_err(pts, with) < 0.02);
   // Without the m_half term one curve cannot follow the small-m rows.
   const RooflineFactors without = fit_roofline_factors(pts, kPeak, kBw, FitOptions{false, false});
-  CHECK(without.m_half_rows == 0);
+  CHECK(without.n_half == 0);
   CHECK(worst_rel_err(pts, without) > 0.05);
 }
 
@@ -215,7 +252,7 @@ TEST_CASE("calibration: m_half_rows, min_compute and elementwise factors in a GP
       "\"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}";
   write(", \"m_half_rows\": 12", ",\n \"elementwise\": {\"mlp_silu_mul\": " + factors + "}");
   const GpuSpec ok = load_gpu_file((dir / "g.json").string(), "g");
-  CHECK(ok.calibrated.gemm.m_half_rows == 12);
+  CHECK(ok.calibrated.gemm.n_half == 12);
   REQUIRE(ok.calibrated.elementwise.count("mlp_silu_mul") == 1);
   CHECK(ok.calibrated.elementwise.at("mlp_silu_mul").memory == 0.25);
   write(", \"m_half_rows\": -1", "");
@@ -225,6 +262,28 @@ TEST_CASE("calibration: m_half_rows, min_compute and elementwise factors in a GP
   // A floor above the GEMM's compute factor (0.8) is not a floor.
   write(", \"m_half_rows\": 12, \"min_compute\": 0.9", "");
   CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("min_compute"), InputError);
+  // Prefill attention's Hockney length has its own name, in its own unit; decode attention has none.
+  write("", "");
+  {
+    std::ifstream in(dir / "g.json");
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto with_key = [&](const std::string& cls, const std::string& key) {
+      std::string t = text;
+      const std::string from = "\"" + cls + "\": {\"compute\"";
+      t.replace(t.find(from), from.size(), "\"" + cls + "\": {" + key + ", \"compute\"");
+      std::ofstream(dir / "g.json") << t;
+    };
+    with_key("attention_prefill", "\"half_keys_per_query\": 24");
+    CHECK(load_gpu_file((dir / "g.json").string(), "g").calibrated.attention_prefill.n_half == 24);
+    with_key("attention_prefill", "\"m_half_rows\": 24");
+    CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("m_half_rows"), InputError);
+    with_key("attention_decode", "\"half_keys_per_query\": 24");
+    CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("half_keys_per_query"),
+                         InputError);
+    with_key("attention_prefill", "\"half_keys_per_query\": -2");
+    CHECK_THROWS_WITH_AS(load_gpu_file((dir / "g.json").string(), "g"), doctest::Contains("half_keys_per_query"),
+                         InputError);
+  }
   // gemv factors have no m to fall off with: the key is unknown there.
   write("", ",\n \"gemv\": {\"compute\": 0.5, \"memory\": 0.5, \"min_compute\": 0.2, \"overhead_us\": 1, "
             "\"rows_fit\": 1, \"rows_test\": 1, \"median_abs_rel_err\": 0, \"p90_abs_rel_err\": 0}");

@@ -537,7 +537,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
                             [](const auto& x) {
                               return attention_row_op(false, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
                             }),
-                     peak_flops, bw, {});
+                     peak_flops, bw, FitOptions{false, true, false});
   const Fit fd = fit(points(gen_rows,
                             [](const auto& x) {
                               return attention_row_op(true, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
@@ -546,7 +546,8 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // Elementwise math runs on the fp32 pipes: the profile's fp32 peak (= the measured one here).
   std::map<std::string, Fit> fe;
   for (const auto& [op_name, pts] : elem_points) fe[op_name] = fit(pts, peak_flops, bw, {});
-  auto fac = [](const Fit& f, bool link) {
+  // half_key: the JSON name of the class's Hockney length (sim/hw/gpu_spec.h).
+  auto fac = [](const Fit& f, bool link, const char* half_key = nullptr) {
     nlohmann::ordered_json j;
     if (link) {
       j["link"] = 1.0;
@@ -554,7 +555,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
       j["compute"] = std::round(f.f.compute * 1e4) / 1e4;
       j["memory"] = std::round(f.f.memory * 1e4) / 1e4;
     }
-    if (f.f.m_half_rows > 0) j["m_half_rows"] = f.f.m_half_rows;
+    if (half_key && f.f.n_half > 0) j[half_key] = f.f.n_half;
     if (f.f.min_compute > 0) j["min_compute"] = f.f.min_compute;
     j["overhead_us"] = f.f.overhead_us;
     j["rows_fit"] = std::max(1, f.rows);
@@ -582,14 +583,15 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   p["kernel_overhead_us"] = std::round(overhead_us * 100) / 100;
   nlohmann::ordered_json cal;
   cal["method"] = "pdsim profile (sim/cost/calibration.h): grid search minimising mean |ln(predicted/measured)| of "
-                  "max(FLOPs / (peak x max(compute x m/(m + m_half_rows), min_compute)), bytes/(bandwidth x memory)) + "
-                  "overhead_us (m_half_rows, min_compute: GEMM only) over every row of the class's table (gemv: the m = 1 rows alone, which price "
+                  "max(FLOPs / (peak x efficiency), bytes/(bandwidth x memory)) + overhead_us, efficiency = "
+                  "max(compute x m/(m + m_half_rows), min_compute) for a GEMM of m rows, compute x L/(L + "
+                  "half_keys_per_query) for prefill attention with L keys per query row, else compute; over every row of the class's table (gemv: the m = 1 rows alone, which price "
                   "GEMMs of one row; elementwise: per op, the layer executor's timings at "
                   "1..max tokens); errors on the same rows";
   cal["source"] = dir;
-  cal["gemm"] = fac(fg, false);
+  cal["gemm"] = fac(fg, false, "m_half_rows");
   cal["gemv"] = fac(fv, false);
-  cal["attention_prefill"] = fac(fc, false);
+  cal["attention_prefill"] = fac(fc, false, "half_keys_per_query");
   cal["attention_decode"] = fac(fd, false);
   Fit far;
   far.f = {1, 1, overhead_us};

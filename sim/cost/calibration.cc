@@ -23,8 +23,12 @@ RooflineTerms calibrated_terms(const RooflineFactors& f, const Op& op, double pe
   const bool link = op.op_class == OpClass::kAllReduce;
   if (!link) {
     double efficiency = f.compute;
-    if (op.op_class == OpClass::kGemm && op.m > 0)
-      efficiency = std::max(f.compute * op.m / (op.m + f.m_half_rows), f.min_compute);
+    if (op.op_class == OpClass::kGemm && op.m > 0) {
+      efficiency = std::max(f.compute * op.m / (op.m + f.n_half), f.min_compute);
+    } else if (op.op_class == OpClass::kAttentionPrefill && op.m > 0 && op.pairs > 0) {
+      const double keys_per_query = op.pairs / static_cast<double>(op.m);
+      efficiency = f.compute * keys_per_query / (keys_per_query + f.n_half);
+    }
     t.compute_s = op.flops / (peak_flops * efficiency);
   }
   t.memory_s = (link ? ring_allreduce_bytes(op) : op.bytes) / (bandwidth * f.memory);
@@ -40,17 +44,17 @@ RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points
     for (const auto& p : points) s += std::fabs(std::log(calibrated_seconds(f, p.op, peak_flops, bandwidth) / p.seconds));
     return s;
   };
-  const std::vector<double> m_halves =
-      options.fit_m_half ? std::vector<double>{0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128}
+  const std::vector<double> n_halves =
+      options.fit_n_half ? std::vector<double>{0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128}
                          : std::vector<double>{0};
   // The floor as a fraction of `compute`, so every candidate is below it;
-  // without m_half_rows the efficiency is `compute` at every m and a floor
+  // without n_half the efficiency is `compute` at every m and a floor
   // does nothing.
   std::vector<double> floor_fractions{0};
-  if (options.fit_m_half && options.fit_min_compute)
+  if (options.fit_n_half && options.fit_min_compute)
     for (double r = 0.3; r < 0.97; r += 0.05) floor_fractions.push_back(r);
-  // The (compute, memory, overhead) grid for one m_half_rows and floor.
-  auto fit_grid = [&](double m_half, double floor_fraction, RooflineFactors& local) {
+  // The (compute, memory, overhead) grid for one n_half and floor.
+  auto fit_grid = [&](double n_half, double floor_fraction, RooflineFactors& local) {
     double c_lo = 0.02, c_hi = 1, m_lo = 0.02, m_hi = 1, o_lo = 0, o_hi = 40;
     double local_cost = 1e300;
     for (int pass = 0; pass < 3; ++pass) {
@@ -62,7 +66,7 @@ RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points
             f.compute = options.link ? 1 : c_lo * std::pow(c_hi / c_lo, i / double(nc - 1));
             f.memory = m_lo * std::pow(m_hi / m_lo, j / double(nm - 1));
             f.overhead_us = o_lo + (o_hi - o_lo) * k / double(no - 1);
-            f.m_half_rows = m_half;
+            f.n_half = n_half;
             f.min_compute = f.compute * floor_fraction;
             const double c = cost(f);
             if (c < local_cost) local_cost = c, local = f;
@@ -78,22 +82,22 @@ RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points
   };
   RooflineFactors best{1, 1, 0};
   double best_cost = 1e300, best_fraction = 0;
-  for (double m_half : m_halves)
+  for (double n_half : n_halves)
     for (double r : floor_fractions) {
-      if (m_half == 0 && r > 0) continue;
+      if (n_half == 0 && r > 0) continue;
       RooflineFactors local;
-      const double c = fit_grid(m_half, r, local);
+      const double c = fit_grid(n_half, r, local);
       if (c < best_cost) best_cost = c, best = local, best_fraction = r;
     }
   // The floor grid is 0.05 apart: refine it (0.0025 apart) at the best point.
   if (best_fraction > 0)
     for (double r = best_fraction - 0.05; r <= best_fraction + 0.05; r += 0.0025) {
       RooflineFactors local;
-      const double c = fit_grid(best.m_half_rows, std::min(r, 1.0), local);
+      const double c = fit_grid(best.n_half, std::min(r, 1.0), local);
       if (c < best_cost) best_cost = c, best = local;
     }
   auto round3 = [](double x) { return std::round(x * 1000) / 1000; };
-  return {round3(best.compute), round3(best.memory), std::round(best.overhead_us * 100) / 100, best.m_half_rows,
+  return {round3(best.compute), round3(best.memory), std::round(best.overhead_us * 100) / 100, best.n_half,
           round3(best.min_compute)};
 }
 

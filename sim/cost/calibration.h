@@ -12,13 +12,17 @@ namespace pdsim {
 
 // Seconds of one instance of `op` (count ignored) under fitted factors:
 //   max(FLOPs / (peak x efficiency), bytes / (bandwidth x memory)) + kernels x overhead_us
-//   efficiency = max(compute x m / (m + m_half_rows), min_compute)   (GEMMs; otherwise compute)
+//   GEMM of m rows:     efficiency = max(compute x m / (m + n_half), min_compute)
+//   prefill attention:  efficiency = compute x L / (L + n_half), L = query-key pairs / query rows
+//   anything else:      efficiency = compute
 // `bandwidth` is HBM bytes/s for kernels and the link's bytes/s for the
-// all-reduce (whose bytes are the ring volume 2(n-1)/n x message). The
-// m_half_rows term is Hockney's half-performance length for GEMMs (a GEMM of
-// m rows runs as if it had m_half_rows more: tile and pipeline fill), and
-// min_compute the floor where a small-m kernel takes over; both are zero
-// unless a fit chose them, and ignored for ops without m.
+// all-reduce (whose bytes are the ring volume 2(n-1)/n x message). n_half is
+// Hockney's half-performance length: a GEMM of m rows runs as if it had
+// n_half more (tile and pipeline fill), a query row attending to L keys as
+// if it had n_half more (its softmax and tile edges cost the same for few
+// keys as for many); min_compute is the floor where a small-m GEMM kernel
+// takes over. Both are zero unless a fit chose them, and ignored for ops
+// without a shape (m, pairs).
 struct RooflineTerms {
   double compute_s = 0, memory_s = 0, overhead_s = 0;
   double total_s() const { return (compute_s > memory_s ? compute_s : memory_s) + overhead_s; }
@@ -41,13 +45,13 @@ struct CalibrationPoint {
 
 struct FitOptions {
   bool link = false;         // all-reduce: fit the link factor and overhead only
-  bool fit_m_half = false;       // GEMM: also fit m_half_rows (Hockney)
-  bool fit_min_compute = false;  // GEMM, with fit_m_half: also fit the small-m floor
+  bool fit_n_half = false;       // GEMM, prefill attention: also fit n_half (Hockney)
+  bool fit_min_compute = false;  // GEMM, with fit_n_half: also fit the small-m floor
 };
 
 // Grid search minimising mean |ln(predicted / measured)| over the points:
 // a coarse log grid of (compute, memory, overhead), then two finer passes
-// around the best point; with fit_m_half, once per candidate m_half_rows
+// around the best point; with fit_n_half, once per candidate n_half
 // (and with fit_min_compute, per candidate floor as a fraction of compute,
 // the best floor then refined).
 // Factors are rounded (3 digits; overhead to 0.01 us) before being returned.

@@ -307,6 +307,10 @@ Op attention_row_op(bool decode, double b, double len, int heads, int kv_heads, 
   Op op{"attention", decode ? OpClass::kAttentionDecode : OpClass::kAttentionPrefill};
   op.flops = 4.0 * heads * hd * (decode ? b * len : b * len * (len + 1) / 2);
   op.bytes = 2 * 2.0 * kv_heads * hd * b * len + 2 * 2.0 * heads * hd * (decode ? b : b * len);
+  if (!decode) {  // the query rows and causal pairs, as build_ops gives a batch of such prompts
+    op.m = static_cast<std::int64_t>(b * len);
+    op.pairs = b * len * (len + 1) / 2;
+  }
   return op;
 }
 

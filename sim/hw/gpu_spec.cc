@@ -31,7 +31,9 @@ double peak_rate(JsonObject& obj, const char* key) { return obj.number_in(key, 1
 
 // One class of "calibrated": the factors plus the fit's bookkeeping
 // (rows used, errors), which is read for validation and otherwise informational.
-RooflineFactors parse_factors(JsonObject obj, bool link, bool gemm = false) {
+// `half_key`: the JSON name of the class's Hockney length (nullptr: it has
+// none); `floor`: whether it may have min_compute (GEMMs).
+RooflineFactors parse_factors(JsonObject obj, bool link, const char* half_key = nullptr, bool floor = false) {
   RooflineFactors f;
   if (link) {
     f.memory = fraction_of_peak(obj, "link");
@@ -41,12 +43,10 @@ RooflineFactors parse_factors(JsonObject obj, bool link, bool gemm = false) {
   }
   f.overhead_us = obj.number("overhead_us");
   if (f.overhead_us < 0) obj.fail("overhead_us", "must be >= 0");
-  // Hockney half-performance rows and the small-m floor: GEMM only, absent means 0.
-  if (gemm) {
-    f.m_half_rows = obj.number_in("m_half_rows", 0, 1e6, 0);
-    // A floor above `compute` would raise every GEMM's efficiency, not stop a falloff.
-    f.min_compute = obj.number_in("min_compute", 0, f.compute, 0);
-  }
+  // Absent means 0 (no falloff, no floor).
+  if (half_key) f.n_half = obj.number_in(half_key, 0, 1e6, 0);
+  // A floor above `compute` would raise every GEMM's efficiency, not stop a falloff.
+  if (floor) f.min_compute = obj.number_in("min_compute", 0, f.compute, 0);
   obj.positive_integer("rows_fit");
   obj.positive_integer("rows_test");
   obj.number("median_abs_rel_err");
@@ -60,9 +60,9 @@ Calibration parse_calibration(JsonObject obj) {
   c.present = true;
   obj.string("method");
   obj.string("source");
-  c.gemm = parse_factors(obj.object("gemm"), false, true);
+  c.gemm = parse_factors(obj.object("gemm"), false, "m_half_rows", true);
   if (auto v = obj.optional_object("gemv")) c.gemv = parse_factors(*v, false);
-  c.attention_prefill = parse_factors(obj.object("attention_prefill"), false);
+  c.attention_prefill = parse_factors(obj.object("attention_prefill"), false, "half_keys_per_query");
   c.attention_decode = parse_factors(obj.object("attention_decode"), false);
   c.allreduce = parse_factors(obj.object("allreduce"), true);
   if (auto e = obj.optional_object("elementwise")) {

@@ -9,16 +9,18 @@ namespace pdsim {
 
 // Roofline factors for one op class, fitted to measured kernel tables
 // (sim/cost/calibration.h). For the all-reduce, `memory` is the link
-// efficiency and `compute` is unused; m_half_rows and min_compute are for
-// GEMMs only.
+// efficiency and `compute` is unused.
 struct RooflineFactors {
   double compute = 1, memory = 1, overhead_us = 0;
-  double m_half_rows = 0;
-  // The compute efficiency a GEMM of few rows keeps: the m / (m + m_half_rows)
-  // falloff stops here (0: no floor). Libraries run small-m products with
-  // another kernel whose efficiency does not keep falling with m (Eigen on
-  // a CPU: about 0.58 of peak at m = 2..8, where the falloff alone gave 0.47
-  // at m = 2 and 0.76 at m = 8).
+  // Hockney's half-performance length, in the class's own unit (0: none):
+  // a GEMM's rows (JSON "m_half_rows") or prefill attention's keys per query
+  // row (JSON "half_keys_per_query"); other classes have none.
+  double n_half = 0;
+  // GEMMs only: the compute efficiency a GEMM of few rows keeps, where the
+  // m / (m + n_half) falloff stops (0: no floor). Libraries run small-m
+  // products with another kernel whose efficiency does not keep falling
+  // with m (Eigen on a CPU: about 0.58 of peak at m = 2..8, where the
+  // falloff alone gave 0.47 at m = 2 and 0.76 at m = 8).
   double min_compute = 0;
 };
 
