@@ -45,7 +45,7 @@ RooflineFactors fit_roofline_factors(const std::vector<CalibrationPoint>& points
     return s;
   };
   const std::vector<double> n_halves =
-      options.fit_n_half ? std::vector<double>{0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128}
+      options.fit_n_half ? std::vector<double>{0, 0.5, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024}
                          : std::vector<double>{0};
   // The floor as a fraction of `compute`, so every candidate is below it;
   // without n_half the efficiency is `compute` at every m and a floor
