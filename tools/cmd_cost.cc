@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "sim/cost/factory.h"
+#include "sim/cost/real_kernel.h"
 #include "sim/core/error.h"
 #include "sim/hw/gpu_spec.h"
 #include "sim/model/model_spec.h"
@@ -17,6 +18,15 @@ struct CostOptions {
   std::string model, gpu, prefill, decode, cost_model = "roofline";
   int tp = 1, pp = 1;
   bool json = false;
+  // --cost-model real only. Ten timed runs (the minimum per op), as validate's
+  // op breakdown: one batch is cheap to repeat, and one run carries a burst
+  // of host noise into the answer.
+  RealKernelOptions real = [] {
+    RealKernelOptions r;
+    r.iters = 10;
+    return r;
+  }();
+  bool real_option_given = false;
 };
 
 // "LEN[xCOUNT],..." -> sequences. For --decode, LEN is the context (tokens
@@ -62,6 +72,9 @@ std::vector<SeqShape> parse_shapes(const std::string& text, bool decode, const c
 int cost(const CostOptions& o, const GlobalOptions& g) {
   if (o.prefill.empty() == o.decode.empty())
     throw InputError("pdsim cost", "give exactly one of --prefill or --decode");
+  if (o.real_option_given && o.cost_model != "real")
+    throw InputError("--cost-model " + o.cost_model,
+                     "--backend, --threads, --iters and --layers configure the real-kernel model: add --cost-model real");
   ModelCatalog catalog;
   catalog.load_file(g.data_dir + "/profiles/models.json");
   const ModelSpec& model = catalog.get(o.model, "--model");
@@ -80,8 +93,10 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   for (const SeqShape& s : seqs) cached += s.cached_tokens;
   std::vector<Op> ops;
   build_ops(model, Parallelism{o.tp, o.pp}, stats, ops);
-  const auto cost_model = make_cost_model(o.cost_model, gpu, model, "--cost-model", g.data_dir);
+  const auto cost_model = make_cost_model(o.cost_model, gpu, model, "--cost-model", g.data_dir, o.real);
   const CostBreakdown b = cost_model->batch_breakdown(model, Parallelism{o.tp, o.pp}, stats, ops);
+  // What ran the kernels, for --cost-model real (a number without its machine is no measurement).
+  const auto* real = dynamic_cast<const RealKernelCostModel*>(cost_model.get());
 
   if (o.json) {
     nlohmann::ordered_json j;
@@ -94,6 +109,10 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
     j["new_tokens"] = stats.new_tokens;
     j["cached_tokens"] = cached;
     j["cost_model"] = cost_model->name();
+    if (real)
+      j["real_kernel"] = {{"backend", real->backend_name()}, {"device", real->device()},
+                          {"threads", o.real.threads},       {"iters", o.real.iters},
+                          {"layers", real->layers_run()}};
     j["total_s"] = b.total_s;
     j["ops"] = nlohmann::ordered_json::array();
     for (const auto& p : b.ops)
@@ -115,6 +134,9 @@ int cost(const CostOptions& o, const GlobalOptions& g) {
   std::printf("%s on %s (tp=%d, pp=%d), %s of %zu sequences%s, cost model %s\n", model.name.c_str(),
               gpu.name.c_str(), o.tp, o.pp, decode ? "decode step" : "prefill", seqs.size(), prefix_note.c_str(),
               cost_model->name().c_str());
+  if (real)
+    std::printf("executed on %s (%s), minimum of %d timed runs per op, layers: %s\n", real->backend_name().c_str(),
+                real->device().c_str(), o.real.iters, real->layers_run().c_str());
   std::printf("%-18s %6s %12s %12s %12s %6s  %-9s %s\n", "op", "count", "GFLOP", "MB", "time_ms", "share", "bound",
               "source");
   for (const auto& p : b.ops)
@@ -138,7 +160,19 @@ Command add_cost_command(CLI::App& app, const GlobalOptions& global) {
   app.add_option("--decode", o->decode, "decode step: CONTEXT[xCOUNT],...  e.g. 2048x64");
   app.add_option("--cost-model", o->cost_model, "cost model")->check(CLI::IsMember(cost_model_names()));
   app.add_flag("--json", o->json, "print one JSON object");
-  return [o, &global] { return cost(*o, global); };
+  const std::vector<CLI::Option*> real_options = {
+      app.add_option("--backend", o->real.backend, "cost model real: kernel backend (default auto: CUDA if present)")
+          ->check(CLI::IsMember({"auto", "cpu", "cuda"})),
+      app.add_option("--threads", o->real.threads, "cost model real: CPU backend threads (default 0: all cores)")
+          ->check(CLI::NonNegativeNumber),
+      app.add_option("--iters", o->real.iters, "cost model real: timed runs, minimum per op (default 10)")
+          ->check(CLI::PositiveNumber),
+      app.add_option("--layers", o->real.layers, "cost model real: one (one layer x L, default) | all | auto")
+          ->check(CLI::IsMember({"one", "all", "auto"}))};
+  return [o, &global, real_options] {
+    for (const CLI::Option* opt : real_options) o->real_option_given = o->real_option_given || opt->count() > 0;
+    return cost(*o, global);
+  };
 }
 
 }  // namespace pdsim::cli

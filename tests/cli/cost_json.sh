@@ -32,4 +32,23 @@ rm -f "${TMPDIR:-/tmp}/chunk.$$.json" "${TMPDIR:-/tmp}/plain.$$.json"
 for bad in 512+ 512+-3 512+x2 +5 "512+ 3" 512x-2 -4; do
   if "$pdsim" cost --model llama-3.1-8b --gpu h100-sxm --prefill "$bad" 2>/dev/null; then echo "FAIL: --prefill $bad accepted"; exit 1; fi
 done
+# --cost-model real: the kernels run here (tiny model, CPU backend); the JSON
+# says what ran them, with the options given; those options without the
+# real model are an error, not ignored.
+out=$("$pdsim" cost --model tiny-llama-512 --gpu host-cpu --decode 64x2 --cost-model real --backend cpu --threads 1 \
+  --iters 2 --json)
+python3 - "$out" <<'PY' || { echo "FAIL: cost --cost-model real json: $out"; exit 1; }
+import json, sys
+j = json.loads(sys.argv[1])
+r = j["real_kernel"]
+assert (r["backend"], r["threads"], r["iters"], r["layers"]) == ("cpu", 1, 2, "one"), r
+assert "1 of" in r["device"], r  # one thread of the host's
+assert all(o["source"] == "real" for o in j["ops"] if o["class"] in ("gemm", "attention_decode")), j["ops"]
+PY
+"$pdsim" cost --model tiny-llama-512 --gpu host-cpu --decode 64x2 --threads 1 2>"${TMPDIR:-/tmp}/err.$$" &&
+  { echo "FAIL: --threads without --cost-model real accepted"; exit 1; }
+grep -q "add --cost-model real" "${TMPDIR:-/tmp}/err.$$" || { echo "FAIL: $(cat "${TMPDIR:-/tmp}/err.$$")"; exit 1; }
+rm -f "${TMPDIR:-/tmp}/err.$$"
+"$pdsim" cost --model tiny-llama-512 --gpu host-cpu --decode 64 --cost-model real --layers some 2>/dev/null &&
+  { echo "FAIL: --layers some accepted"; exit 1; }
 echo "cost json ok"
