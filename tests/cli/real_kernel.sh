@@ -183,7 +183,20 @@ for m in ("roofline", "profiled"):
         s = v["rel_err_repeats"][m][k]
         assert abs(s["min"] - errs[0]) < 1e-12 and abs(s["max"] - errs[-1]) < 1e-12, (m, k, s, errs)
         assert abs(s["median"] - (errs[0] + errs[1]) / 2) < 1e-12, (m, k, s, errs)
+# Each run's busy-time error: the median run's equals the one batch_agreement
+# gives pool by pool (summed price over summed measured time, all pools).
+median = min(range(2), key=lambda i: runs[i]["tpot_p50"])
+ba = v["batch_agreement"]
+real_sum = sum(p["real_busy_s"] for p in ba.values())
+for m in ("roofline", "profiled"):
+    model_sum = sum(p["real_busy_s"] * (1 + p["rel_err"][m]["total"]) for p in ba.values())
+    got = runs[median]["busy_time_rel_err"][m]
+    assert abs(got - (model_sum / real_sum - 1)) < 1e-9, (m, got, model_sum / real_sum - 1)
+    assert all(abs(r["busy_time_rel_err"][m]) < 1 for r in runs), runs
 PY
+grep -q "^| run | real TTFT p50 (ms) | real TPOT p50 (ms) | roofline TTFT p50 | roofline TPOT p50 | roofline busy time |" \
+  "$tmp/rep/validation.md" || fail "validation.md's repeats table has no busy time column"
+
 grep -q "^Real run repeated 2 times" "$tmp/rep/validation.md" || fail "validation.md has no repeats table"
 "$pdsim" validate "$src/scenarios/tiny-real-cpu.json" --out "$tmp/rep2" --repeat 2 --timings "$tmp/none.csv" 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q -- "--repeat" "$tmp/err" || fail "--repeat with --timings: want exit 2 naming --repeat: $(cat "$tmp/err")"
