@@ -16,5 +16,10 @@ struct DeviceInfo {
 bool built_with_cuda();
 // Empty when built without CUDA or when no device is visible; `why` says which.
 std::vector<DeviceInfo> cuda_devices(std::string* why = nullptr);
+// Whether the cuBLAS the CUDA backend loads at run time (not linked:
+// kernels/cuda/cublas_api.h) loads and has every entry point it calls; needs
+// no device. False without CUDA support; `why` says why, or on success
+// which library loaded.
+bool cublas_loads(std::string* why = nullptr);
 
 }  // namespace pdsim::kernels

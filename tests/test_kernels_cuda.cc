@@ -103,6 +103,19 @@ std::unique_ptr<k::Backend> cuda_with_wgmma_or_skip() {
 
 }  // namespace
 
+TEST_CASE("cuda: cuBLAS loads at run time with every entry point the backend calls (no device needed)") {
+  // pdsim does not link cuBLAS (its start-up cost would fall on every run,
+  // CPU-only ones too): the backend loads it on first use. Where a GPU is
+  // rare, this is the check that the load works at all.
+  if (!k::built_with_cuda()) {
+    MESSAGE("skipped: this build has no CUDA support");
+    return;
+  }
+  std::string why;
+  CHECK_MESSAGE(k::cublas_loads(&why), why);
+  CHECK_MESSAGE(why.find("libcublas") != std::string::npos, why);
+}
+
 TEST_CASE("cuda kernels: decode attention with many context splits, large GQA groups, odd head dims") {
   auto b = cuda_or_skip();
   if (!b) return;

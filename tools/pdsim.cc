@@ -37,6 +37,10 @@ int main(int argc, char** argv) {
     std::string why;
     const auto list = kernels::cuda_devices(&why);
     if (list.empty()) std::cout << "no CUDA devices: " << why << "\n";
+    if (kernels::built_with_cuda()) {  // cuBLAS is loaded on first use: say whether it would
+      std::string blas;
+      std::cout << (kernels::cublas_loads(&blas) ? "" : "cuBLAS does not load: ") << blas << "\n";
+    }
     for (const auto& d : list)
       std::cout << d.name << ", " << d.memory_gib << " GiB, " << d.sm_count << " SMs, sm_" << d.compute_capability
                 << "\n";

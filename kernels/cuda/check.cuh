@@ -5,6 +5,8 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "kernels/cuda/cublas_api.h"
+
 #include <stdexcept>
 #include <string>
 
@@ -20,9 +22,12 @@ inline void cuda_check(cudaError_t err, const char* expr, const char* file, int 
 }
 
 inline void cublas_check(cublasStatus_t st, const char* expr, const char* file, int line) {
-  if (st != CUBLAS_STATUS_SUCCESS)
-    cuda_fail(std::string(cublasGetStatusString(st)) + " (cublasStatus " + std::to_string(static_cast<int>(st)) + ")",
+  if (st != CUBLAS_STATUS_SUCCESS) {
+    const CublasApi* api = cublas_api();  // loaded: a status comes from a call through it
+    cuda_fail(std::string(api ? api->status_string(st) : "cuBLAS error") + " (cublasStatus " +
+                  std::to_string(static_cast<int>(st)) + ")",
               expr, file, line);
+  }
 }
 
 // An argument/shape precondition of a backend op; always on.

@@ -109,19 +109,19 @@ class CudaBackend final : public Backend {
     cudaCheck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     cudaCheck(cudaEventCreate(&start_));
     cudaCheck(cudaEventCreate(&stop_));
-    cublasCheck(cublasCreate(&cublas_));
-    cublasCheck(cublasSetStream(cublas_, stream_));
+    cublasCheck(cb_.create(&cublas_));
+    cublasCheck(cb_.set_stream(cublas_, stream_));
     // cuBLAS recommends a 32 MiB user workspace on Hopper (4 MiB elsewhere).
     cublas_ws_bytes_ = prop_.major >= 9 ? (32u << 20) : (4u << 20);
     cudaCheck(cudaMalloc(&cublas_ws_, cublas_ws_bytes_));
-    cublasCheck(cublasSetWorkspace(cublas_, cublas_ws_, cublas_ws_bytes_));
+    cublasCheck(cb_.set_workspace(cublas_, cublas_ws_, cublas_ws_bytes_));
   }
 
   ~CudaBackend() override {
     // Destructors must not throw: report and continue.
     report(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
     if (decode_ws_) report(cudaFree(decode_ws_), "cudaFree(decode workspace)");
-    if (cublas_) cublasDestroy(cublas_);
+    if (cublas_) cb_.destroy(cublas_);
     if (cublas_ws_) report(cudaFree(cublas_ws_), "cudaFree(cublas workspace)");
     report(cudaEventDestroy(start_), "cudaEventDestroy");
     report(cudaEventDestroy(stop_), "cudaEventDestroy");
@@ -214,7 +214,7 @@ class CudaBackend final : public Backend {
     const int m = static_cast<int>(a.m), n = static_cast<int>(a.n), k = static_cast<int>(a.k);
     const cudaDataType_t dt = t == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
     const float alpha = 1.f, beta = 0.f;
-    cublasCheck(cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,  //
+    cublasCheck(cb_.gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, n, m, k, &alpha,  //
                              a.w->data(), dt, k,                                   // W' (k, n), ld k -> op: (n, k)
                              a.x->data(), dt, k,                                   // X' (k, m), ld k
                              &beta, a.y->data(), dt, n,                            // Y' (n, m), ld n
@@ -489,6 +489,7 @@ class CudaBackend final : public Backend {
   cudaDeviceProp prop_{};
   cudaStream_t stream_ = nullptr;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  const CublasApi& cb_ = *cublas_api();  // make_cuda_backend checked that it loads
   cublasHandle_t cublas_ = nullptr;
   void* cublas_ws_ = nullptr;
   std::size_t cublas_ws_bytes_ = 0;
@@ -509,6 +510,11 @@ std::unique_ptr<Backend> make_cuda_backend(std::string* why) {
       *why = std::string("no CUDA device visible (") +
              (err != cudaSuccess ? cudaGetErrorString(err) : "cudaGetDeviceCount returned 0") + ")";
     cudaGetLastError();  // clear the sticky-free error so later calls start clean
+    return nullptr;
+  }
+  std::string cublas_why;
+  if (!cuda::cublas_api(&cublas_why)) {
+    if (why) *why = "a CUDA device is visible but " + cublas_why;
     return nullptr;
   }
   try {
