@@ -13,7 +13,7 @@ do for [t=1:2] {
   set ylabel 'SLO attainment'
   set yrange [0:1.05]
   set logscale x
-  plot 'sweep.csv' every ::1 using 3:($1==1?$4:1/0) with linespoints title "#1 4P1D h100-sxm/h100-sxm", 'sweep.csv' every ::1 using 3:($1==2?$4:1/0) with linespoints title "#2 4C h100-sxm", 'sweep.csv' every ::1 using 3:($1==3?$4:1/0) with linespoints title "#3 3C h100-sxm", 0.9 with lines dashtype 2 lc rgb 'black' title 'target'
+  plot 'sweep.csv' every ::1 using 3:($1==1?$4:1/0) with linespoints title "#1 4P1D h100-sxm/h100-sxm", 'sweep.csv' every ::1 using 3:($1==2?$4:1/0) with linespoints title "#2 4C h100-sxm", 'sweep.csv' every ::1 using 3:($1==3?$4:1/0) with linespoints title "#3 2C h100-sxm", 0.9 with lines dashtype 2 lc rgb 'black' title 'target'
   unset logscale x
   set yrange [*:*]
   set output 'cost_vs_ratio.'.word(exts, t)
