@@ -19,7 +19,7 @@ struct RooflineFactors {
   // GEMMs only: the compute efficiency a GEMM of few rows keeps, where the
   // m / (m + n_half) falloff stops (0: no floor). Libraries run small-m
   // products with another kernel whose efficiency does not keep falling
-  // with m (Eigen on a CPU: about 0.58 of peak at m = 2..8, where the
+  // with m (Eigen on a CPU: about 0.6 of peak at m = 2..8, where the
   // falloff alone gave 0.47 at m = 2 and 0.76 at m = 8).
   double min_compute = 0;
 };
