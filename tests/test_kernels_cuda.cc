@@ -103,7 +103,7 @@ std::unique_ptr<k::Backend> cuda_with_wgmma_or_skip() {
 
 }  // namespace
 
-TEST_CASE("cuda: cuBLAS loads at run time with every entry point the backend calls (no device needed)") {
+TEST_CASE("cuda kernels: cuBLAS loads at run time with every entry point the backend calls (no device needed)") {
   // pdsim does not link cuBLAS (its start-up cost would fall on every run,
   // CPU-only ones too): the backend loads it on first use. Where a GPU is
   // rare, this is the check that the load works at all.
