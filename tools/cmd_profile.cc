@@ -594,9 +594,9 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
                   "GEMMs of one row; elementwise: per op, the layer executor's timings at "
                   "1..max tokens); errors on the same rows";
   cal["source"] = dir;
-  cal["gemm"] = fac(fg, false, "m_half_rows");
+  cal["gemm"] = fac(fg, false, kGemmHalfKey);
   cal["gemv"] = fac(fv, false);
-  cal["attention_prefill"] = fac(fc, false, "half_keys_per_query");
+  cal["attention_prefill"] = fac(fc, false, kPrefillHalfKey);
   cal["attention_decode"] = fac(fd, false);
   Fit far;
   far.f = {1, 1, overhead_us};

@@ -104,7 +104,7 @@ Fit fit_class(const GpuSpec& gpu, const std::vector<Row>& rows, bool link, bool 
   Fit out;
   // Hockney's length for prefill attention only (`hockney`): it cut the
   // held-out calibrated error on all three GPUs (median / p90, A100 14.9/46.3%
-  // -> 10.4/37.6%, H100 15.4/36.1 -> 13.0/34.7, L40S 15.3/49.9 -> 13.5/45.7;
+  // -> 11.5/36.4%, H100 15.4/36.1 -> 10.1/30.8, L40S 15.3/49.9 -> 13.5/45.7;
   // DistServe's prefill rows within 1%). Not for GEMMs: it cut the held-out
   // A100 GEMM error (13.2% -> 11.6%) but raised the vidur median (6.3% -> 9.2%).
   // No GEMM floor either (min_compute: for libraries with a flat small-m
@@ -322,7 +322,7 @@ int main(int argc, char** argv) try {
       gj["calibrated"][cls[c]] = {{"compute", f.compute},           {"memory_or_link", f.memory},
                                   {"overhead_us", f.overhead_us},   {"rows_fit", fits[c]->rows_fit},
                                   {"fit", fits[c]->fit_err.json()}, {"held_out", fits[c]->test_err.json()}};
-      if (f.n_half > 0) gj["calibrated"][cls[c]]["half_keys_per_query"] = f.n_half;
+      if (f.n_half > 0) gj["calibrated"][cls[c]][kPrefillHalfKey] = f.n_half;
       md << "| " << gpu_name << " | " << cls[c] << " | " << e[0].v.size();
       for (int m = 0; m < 3; ++m) md << " | " << pct(e[m].q(0.5)) << " / " << pct(e[m].q(0.9));
       md << " |\n";
@@ -352,7 +352,7 @@ int main(int argc, char** argv) try {
         else
           std::snprintf(buf, sizeof buf, "\"compute\": %.3f, \"memory\": %.3f, ", f.f.compute, f.f.memory);
         char half[64] = "";  // prefill attention's Hockney length (sim/hw/gpu_spec.h), when fitted
-        if (f.f.n_half > 0) std::snprintf(half, sizeof half, "\"half_keys_per_query\": %g, ", f.f.n_half);
+        if (f.f.n_half > 0) std::snprintf(half, sizeof half, "\"%s\": %g, ", kPrefillHalfKey, f.f.n_half);
         char tail[256];
         std::snprintf(tail, sizeof tail,
                       "\"overhead_us\": %.2f, \"rows_fit\": %zu, \"rows_test\": %zu, \"median_abs_rel_err\": %.3f, "
@@ -384,7 +384,7 @@ int main(int argc, char** argv) try {
           buf, sizeof buf, "| %s | %s | %s | %.3f | %.2f | %s |\n", g, c,
           std::string(c) == "allreduce" ? "-" : std::to_string(j["compute"].get<double>()).substr(0, 5).c_str(),
           j["memory_or_link"].get<double>(), j["overhead_us"].get<double>(),
-          j.contains("half_keys_per_query") ? std::to_string(j["half_keys_per_query"].get<double>()).substr(0, 5).c_str()
+          j.contains(kPrefillHalfKey) ? std::to_string(j[kPrefillHalfKey].get<double>()).substr(0, 5).c_str()
                                             : "-");
       md << buf;
     }

@@ -60,9 +60,9 @@ Calibration parse_calibration(JsonObject obj) {
   c.present = true;
   obj.string("method");
   obj.string("source");
-  c.gemm = parse_factors(obj.object("gemm"), false, "m_half_rows", true);
+  c.gemm = parse_factors(obj.object("gemm"), false, kGemmHalfKey, true);
   if (auto v = obj.optional_object("gemv")) c.gemv = parse_factors(*v, false);
-  c.attention_prefill = parse_factors(obj.object("attention_prefill"), false, "half_keys_per_query");
+  c.attention_prefill = parse_factors(obj.object("attention_prefill"), false, kPrefillHalfKey);
   c.attention_decode = parse_factors(obj.object("attention_decode"), false);
   c.allreduce = parse_factors(obj.object("allreduce"), true);
   if (auto e = obj.optional_object("elementwise")) {

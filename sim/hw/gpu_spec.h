@@ -10,11 +10,16 @@ namespace pdsim {
 // Roofline factors for one op class, fitted to measured kernel tables
 // (sim/cost/calibration.h). For the all-reduce, `memory` is the link
 // efficiency and `compute` is unused.
+// The JSON names of a "calibrated" class's Hockney length, shared by the
+// profile parser and the two writers (pdsim profile, tools/fidelity.cc).
+inline constexpr const char* kGemmHalfKey = "m_half_rows";
+inline constexpr const char* kPrefillHalfKey = "half_keys_per_query";
+
 struct RooflineFactors {
   double compute = 1, memory = 1, overhead_us = 0;
   // Hockney's half-performance length, in the class's own unit (0: none):
-  // a GEMM's rows (JSON "m_half_rows") or prefill attention's keys per query
-  // row (JSON "half_keys_per_query"); other classes have none.
+  // a GEMM's rows (JSON kGemmHalfKey) or prefill attention's keys per query
+  // row (JSON kPrefillHalfKey); other classes have none.
   double n_half = 0;
   // GEMMs only: the compute efficiency a GEMM of few rows keeps, where the
   // m / (m + n_half) falloff stops (0: no floor). Libraries run small-m
