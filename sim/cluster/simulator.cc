@@ -9,6 +9,7 @@
 
 #include "sim/core/error.h"
 #include "sim/core/event_queue.h"
+#include "sim/cost/batch_pricer.h"
 #include "sim/cost/factory.h"
 #include "sim/cost/real_kernel.h"
 #include "sim/cost/real_timings.h"
@@ -171,6 +172,7 @@ struct Instance {
   int index = 0;
   const PoolConfig* pool = nullptr;
   const CostModel* cost = nullptr;
+  BatchPricer* pricer = nullptr;  // prices with `cost`; shared by the pool
   std::int64_t capacity_blocks = 0;
   std::int64_t used_blocks = 0;
   bool busy = false;
@@ -283,12 +285,14 @@ class Engine {
  private:
   void add_pool(Role role, const PoolConfig& pool, const CostModel* cost, std::vector<Instance>& out) {
     const std::int64_t capacity_tokens = kv_capacity_tokens(s_.model, pool, s_.file);
+    pricers_.push_back(std::make_unique<BatchPricer>(*cost, s_.model, pool.par));
     for (int i = 0; i < pool.instances; ++i) {
       Instance inst;
       inst.role = role;
       inst.index = i;
       inst.pool = &pool;
       inst.cost = cost;
+      inst.pricer = pricers_.back().get();
       // Sequence lists cost O(batch) per decode step: kept only where read.
       inst.batch_stats.keep_seqs = cost->needs_sequences() || static_cast<bool>(opt_.on_batch);
       inst.capacity_blocks = capacity_tokens / pool.block_tokens;
@@ -679,8 +683,7 @@ class Engine {
     return role == Role::kPrefill ? "prefill" : role == Role::kDecode ? "decode" : "colocated";
   }
   SimTime batch_time(const Instance& inst, const BatchStats& stats) {
-    build_ops(s_.model, inst.pool->par, stats, ops_);
-    const double seconds = inst.cost->batch_time_s(s_.model, inst.pool->par, stats, ops_);
+    const double seconds = inst.pricer->seconds(stats);
     // A price past the clock's range (or NaN) comes from implausible inputs: a
     // profile's rate or factor, a table's latency. Converted, it would wrap.
     if (!(seconds >= 0 && seconds <= kMaxSimSeconds - ns_to_seconds(q_.now()))) {
@@ -744,7 +747,7 @@ class Engine {
   std::unique_ptr<CostModel> prefill_cost_, decode_cost_, colocated_cost_;
   std::vector<Instance> prefill_, decode_, colocated_;
   std::vector<std::unique_ptr<SharedLink>> links_;
-  std::vector<Op> ops_;
+  std::vector<std::unique_ptr<BatchPricer>> pricers_;  // one per pool
   std::vector<int> finished_now_;  // scratch: requests done in the step being completed
   std::size_t rr_prefill_ = 0, rr_decode_ = 0;
   std::size_t finished_ = 0;

@@ -62,6 +62,9 @@ class CostModel {
     (void)model, (void)par, (void)batch;
     return breakdown(ops);
   }
+  // Whether batch_time_s is total_s(ops), each op priced alone (BatchPricer
+  // then keeps prices of ops that recur); false for a model that overrides it.
+  virtual bool batch_is_sum_of_op_prices() const { return true; }
   // Whether the hooks above read BatchStats::seqs (each sequence's shape),
   // not the aggregates alone.
   virtual bool needs_sequences() const { return false; }

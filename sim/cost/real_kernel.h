@@ -58,6 +58,7 @@ class RealKernelCostModel : public CostModel {
   CostBreakdown batch_breakdown(const ModelSpec& model, const Parallelism& par, const BatchStats& batch,
                                 const std::vector<Op>& ops) const override;
   bool needs_sequences() const override { return true; }
+  bool batch_is_sum_of_op_prices() const override { return false; }
 
   std::string backend_name() const;
   std::string device() const;

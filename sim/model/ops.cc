@@ -82,6 +82,23 @@ double kv_bytes_per_token_per_gpu(const ModelSpec& model, const Parallelism& par
   return per_layer * ((model.layers + par.pp - 1) / par.pp);
 }
 
+Op decode_attention_op(const ModelSpec& model, const Parallelism& par, const BatchStats& b) {
+  const std::int64_t hd = model.head_dim;
+  const std::int64_t q_heads = model.heads / par.tp, kv_heads = kv_heads_per_gpu(model, par.tp);
+  Op op{"attention_decode", OpClass::kAttentionDecode};
+  op.flops = 4.0 * q_heads * hd * b.decode_kv_tokens;
+  op.bytes = model.kv_bytes * 2.0 * kv_heads * hd * b.decode_kv_tokens  // read K,V
+             + model.act_bytes * 2.0 * q_heads * hd * b.decode_seqs;      // Q in, O out
+  op.count = model.layers;
+  op.m = b.decode_seqs;
+  op.seqs = b.decode_seqs;
+  op.heads = static_cast<int>(q_heads);
+  op.kv_heads = static_cast<int>(kv_heads);
+  op.head_dim = static_cast<int>(hd);
+  op.kv_tokens = b.decode_kv_tokens;
+  return op;
+}
+
 void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats& b, std::vector<Op>& out) {
   out.clear();
   PDSIM_CHECK(par.tp >= 1 && par.pp >= 1 && model.heads % par.tp == 0, "invalid parallelism");
@@ -110,19 +127,7 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
     op.pairs = b.prefill_pairs;
     out.push_back(op);
   }
-  if (b.decode_seqs > 0) {
-    Op op{"attention_decode", OpClass::kAttentionDecode};
-    op.flops = 4.0 * q_heads * hd * b.decode_kv_tokens;
-    op.bytes = kvb * 2.0 * kv_heads * hd * b.decode_kv_tokens + ab * 2.0 * q_heads * hd * b.decode_seqs;
-    op.count = L;
-    op.m = b.decode_seqs;
-    op.seqs = b.decode_seqs;
-    op.heads = static_cast<int>(q_heads);
-    op.kv_heads = static_cast<int>(kv_heads);
-    op.head_dim = static_cast<int>(hd);
-    op.kv_tokens = b.decode_kv_tokens;
-    out.push_back(op);
-  }
+  if (b.decode_seqs > 0) out.push_back(decode_attention_op(model, par, b));
   {
     // KV append for the new tokens, RoPE on q and k.
     Op op{"kv_append_rope", OpClass::kElementwise};

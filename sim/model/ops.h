@@ -82,7 +82,11 @@ struct Parallelism {
 
 // Appends the ops of one batch to `out` (cleared first).
 // REQUIRES: tp divides heads; heads/tp, kv_heads sharded (replicated when kv_heads < tp).
+// In a decode-only batch every op but decode attention depends on the batch
+// size alone (BatchPricer relies on it: tests/test_batch_pricer.cc).
 void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats& batch, std::vector<Op>& out);
+// The batch's decode attention op, as build_ops emits it (REQUIRES: decode_seqs > 0).
+Op decode_attention_op(const ModelSpec& model, const Parallelism& par, const BatchStats& batch);
 
 // Weight bytes one GPU holds (K/V projections replicated when kv_heads < tp;
 // the rest split evenly over tp x pp), and KV bytes per token one GPU holds.
