@@ -64,6 +64,25 @@ Op gemm(const char* name, std::int64_t m, std::int64_t n, std::int64_t k, int co
   op.k = k;
   return op;
 }
+
+// Attention on this GPU's heads: `query_rows` rows of Q in and O out, K and V
+// of `kv_tokens` tokens read, `pairs` query-key pairs (QK^T and PV).
+Op attention(const char* name, OpClass op_class, const ModelSpec& model, int tp, std::int64_t query_rows,
+             std::int64_t seqs, double pairs, double kv_tokens) {
+  const std::int64_t hd = model.head_dim;
+  const std::int64_t q_heads = model.heads / tp, kv_heads = kv_heads_per_gpu(model, tp);
+  Op op{name, op_class};
+  op.flops = 4.0 * q_heads * hd * pairs;
+  op.bytes = model.kv_bytes * 2.0 * kv_heads * hd * kv_tokens                          // read K,V
+             + model.act_bytes * 2.0 * q_heads * hd * static_cast<double>(query_rows);  // Q in, O out
+  op.count = model.layers;
+  op.m = query_rows;
+  op.seqs = seqs;
+  op.heads = static_cast<int>(q_heads);
+  op.kv_heads = static_cast<int>(kv_heads);
+  op.head_dim = static_cast<int>(hd);
+  return op;
+}
 }  // namespace
 
 double weight_bytes_per_gpu(const ModelSpec& model, const Parallelism& par) {
@@ -83,18 +102,9 @@ double kv_bytes_per_token_per_gpu(const ModelSpec& model, const Parallelism& par
 }
 
 Op decode_attention_op(const ModelSpec& model, const Parallelism& par, const BatchStats& b) {
-  const std::int64_t hd = model.head_dim;
-  const std::int64_t q_heads = model.heads / par.tp, kv_heads = kv_heads_per_gpu(model, par.tp);
-  Op op{"attention_decode", OpClass::kAttentionDecode};
-  op.flops = 4.0 * q_heads * hd * b.decode_kv_tokens;
-  op.bytes = model.kv_bytes * 2.0 * kv_heads * hd * b.decode_kv_tokens  // read K,V
-             + model.act_bytes * 2.0 * q_heads * hd * b.decode_seqs;      // Q in, O out
-  op.count = model.layers;
-  op.m = b.decode_seqs;
-  op.seqs = b.decode_seqs;
-  op.heads = static_cast<int>(q_heads);
-  op.kv_heads = static_cast<int>(kv_heads);
-  op.head_dim = static_cast<int>(hd);
+  // One new token per sequence attends to all its tokens: pairs = KV tokens.
+  Op op = attention("attention_decode", OpClass::kAttentionDecode, model, par.tp, b.decode_seqs, b.decode_seqs,
+                    b.decode_kv_tokens, b.decode_kv_tokens);
   op.kv_tokens = b.decode_kv_tokens;
   return op;
 }
@@ -114,16 +124,8 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
   out.push_back(gemm("qkv_proj", T, (q_heads + 2 * kv_heads) * hd, h, L, wb, ab));
 
   if (b.prefill_seqs > 0) {
-    Op op{"attention_prefill", OpClass::kAttentionPrefill};
-    op.flops = 4.0 * q_heads * hd * b.prefill_pairs;
-    op.bytes = kvb * 2.0 * kv_heads * hd * b.prefill_kv_tokens            // read K,V
-               + ab * 2.0 * q_heads * hd * static_cast<double>(b.prefill_tokens);  // Q in, O out
-    op.count = L;
-    op.m = b.prefill_tokens;
-    op.seqs = b.prefill_seqs;
-    op.heads = static_cast<int>(q_heads);
-    op.kv_heads = static_cast<int>(kv_heads);
-    op.head_dim = static_cast<int>(hd);
+    Op op = attention("attention_prefill", OpClass::kAttentionPrefill, model, tp, b.prefill_tokens, b.prefill_seqs,
+                      b.prefill_pairs, b.prefill_kv_tokens);
     op.pairs = b.prefill_pairs;
     out.push_back(op);
   }
