@@ -23,6 +23,7 @@
 #include <map>
 #include <numeric>
 #include <sstream>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -220,8 +221,10 @@ nlohmann::ordered_json batch_agreement(const std::map<std::string, Scenario>& sc
         }
         std::sort(err.begin(), err.end());
         nlohmann::ordered_json e;
-        for (const double p : {1.0, 10.0, 50.0, 90.0, 99.0})
-          e["p" + std::to_string(static_cast<int>(p))] = sorted_percentile(err, p);
+        // Literal keys: "p" + std::to_string here draws a false -Wrestrict from g++ 12.
+        static constexpr std::pair<const char*, double> kPercentiles[] = {
+            {"p1", 1}, {"p10", 10}, {"p50", 50}, {"p90", 90}, {"p99", 99}};
+        for (const auto& [key, p] : kPercentiles) e[key] = sorted_percentile(err, p);
         e["total"] = total / real_sum - 1;
         per_model[models[m]] = e;
       }
