@@ -9,6 +9,8 @@
 //                                max_batch_size 128, round robin
 //   BM_CostModelDecodeStep       build_ops + RooflineCostModel::total_s for one
 //                                decode iteration of 128 sequences
+//   BM_BatchPricerDecodeStep     the same price through BatchPricer, as the engine
+//                                computes it (the size-only ops' prices kept)
 //
 // Counters: requests_per_s (per wall-second, UseRealTime), events (simulated
 // events per run), peak_rss_MB (VmHWM of /proc/self/status; the high-water mark
@@ -27,6 +29,7 @@
 
 #include "sim/cluster/simulator.h"
 #include "sim/config/scenario.h"
+#include "sim/cost/batch_pricer.h"
 #include "sim/cost/cost_model.h"
 #include "sim/model/ops.h"
 #include "sim/workload/workload.h"
@@ -128,8 +131,8 @@ void BM_SimulateDisaggregated(benchmark::State& state) {
 BENCHMARK(BM_SimulateDisaggregated)->Arg(100000)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_SimulateDisaggregated)->Arg(1000000)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
 
-// One decode iteration's price, as the engine computes it per batch
-// (Engine::batch_time: build_ops into a reused vector, then total_s).
+// One decode iteration's price by pricing every op (build_ops into a reused
+// vector, then total_s): what the engine did before BatchPricer.
 void BM_CostModelDecodeStep(benchmark::State& state) {
   const bool reset_ok = reset_peak_rss();
   const Scenario scenario = bench_scenario(1);
@@ -150,6 +153,29 @@ void BM_CostModelDecodeStep(benchmark::State& state) {
   set_rss_counters(state, reset_ok);
 }
 BENCHMARK(BM_CostModelDecodeStep)->Arg(128)->Unit(benchmark::kNanosecond);
+
+// The same price as the engine computes it per decode step (Engine::batch_time):
+// each step adds one token to every sequence, so decode attention is re-priced
+// and the batch-size-only ops come from the pricer.
+void BM_BatchPricerDecodeStep(benchmark::State& state) {
+  const bool reset_ok = reset_peak_rss();
+  const Scenario scenario = bench_scenario(1);
+  const pdsim::RooflineCostModel cost(scenario.decode.gpu, scenario.model.weight_bytes, "<bench>");
+  pdsim::BatchPricer pricer(cost, scenario.model, scenario.decode.par);
+  const int seqs = static_cast<int>(state.range(0));
+  pdsim::BatchStats stats;
+  stats.keep_seqs = false;
+  for (int i = 0; i < seqs; ++i) stats.add({1, 1024 + 64});
+  for (auto _ : state) {
+    stats.decode_kv_tokens += seqs;
+    benchmark::DoNotOptimize(stats);
+    double t = pricer.seconds(stats);
+    benchmark::DoNotOptimize(t);
+  }
+  state.counters["step_ms"] = pricer.seconds(stats) * 1e3;
+  set_rss_counters(state, reset_ok);
+}
+BENCHMARK(BM_BatchPricerDecodeStep)->Arg(128)->Unit(benchmark::kNanosecond);
 
 }  // namespace
 
