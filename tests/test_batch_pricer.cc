@@ -1,8 +1,9 @@
-// BatchPricer: the simulator's batch prices, with decode steps' recurring op
-// prices kept per batch size, must equal CostModel::batch_time_s over
+// BatchPricer: the simulator's batch prices, with the recurring ops' prices
+// kept per shape (tokens, logit rows), must equal CostModel::batch_time_s over
 // build_ops bit for bit (the simulator's times, and so its outputs, must not
-// depend on the shortcut). Checked on every catalog model shape the shipped
-// profiles price, with TP and PP, for decode-only and mixed batches.
+// depend on the shortcut). Checked on four model x GPU x parallelism cases,
+// roofline and profiled, for decode steps, prefills and chunked mixed steps
+// whose shapes recur with other contexts.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -59,10 +60,25 @@ TEST_CASE("batch pricer: every batch's price is bit-identical to batch_time_s ov
         CAPTURE(b.decode_seqs);
         CHECK(pricer.seconds(b) == full_price(*cost, model, c.par, b));
       }
-      // Not decode-only (a prompt, a chunk that emits no token): the full path.
-      BatchStats mixed = decode_batch(rng, 5);
-      mixed.add({700, 300}, true);
-      CHECK(pricer.seconds(mixed) == full_price(*cost, model, c.par, mixed));
+      // Chunked steps filling a 512-token budget: n decodes and one chunk of
+      // 512 - n tokens after a random prefix, emitting a token or not; the
+      // same (tokens, logit rows) recur with other contexts and prefixes.
+      std::uniform_int_distribution<int> decodes(0, 40), prefix(0, 5000);
+      for (int step = 0; step < 300; ++step) {
+        const int n = decodes(rng);
+        BatchStats b = decode_batch(rng, n);
+        b.add({512 - n, prefix(rng)}, step % 3 == 0);
+        CAPTURE(n);
+        CHECK(pricer.seconds(b) == full_price(*cost, model, c.par, b));
+      }
+      // Prefill batches, and a one-token chunk that emits no token (counted as
+      // a decode sequence, but not a decode step: logit rows differ).
+      for (int step = 0; step < 50; ++step) {
+        BatchStats b;
+        b.keep_seqs = false;
+        for (int i = 0; i < 1 + step % 4; ++i) b.add({100 + step % 5, 0});
+        CHECK(pricer.seconds(b) == full_price(*cost, model, c.par, b));
+      }
       BatchStats silent_chunk = decode_batch(rng, 5);
       silent_chunk.add({1, 900}, false);
       CHECK(pricer.seconds(silent_chunk) == full_price(*cost, model, c.par, silent_chunk));
@@ -70,8 +86,10 @@ TEST_CASE("batch pricer: every batch's price is bit-identical to batch_time_s ov
     }
 }
 
-TEST_CASE("batch pricer: decode attention is the only op of a decode step that reads the context") {
-  // What the pricer's shortcut rests on, checked op by op.
+TEST_CASE("batch pricer: only the attention ops of a batch read its sequences' contexts and split") {
+  // What the pricer's shortcut rests on, checked op by op: two batches of
+  // equal tokens and logit rows, with other contexts and another split of
+  // the tokens over prompts and decodes, differ in their attention ops only.
   ModelCatalog models;
   models.load_file(std::string(PDSIM_SOURCE_DIR) + "/profiles/models.json");
   for (const char* name : {"llama-3.1-8b", "opt-13b", "tiny-llama-512"}) {
@@ -80,26 +98,36 @@ TEST_CASE("batch pricer: decode attention is the only op of a decode step that r
     std::vector<Op> short_ctx, long_ctx;
     BatchStats a, b;
     for (int i = 0; i < 9; ++i) a.add({1, 10 + i}), b.add({1, 20000 + 7 * i});
+    a.add({300, 0}), a.add({200, 40});
+    b.add({100, 9000}), b.add({400, 0});
     build_ops(model, {2, 2}, a, short_ctx);
     build_ops(model, {2, 2}, b, long_ctx);
     REQUIRE(short_ctx.size() == long_ctx.size());
     int differing = 0;
     for (std::size_t i = 0; i < short_ctx.size(); ++i) {
-      const bool same = short_ctx[i].flops == long_ctx[i].flops && short_ctx[i].bytes == long_ctx[i].bytes &&
-                        short_ctx[i].kv_tokens == long_ctx[i].kv_tokens;
+      const Op &x = short_ctx[i], &y = long_ctx[i];
+      CHECK(x.op_class == y.op_class);
+      const bool same = x.flops == y.flops && x.bytes == y.bytes && x.count == y.count && x.kernels == y.kernels &&
+                        x.m == y.m && x.n == y.n && x.k == y.k && x.seqs == y.seqs && x.pairs == y.pairs &&
+                        x.kv_tokens == y.kv_tokens;
       if (!same) {
         ++differing;
-        CHECK(short_ctx[i].op_class == OpClass::kAttentionDecode);
+        CHECK((x.op_class == OpClass::kAttentionDecode || x.op_class == OpClass::kAttentionPrefill));
       }
     }
-    CHECK(differing == 1);
-    const Op alone = decode_attention_op(model, {2, 2}, b);
+    CHECK(differing == 2);
+    // The attention ops alone are the ones build_ops emits.
+    const Op prefill = prefill_attention_op(model, {2, 2}, b), decode = decode_attention_op(model, {2, 2}, b);
     for (const Op& op : long_ctx)
-      if (op.op_class == OpClass::kAttentionDecode) {
-        CHECK(op.flops == alone.flops);
-        CHECK(op.bytes == alone.bytes);
-        CHECK(op.count == alone.count);
-        CHECK(op.kv_tokens == alone.kv_tokens);
-      }
+      for (const Op* alone : {&prefill, &decode})
+        if (op.op_class == alone->op_class) {
+          CHECK(op.flops == alone->flops);
+          CHECK(op.bytes == alone->bytes);
+          CHECK(op.count == alone->count);
+          CHECK(op.m == alone->m);
+          CHECK(op.seqs == alone->seqs);
+          CHECK(op.pairs == alone->pairs);
+          CHECK(op.kv_tokens == alone->kv_tokens);
+        }
   }
 }

@@ -101,6 +101,13 @@ double kv_bytes_per_token_per_gpu(const ModelSpec& model, const Parallelism& par
   return per_layer * ((model.layers + par.pp - 1) / par.pp);
 }
 
+Op prefill_attention_op(const ModelSpec& model, const Parallelism& par, const BatchStats& b) {
+  Op op = attention("attention_prefill", OpClass::kAttentionPrefill, model, par.tp, b.prefill_tokens, b.prefill_seqs,
+                    b.prefill_pairs, b.prefill_kv_tokens);
+  op.pairs = b.prefill_pairs;
+  return op;
+}
+
 Op decode_attention_op(const ModelSpec& model, const Parallelism& par, const BatchStats& b) {
   // One new token per sequence attends to all its tokens: pairs = KV tokens.
   Op op = attention("attention_decode", OpClass::kAttentionDecode, model, par.tp, b.decode_seqs, b.decode_seqs,
@@ -123,12 +130,7 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
 
   out.push_back(gemm("qkv_proj", T, (q_heads + 2 * kv_heads) * hd, h, L, wb, ab));
 
-  if (b.prefill_seqs > 0) {
-    Op op = attention("attention_prefill", OpClass::kAttentionPrefill, model, tp, b.prefill_tokens, b.prefill_seqs,
-                      b.prefill_pairs, b.prefill_kv_tokens);
-    op.pairs = b.prefill_pairs;
-    out.push_back(op);
-  }
+  if (b.prefill_seqs > 0) out.push_back(prefill_attention_op(model, par, b));
   if (b.decode_seqs > 0) out.push_back(decode_attention_op(model, par, b));
   {
     // KV append for the new tokens, RoPE on q and k.

@@ -82,10 +82,12 @@ struct Parallelism {
 
 // Appends the ops of one batch to `out` (cleared first).
 // REQUIRES: tp divides heads; heads/tp, kv_heads sharded (replicated when kv_heads < tp).
-// In a decode-only batch every op but decode attention depends on the batch
-// size alone (BatchPricer relies on it: tests/test_batch_pricer.cc).
+// Every op but the two attention ops depends on new_tokens and logit_rows
+// alone (BatchPricer relies on it: tests/test_batch_pricer.cc).
 void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats& batch, std::vector<Op>& out);
-// The batch's decode attention op, as build_ops emits it (REQUIRES: decode_seqs > 0).
+// The batch's attention ops, as build_ops emits them
+// (REQUIRES: prefill_seqs > 0, decode_seqs > 0 respectively).
+Op prefill_attention_op(const ModelSpec& model, const Parallelism& par, const BatchStats& batch);
 Op decode_attention_op(const ModelSpec& model, const Parallelism& par, const BatchStats& batch);
 
 // Weight bytes one GPU holds (K/V projections replicated when kv_heads < tp;

@@ -10,7 +10,7 @@
 //   BM_CostModelDecodeStep       build_ops + RooflineCostModel::total_s for one
 //                                decode iteration of 128 sequences
 //   BM_BatchPricerDecodeStep     the same price through BatchPricer, as the engine
-//                                computes it (the size-only ops' prices kept)
+//                                computes it (the recurring ops' prices kept)
 //
 // Counters: requests_per_s (per wall-second, UseRealTime), events (simulated
 // events per run), peak_rss_MB (VmHWM of /proc/self/status; the high-water mark
@@ -166,13 +166,17 @@ void BM_BatchPricerDecodeStep(benchmark::State& state) {
   pdsim::BatchStats stats;
   stats.keep_seqs = false;
   for (int i = 0; i < seqs; ++i) stats.add({1, 1024 + 64});
+  const double context = stats.decode_kv_tokens;
+  int step = 0;
   for (auto _ : state) {
-    stats.decode_kv_tokens += seqs;
+    // The 64 steps around mid-decode, over and over.
+    stats.decode_kv_tokens = context + static_cast<double>(seqs) * (step++ % 64 - 32);
     benchmark::DoNotOptimize(stats);
     double t = pricer.seconds(stats);
     benchmark::DoNotOptimize(t);
   }
-  state.counters["step_ms"] = pricer.seconds(stats) * 1e3;
+  stats.decode_kv_tokens = context;
+  state.counters["step_ms"] = pricer.seconds(stats) * 1e3;  // equals BM_CostModelDecodeStep's
   set_rss_counters(state, reset_ok);
 }
 BENCHMARK(BM_BatchPricerDecodeStep)->Arg(128)->Unit(benchmark::kNanosecond);
