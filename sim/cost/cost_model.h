@@ -62,8 +62,9 @@ class CostModel {
     (void)model, (void)par, (void)batch;
     return breakdown(ops);
   }
-  // Whether batch_time_s is total_s(ops), each op priced alone (BatchPricer
-  // then keeps prices of ops that recur); false for a model that overrides it.
+  // Whether batch_time_s is total_s(ops) and price(op) a pure function of
+  // the op (BatchPricer then keeps prices of ops that recur); false for a
+  // model that overrides batch_time_s or keeps state across prices.
   virtual bool batch_is_sum_of_op_prices() const { return true; }
   // Whether the hooks above read BatchStats::seqs (each sequence's shape),
   // not the aggregates alone.
