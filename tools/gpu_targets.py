@@ -45,19 +45,41 @@ def verdict(value, target):
     return "met" if value >= target else "missed"
 
 
-def bench_rows(path):
+def load_bench(path):
+    """The benchmark JSON, and a note when it was cut short. Google Benchmark
+    writes each row as it finishes and closes the array at the end, so a run
+    stopped by the session's time limit leaves whole rows with no closing
+    brackets: those rows are read, and the output says the run was cut."""
     try:
         with open(path) as f:
-            doc = json.load(f)
-    except (OSError, ValueError) as e:
+            text = f.read()
+    except OSError as e:
         sys.exit(f"gpu_targets: {path}: {e}")
+    try:
+        return json.loads(text), None
+    except ValueError as e:
+        error = e
+    cut = text.rstrip()
+    if cut.endswith("}"):
+        try:
+            doc = json.loads(cut + "\n  ]\n}\n")
+            return doc, (f"`{path}` was cut short (no closing brackets: the benchmark run was stopped); "
+                         f"the {len(doc.get('benchmarks', []))} rows it finished are read, the rest were not measured")
+        except ValueError:
+            pass
+    sys.exit(f"gpu_targets: {path}: {error}")
+
+
+def bench_rows(path):
+    doc, cut_note = load_bench(path)
     rows = []
     for b in doc.get("benchmarks", []):
         if b.get("run_type") == "aggregate":
             continue
         family, a = args_of(b["name"])
         rows.append((family, a, b))
-    return doc.get("context", {}), rows
+    note = cut_note or doc.get("pdsim_note")
+    return doc.get("context", {}), rows, note
 
 
 def fraction_lines(rows, family, counter, target, group_of, what, select=lambda a: True):
@@ -180,10 +202,12 @@ def main():
     p.add_argument("--validation", action="append", default=[], help="validation.json of pdsim validate")
     p.add_argument("--out", help="also write the table here")
     o = p.parse_args()
-    context, rows = bench_rows(o.bench)
+    context, rows, note = bench_rows(o.bench)
     lines = [f"# Issue 4 GPU targets ({context.get('host_name', '?')}, {context.get('date', '?')})", "",
-             f"From `{o.bench}`" + "".join(f", `{v}`" for v in o.validation) + ".", "",
-             "| target | wanted | measured | verdict |", "|---|---|---|---|"]
+             f"From `{o.bench}`" + "".join(f", `{v}`" for v in o.validation) + ".", ""]
+    if note:
+        lines += [f"Benchmark run incomplete: {note}.", ""]
+    lines += ["| target | wanted | measured | verdict |", "|---|---|---|---|"]
     lines += fraction_lines(rows, "BM_Gemm", "peak_frac", GEMM_TARGET, lambda a: "m >= 1024", "GEMM peak_frac",
                             select=lambda a: a.get("m", 0) >= 1024)
     lines += fraction_lines(rows, "BM_DecodeAttention", "bw_frac", DECODE_TARGET,

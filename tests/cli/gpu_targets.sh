@@ -77,4 +77,14 @@ has "$(row 'rmsnorm | llama-3.1-8b')" "| 1: 3.2 | 4096: 40.5 us | 0.830 |"
 grep -qF "| silu_gate |" "$tmp/t.md" && fail "an errored elementwise row was listed"
 python3 "$src/tools/gpu_targets.py" --bench "$tmp/missing.json" >/dev/null 2>"$tmp/err"
 [ $? -eq 1 ] && grep -q "missing.json" "$tmp/err" || fail "unreadable bench file: want exit 1 naming it: $(cat "$tmp/err")"
+# A run stopped by its time limit: whole rows, no closing brackets. The rows are read and the
+# output says the run was cut; a file cut inside a row is still an error naming it.
+head -n 8 "$tmp/bench.json" | sed '$ s/,$//' >"$tmp/cut.json"
+python3 "$src/tools/gpu_targets.py" --bench "$tmp/cut.json" >"$tmp/out" 2>&1 || fail "cut-short bench: $(cat "$tmp/out")"
+grep -q "Benchmark run incomplete: .*cut.json. was cut short .*the 6 rows it finished are read" "$tmp/out" ||
+  fail "cut-short bench: want the note: $(head -5 "$tmp/out")"
+has "$(grep -F '| GEMM peak_frac (m >= 1024)' "$tmp/out")" "median 0.850, min 0.700 over 3 rows"
+head -c 200 "$tmp/bench.json" >"$tmp/torn.json"
+python3 "$src/tools/gpu_targets.py" --bench "$tmp/torn.json" >/dev/null 2>"$tmp/err"
+[ $? -eq 1 ] && grep -q "torn.json" "$tmp/err" || fail "a file cut inside a row: want exit 1 naming it: $(cat "$tmp/err")"
 echo "gpu_targets ok"
