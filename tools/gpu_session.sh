@@ -41,8 +41,9 @@
 #   memcheck    compute-sanitizer memcheck on the kernel tests (after the measurements, which
 #               matter more if time runs short; the tests step already checked the results)
 #   racecheck   compute-sanitizer racecheck on the attention kernel tests
-#   timings     pdsim run of that scenario with --timings: every batch shape's measured op times, gzipped
-#               into $OUT/timings-<gpu>.csv.gz (not committed: for finding the decode steps behind the TBT tail)
+#   timings     only when --steps names it: pdsim run of that scenario with --timings: every batch shape's
+#               measured op times, gzipped into $OUT/timings-<gpu>.csv.gz (not committed: for finding the
+#               decode steps behind a TBT tail)
 #   validate_all  the same scenario, reduced (100 requests, 1 timed run per batch), with
 #               real_kernel.layers=all: every layer runs on its own weights and KV cache, to see
 #               what the one-layer-x-L approximation of the default run misses
@@ -446,16 +447,16 @@ PLAN=(
   "smi 15 3 1 nvidia-smi"
   "tests 60 10 1 pdsim_tests -tc='*kernels*' (every kernel over CPU and CUDA backends)"
   "fallback 60 10 1 only when the kernel tests failed: the first passing variant of each attention kernel and of the elementwise kernels -> ${KERNEL_CHOICE#"$ROOT"/}"
-  "bench 40 10 1 pdsim_kernel_bench --benchmark_out=results/kernel-bench-$BASE.json"
+  "bench 90 10 1 pdsim_kernel_bench --benchmark_out=results/kernel-bench-$BASE.json"
   "profile8b 90 30 1 pdsim profile --backend cuda --model llama-3.1-8b --tp 1 --name $OURS --out profiles"
   "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "split_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_MIN_SPLIT=64, compared with the default's -> results/decode-min-split64-$BASE.{md,csv}"
   "mma_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_KERNEL=mma, compared with the default's -> results/decode-mma-$BASE.{md,csv}"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
-  "memcheck 50 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
+  "memcheck 90 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
   "racecheck 60 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
-  "timings 60 35 1 pdsim run scenarios/llama8b-real-gpu.json --timings: every batch shape's op times -> \$OUT/timings-$BASE.csv.gz"
+  "timings 60 35 1 (only with --steps timings) pdsim run scenarios/llama8b-real-gpu.json --timings: every batch shape's op times -> \$OUT/timings-$BASE.csv.gz"
   "validate_all 100 40 1 pdsim validate scenarios/llama8b-real-gpu.json, 100 requests, real_kernel.layers=all -> results/validation-$BASE-all-layers.{md,json}"
   "targets 15 2 0 python3 tools/gpu_targets.py --bench results/kernel-bench-$BASE.json --validation ... -> results/targets-$BASE.md"
   "ctest 200 90 1 build the other targets, then ctest -j $JOBS (the whole suite, with what time is left)"
@@ -465,9 +466,11 @@ selected() {  # step name -> 0 when it should run
   local s=$1
   case "$SKIP" in *",$s,"*) return 1 ;; esac
   case "$s" in kit|configure) return 0 ;; build) [ "$NO_BUILD" -eq 0 ]; return ;; esac
-  [ -z "$STEPS" ] && return 0
   case "$STEPS" in *",$s,"*) return 0 ;; esac
-  return 1
+  # Opt-in: the op-timings file was for finding what made the H100's TBT tail;
+  # on the H200 (2026-12-04) no decode batch ran over 1.5x every model's price.
+  case "$s" in timings) return 1 ;; esac
+  [ -z "$STEPS" ]
 }
 
 if [ "$DRY" -eq 1 ]; then
