@@ -210,10 +210,11 @@ void decode_dispatch_rows(const DecodeAttentionParams<T>& p, cudaStream_t stream
 // it applies, else the shared-memory one; "smem" -> always the shared-memory
 // one; "regs" -> the register kernel or an error saying why it does not apply;
 // "regs-scatter" -> the register kernel with the scattered score reduction
-// (groups of 5-8 query rows; an experiment, not yet measured on a GPU: see
-// decode_attention_regs.cuh), or an error saying why it does not apply;
-// "mma" -> the tensor-core kernel (decode_attention_mma.cuh; an experiment
-// too, not yet measured), or an error saying why it does not apply.
+// (groups of 5-8 query rows; an experiment, slower than "mma" on an H200:
+// see decode_attention_regs.cuh), or an error saying why it does not apply;
+// "mma" -> the tensor-core kernel (decode_attention_mma.cuh; the fastest on
+// an H200, opt-in until the committed tables are re-measured with it), or an
+// error saying why it does not apply.
 enum class DecodeKernelChoice { kAuto, kSmem, kRegs, kRegsScatter, kMma };
 DecodeKernelChoice decode_kernel_choice() {
   const char* e = std::getenv("PDSIM_DECODE_KERNEL");
