@@ -35,6 +35,7 @@
 #include "kernels/device_info.h"
 #include "kernels/layer_executor.h"
 #include "sim/core/error.h"
+#include "sim/config/json_object.h"
 #include "sim/core/output_file.h"
 #include "sim/cost/calibration.h"
 #include "sim/cost/profiled.h"
@@ -53,7 +54,17 @@ struct ProfileOptions {
   int tp = 1, iters = 3, threads = 0, passes = 2;
   bool full = false;
   std::string only;  // "" (everything) or "decode-attention"
+  bool refit = false;  // measure nothing: fit the factors again on the tables already there
 };
+
+// --name: it becomes a directory and a file name under --out, so no paths.
+std::string profile_name(const ProfileOptions& o) {
+  const std::string name = o.name.empty() ? (o.backend == "cpu" ? "host-cpu" : "cuda-device") : o.name;
+  if (name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos ||
+      name[0] == '.')
+    throw InputError("--name " + name, "use letters, digits, '.', '_' and '-' only, not starting with '.'");
+  return name;
+}
 
 std::string utc_now() {
   const std::time_t t = std::time(nullptr);
@@ -252,7 +263,15 @@ std::vector<Row> write_merged_csv(const std::string& path, const std::string& de
   for (const auto& r : old) merged[id(r)] = r;
   for (const auto& r : rows) merged[id(r)] = r;
   std::vector<Row> all;  // in key order: an identity is a prefix of its key
-  for (const auto& [key, row] : merged) all.push_back(row);
+  for (auto [key, row] : merged) {
+    // As written (6 significant digits), so factors fitted on these rows are
+    // the ones --refit finds on the file.
+    std::ostringstream written;
+    written << std::setprecision(6) << row.us;
+    row.us = std::stod(written.str());
+    for (double& x : row.key) x = static_cast<double>(static_cast<long long>(x));
+    all.push_back(row);
+  }
   // Atomically: the old rows live only in this file until the rename.
   write_file_atomically(path, [&](std::ostream& f) {
     for (const auto& p : prov) f << "# " << p << "\n";
@@ -295,6 +314,108 @@ double host_memory_gib() {
   return 8;
 }
 
+// The tables a device profile's roofline factors are fitted on (all their rows).
+struct FitTables {
+  std::vector<Row> gemm, ctx, gen;
+  std::map<std::string, std::vector<Row>> elem;  // by op name: tokens, flops, bytes, kernels -> us
+  int allreduce_rows = 0;
+};
+struct Calibration {
+  Fit gemm, gemv, prefill, decode;
+  std::map<std::string, Fit> elem;
+  nlohmann::ordered_json json;  // the device profile's "calibrated" object
+};
+
+// Fitted roofline factors per class (fit and error on all rows of its table),
+// against the device's measured ceilings. `source`: the tables' directory.
+Calibration calibrate(const FitTables& t, double peak_flops, double bw, double overhead_us, const std::string& source) {
+  // Byte counts of the op list are bf16; the CPU moves float32, which the fitted memory factor absorbs.
+  auto points = [](const std::vector<Row>& rows, auto op_of) {
+    std::vector<CalibrationPoint> p;
+    for (const auto& r : rows) p.push_back({op_of(r.key), r.us * 1e-6});
+    return p;
+  };
+  // GEMMs of one row are matrix-vector products, another kernel: their own
+  // factors ("gemv", fitted on the m = 1 rows). The GEMM factors are still
+  // fitted on every row: without the m = 1 rows to pin its memory factor the
+  // fit let it drop and priced m = 2 up to 31% slow on a CPU.
+  std::vector<Row> gemv_rows;
+  for (const auto& r : t.gemm)
+    if (r.key[0] == 1) gemv_rows.push_back(r);
+  auto gemm_op = [](const auto& x) { return gemm_row_op(x[0], x[1], x[2], 2); };
+  Calibration c;
+  c.gemm = fit(points(t.gemm, gemm_op), peak_flops, bw, FitOptions{false, true, true});
+  c.gemv = fit(points(gemv_rows, gemm_op), peak_flops, bw, {});
+  c.prefill = fit(points(t.ctx,
+                         [](const auto& x) {
+                           return attention_row_op(false, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
+                         }),
+                  peak_flops, bw, FitOptions{false, true, false});
+  c.decode = fit(points(t.gen,
+                        [](const auto& x) {
+                          return attention_row_op(true, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
+                        }),
+                 peak_flops, bw, {});
+  // Elementwise: per op, on the layer executor's timings; the math runs on
+  // the fp32 pipes: the profile's fp32 peak (= the measured one here).
+  for (const auto& [op_name, rows] : t.elem) {
+    std::vector<CalibrationPoint> pts;
+    for (const Row& r : rows) {
+      Op op{op_name.c_str(), OpClass::kElementwise};
+      op.flops = r.key[1];
+      op.bytes = r.key[2];
+      op.kernels = static_cast<int>(r.key[3]);
+      pts.push_back({op, r.us * 1e-6});
+    }
+    c.elem[op_name] = fit(pts, peak_flops, bw, {});
+  }
+  // half_key: the JSON name of the class's Hockney length (sim/hw/gpu_spec.h).
+  auto fac = [](const Fit& f, bool link, const char* half_key = nullptr) {
+    nlohmann::ordered_json j;
+    if (link) {
+      j["link"] = 1.0;
+    } else {
+      j["compute"] = std::round(f.f.compute * 1e4) / 1e4;
+      j["memory"] = std::round(f.f.memory * 1e4) / 1e4;
+    }
+    if (half_key && f.f.n_half > 0) j[half_key] = f.f.n_half;
+    if (f.f.min_compute > 0) j["min_compute"] = f.f.min_compute;
+    j["overhead_us"] = f.f.overhead_us;
+    j["rows_fit"] = std::max(1, f.rows);
+    j["rows_test"] = std::max(1, f.rows);
+    j["median_abs_rel_err"] = std::round(f.median * 1e4) / 1e4;
+    j["p90_abs_rel_err"] = std::round(f.p90 * 1e4) / 1e4;
+    return j;
+  };
+  nlohmann::ordered_json& cal = c.json;
+  cal["method"] = "pdsim profile (sim/cost/calibration.h): grid search minimising mean |ln(predicted/measured)| of "
+                  "max(FLOPs / (peak x efficiency), bytes/(bandwidth x memory)) + overhead_us, efficiency = "
+                  "max(compute x m/(m + m_half_rows), min_compute) for a GEMM of m rows, compute x L/(L + "
+                  "half_keys_per_query) for prefill attention with L keys per query row, else compute; over every row of the class's table (gemv: the m = 1 rows alone, which price "
+                  "GEMMs of one row; elementwise: per op, the layer executor's timings at "
+                  "1..max tokens); errors on the same rows";
+  cal["source"] = source;
+  cal["gemm"] = fac(c.gemm, false, kGemmHalfKey);
+  cal["gemv"] = fac(c.gemv, false);
+  cal["attention_prefill"] = fac(c.prefill, false, kPrefillHalfKey);
+  cal["attention_decode"] = fac(c.decode, false);
+  // The all-reduce proxy: the measured copy bandwidth and smallest-kernel time, nothing fitted.
+  Fit far;
+  far.f = {1, 1, overhead_us};
+  far.rows = t.allreduce_rows;
+  cal["allreduce"] = fac(far, true);
+  for (const auto& [op_name, f] : c.elem) cal["elementwise"][op_name] = fac(f, false);
+  return c;
+}
+
+void print_fit_errors(const Calibration& c) {
+  std::cout << std::setprecision(4) << "fitted roofline (median / p90 |rel err|): gemm " << c.gemm.median << " / "
+            << c.gemm.p90 << ", gemv " << c.gemv.median << " / " << c.gemv.p90 << ", prefill attention "
+            << c.prefill.median << " / " << c.prefill.p90 << ", decode attention " << c.decode.median << " / "
+            << c.decode.p90 << "\n";
+  for (const auto& [op_name, f] : c.elem) std::cout << "  elementwise " << op_name << " " << f.median << " / " << f.p90 << "\n";
+}
+
 int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& command_line) {
   ModelCatalog catalog;
   catalog.load_file(g.data_dir + "/profiles/models.json");
@@ -304,11 +425,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   std::string why;
   if (o.backend == "cpu") b = k::make_cpu_backend(o.threads);
   else if (!(b = k::make_cuda_backend(&why))) throw InputError("--backend cuda", why);
-  const std::string name = o.name.empty() ? (o.backend == "cpu" ? "host-cpu" : "cuda-device") : o.name;
-  // The name becomes a directory and a file name under --out: no paths.
-  if (name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != std::string::npos ||
-      name[0] == '.')
-    throw InputError("--name " + name, "use letters, digits, '.', '_' and '-' only, not starting with '.'");
+  const std::string name = profile_name(o);
   const std::string dir = o.out + "/measured/" + name;
   const std::string device_line = "gpu: " + name + "; device: " + b->device();
   // Refuse before measuring anything if DIR holds tables pdsim did not write, or another device's.
@@ -460,7 +577,6 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // profile prices every model, so its factors must not be the last model's
   // alone (a 70B run's alone priced an 8B decode step's RoPE + KV append 75%
   // slow). Not read by the profiled model: the rows the fit used, on record.
-  std::map<std::string, std::vector<CalibrationPoint>> elem_points;  // by op name
   for (auto& [op_name, rows] : elem_rows) {
     rows = write_merged_csv(
         dir + "/elementwise_" + op_name + ".csv", device_line,
@@ -474,13 +590,6 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
         // row. (Two models whose op has equal FLOPs at equal tokens but other
         // bytes keep the last one profiled.)
         /*id_columns=*/2);
-    for (const Row& r : rows) {
-      Op op{op_name.c_str(), OpClass::kElementwise};
-      op.flops = r.key[1];
-      op.bytes = r.key[2];
-      op.kernels = static_cast<int>(r.key[3]);
-      elem_points[op_name].push_back({op, r.us * 1e-6});
-    }
   }
 
   // ---- ceilings: large GEMM, copy bandwidth, smallest kernel.
@@ -521,54 +630,6 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
              device_line, run_line(command_line, date)},
             "gpus,bytes,latency_us", ar_rows);
 
-  // ---- fitted roofline factors, per class (fit and error on all rows of its table).
-  // Byte counts of the op list are bf16; the CPU moves float32, which the fitted memory factor absorbs.
-  auto points = [](const std::vector<Row>& rows, auto op_of) {
-    std::vector<CalibrationPoint> p;
-    for (const auto& r : rows) p.push_back({op_of(r.key), r.us * 1e-6});
-    return p;
-  };
-  // GEMMs of one row are matrix-vector products, another kernel: their own
-  // factors ("gemv", fitted on the m = 1 rows). The GEMM factors are still
-  // fitted on every row: without the m = 1 rows to pin its memory factor the
-  // fit let it drop and priced m = 2 up to 31% slow on a CPU.
-  std::vector<Row> gemv_rows;
-  for (const auto& r : gemm_rows)
-    if (r.key[0] == 1) gemv_rows.push_back(r);
-  auto gemm_op = [](const auto& x) { return gemm_row_op(x[0], x[1], x[2], 2); };
-  const Fit fg = fit(points(gemm_rows, gemm_op), peak_flops, bw, FitOptions{false, true, true});
-  const Fit fv = fit(points(gemv_rows, gemm_op), peak_flops, bw, {});
-  const Fit fc = fit(points(ctx_rows,
-                            [](const auto& x) {
-                              return attention_row_op(false, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
-                            }),
-                     peak_flops, bw, FitOptions{false, true, false});
-  const Fit fd = fit(points(gen_rows,
-                            [](const auto& x) {
-                              return attention_row_op(true, x[0], x[1], int(x[2]), int(x[3]), int(x[4]));
-                            }),
-                     peak_flops, bw, {});
-  // Elementwise math runs on the fp32 pipes: the profile's fp32 peak (= the measured one here).
-  std::map<std::string, Fit> fe;
-  for (const auto& [op_name, pts] : elem_points) fe[op_name] = fit(pts, peak_flops, bw, {});
-  // half_key: the JSON name of the class's Hockney length (sim/hw/gpu_spec.h).
-  auto fac = [](const Fit& f, bool link, const char* half_key = nullptr) {
-    nlohmann::ordered_json j;
-    if (link) {
-      j["link"] = 1.0;
-    } else {
-      j["compute"] = std::round(f.f.compute * 1e4) / 1e4;
-      j["memory"] = std::round(f.f.memory * 1e4) / 1e4;
-    }
-    if (half_key && f.f.n_half > 0) j[half_key] = f.f.n_half;
-    if (f.f.min_compute > 0) j["min_compute"] = f.f.min_compute;
-    j["overhead_us"] = f.f.overhead_us;
-    j["rows_fit"] = std::max(1, f.rows);
-    j["rows_test"] = std::max(1, f.rows);
-    j["median_abs_rel_err"] = std::round(f.median * 1e4) / 1e4;
-    j["p90_abs_rel_err"] = std::round(f.p90 * 1e4) / 1e4;
-    return j;
-  };
   const double tflops = peak_flops / 1e12;
   const double mem_gib = b->name() == "cpu" ? host_memory_gib() : [] {
     const auto devs = k::cuda_devices();
@@ -586,24 +647,10 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   p["price_usd_per_gpu_hour"] = 0;
   p["efficiency"] = {{"gemm", 1.0}, {"attention", 1.0}, {"memory", f32 ? 0.5 : 1.0}, {"link", 1.0}};
   p["kernel_overhead_us"] = std::round(overhead_us * 100) / 100;
-  nlohmann::ordered_json cal;
-  cal["method"] = "pdsim profile (sim/cost/calibration.h): grid search minimising mean |ln(predicted/measured)| of "
-                  "max(FLOPs / (peak x efficiency), bytes/(bandwidth x memory)) + overhead_us, efficiency = "
-                  "max(compute x m/(m + m_half_rows), min_compute) for a GEMM of m rows, compute x L/(L + "
-                  "half_keys_per_query) for prefill attention with L keys per query row, else compute; over every row of the class's table (gemv: the m = 1 rows alone, which price "
-                  "GEMMs of one row; elementwise: per op, the layer executor's timings at "
-                  "1..max tokens); errors on the same rows";
-  cal["source"] = dir;
-  cal["gemm"] = fac(fg, false, kGemmHalfKey);
-  cal["gemv"] = fac(fv, false);
-  cal["attention_prefill"] = fac(fc, false, kPrefillHalfKey);
-  cal["attention_decode"] = fac(fd, false);
-  Fit far;
-  far.f = {1, 1, overhead_us};
-  far.rows = static_cast<int>(ar_rows.size());
-  cal["allreduce"] = fac(far, true);
-  for (const auto& [op_name, f] : fe) cal["elementwise"][op_name] = fac(f, false);
-  p["calibrated"] = cal;
+  FitTables tables{gemm_rows, ctx_rows, gen_rows, elem_rows, static_cast<int>(ar_rows.size())};
+  // The ceilings as the profile stores them (TFLOP/s, GB/s), so --refit, which reads them there, fits the same.
+  const Calibration cal = calibrate(tables, tflops * 1e12, (bw / 1e9) * 1e9, overhead_us, dir);
+  p["calibrated"] = cal.json;
   p["sources"] = {
       {"all", "measured by `" + command_line + "` on " + date + " with the " + b->name() + " backend (" + b->device() +
                   "), pdsim source " + PDSIM_SOURCE_REVISION},
@@ -627,15 +674,84 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
 
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   std::cout << std::setprecision(4) << "large GEMM " << tflops * 1e3 << " GFLOP/s; copy " << bw / 1e9
-            << " GB/s; smallest kernel " << overhead_us << " us\n"
-            << "fitted roofline (median / p90 |rel err|): gemm " << fg.median << " / " << fg.p90 << ", gemv "
-            << fv.median << " / " << fv.p90 << ", prefill attention "
-            << fc.median << " / " << fc.p90 << ", decode attention " << fd.median << " / " << fd.p90
-            << "\n";
-  for (const auto& [op_name, f] : fe) std::cout << "  elementwise " << op_name << " " << f.median << " / " << f.p90 << "\n";
-  std::cout
-            << "wrote " << dir << "/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce,elementwise_*}.csv and "
+            << " GB/s; smallest kernel " << overhead_us << " us\n";
+  print_fit_errors(cal);
+  std::cout << "wrote " << dir << "/{gemm_bf16,context_attention_bf16,generation_attention_bf16,allreduce,elementwise_*}.csv and "
             << json_path << " in " << wall << " s\n";
+  return 0;
+}
+
+// --refit: the device profile's "calibrated" factors fitted again on the
+// tables already in DIR/measured/<name>, against the ceilings already in
+// DIR/gpus/<name>.json; nothing is measured and no table changes. For a fit
+// that has improved since the tables were measured (on a GPU that is no
+// longer at hand), or tables that have gained rows.
+int refit(const ProfileOptions& o, const std::string& command_line) {
+  const std::string name = profile_name(o);
+  const std::string dir = o.out + "/measured/" + name;
+  const std::string json_path = o.out + "/gpus/" + name + ".json";
+  std::ifstream in(json_path, std::ios::binary);
+  if (!in) throw InputError(json_path, "cannot open file (--refit needs the device profile pdsim profile wrote)");
+  std::stringstream text;
+  text << in.rdbuf();
+  parse_json_text(text.str(), json_path);  // malformed JSON: the file, line and column
+  auto p = nlohmann::ordered_json::parse(text.str());  // keeps the file's key order
+  using Ptr = nlohmann::ordered_json::json_pointer;
+  // A JSON pointer ("/dense_tflops/bf16") read as a positive number; the error names it as $.dense_tflops.bf16.
+  auto number = [&](const std::string& pointer) {
+    const Ptr ptr(pointer);
+    if (!p.contains(ptr) || !p.at(ptr).is_number() || !(p.at(ptr).get<double>() > 0)) {
+      std::string where = pointer;
+      std::replace(where.begin(), where.end(), '/', '.');
+      throw InputError(json_path + ": $" + where,
+                       "missing or not a positive number (--refit reads the measured ceilings from it)");
+    }
+    return p.at(ptr).get<double>();
+  };
+  const double peak_flops = number("/dense_tflops/bf16") * 1e12;
+  const double bw = number("/hbm_gbytes_per_s") * 1e9;
+  // The all-reduce proxy's time is the smallest kernel's, stored unrounded there.
+  const double overhead_us = p.contains(Ptr("/calibrated/allreduce/overhead_us"))
+                                 ? number("/calibrated/allreduce/overhead_us")
+                                 : number("/kernel_overhead_us");
+  if (!p.contains("device") || !p["device"].is_string())
+    throw InputError(json_path + ": $.device", "missing or not a string");
+  const std::string device_line = "gpu: " + name + "; device: " + p["device"].get<std::string>();
+  auto table = [&](const std::string& file, bool required) {
+    const std::string path = dir + "/" + file;
+    std::vector<std::string> prov;
+    std::vector<Row> rows;
+    if (!std::filesystem::exists(path)) {
+      if (required) throw InputError(path, "missing (--refit fits on the tables pdsim profile wrote)");
+      return rows;
+    }
+    read_existing(path, device_line, prov, rows);
+    if (required && rows.empty()) throw InputError(path, "has no rows");
+    return rows;
+  };
+  FitTables t;
+  t.gemm = table("gemm_bf16.csv", true);
+  t.ctx = table("context_attention_bf16.csv", true);
+  t.gen = table("generation_attention_bf16.csv", true);
+  t.allreduce_rows = static_cast<int>(table("allreduce.csv", false).size());
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string f = e.path().filename().string();
+    const std::string prefix = "elementwise_", suffix = ".csv";
+    if (f.size() > prefix.size() + suffix.size() && f.compare(0, prefix.size(), prefix) == 0 &&
+        f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0)
+      t.elem[f.substr(prefix.size(), f.size() - prefix.size() - suffix.size())] = table(f, true);
+  }
+  for (const auto& [op_name, rows] : t.elem)
+    for (const Row& r : rows)
+      if (r.key.size() != 4) throw InputError(dir + "/elementwise_" + op_name + ".csv", "expected tokens,flops,bytes,kernels,latency_us");
+  const Calibration cal = calibrate(t, peak_flops, bw, overhead_us, dir);
+  p["calibrated"] = cal.json;
+  p["sources"]["calibrated"] = "refitted by `" + command_line + "` on " + utc_now() + ", pdsim source " +
+                               PDSIM_SOURCE_REVISION + ", on the tables in " + dir;
+  write_file_atomically(json_path, p.dump(2) + "\n");
+  print_fit_errors(cal);
+  std::cout << "wrote " << json_path << " (calibrated factors refitted on " << dir << "; nothing measured)\n";
   return 0;
 }
 
@@ -644,7 +760,7 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
 Command add_profile_command(CLI::App& app, const GlobalOptions& global) {
   auto o = std::make_shared<ProfileOptions>();
   app.add_option("--backend", o->backend, "cpu | cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  app.add_option("--model", o->model, "catalog model whose shapes to sweep")->required();
+  app.add_option("--model", o->model, "catalog model whose shapes to sweep (required unless --refit)");
   app.add_option("--tp", o->tp, "tensor parallel degree (per-GPU shapes)")->check(CLI::PositiveNumber);
   app.add_option("--out", o->out, "output directory (gets measured/<name>/ and gpus/<name>.json)")->required();
   app.add_option("--name", o->name, "device profile name (default host-cpu or cuda-device)");
@@ -655,7 +771,16 @@ Command add_profile_command(CLI::App& app, const GlobalOptions& global) {
   app.add_flag("--full", o->full, "a larger sweep (longer prompts, contexts, batches)");
   app.add_option("--only", o->only, "decode-attention: sweep and write the decode attention table alone")
       ->check(CLI::IsMember({"decode-attention"}));
+  app.add_flag("--refit", o->refit,
+               "measure nothing: fit the calibrated factors of --out/gpus/<name>.json again on the tables in "
+               "--out/measured/<name>");
   return [o, &global, &app] {
+    if (o->refit) {
+      if (!o->model.empty() || !o->only.empty() || o->full)
+        throw InputError("--refit", "measures nothing: drop --model, --only and --full");
+      return refit(*o, "pdsim profile --refit --out " + o->out + (o->name.empty() ? "" : " --name " + o->name));
+    }
+    if (o->model.empty()) throw InputError("--model", "required (the catalog model whose shapes to sweep)");
     std::string cmd = "pdsim profile --backend " + o->backend + " --model " + o->model + " --tp " +
                       std::to_string(o->tp) + " --out " + o->out;
     if (!o->name.empty()) cmd += " --name " + o->name;

@@ -105,6 +105,42 @@ import json, sys
 e = json.load(open(sys.argv[1]))["calibrated"]["elementwise"]["norms_residual"]
 assert e["rows_fit"] == int(sys.argv[2]) - 1, f"fit used {e['rows_fit']} rows, file has {int(sys.argv[2]) - 1}"
 PY
+# --refit measures nothing and fits the same factors on the tables as written
+# (the profile fits on rows as written, its ceilings as stored); a changed
+# table changes its class's factors only, and the profile says it was refitted.
+prof="$tmp/data/profiles/gpus/test-cpu.json"
+cp "$prof" "$tmp/before.json"
+tables_before=$(cat "$tmp/data/profiles/measured/test-cpu/"*.csv | md5sum)
+"$pdsim" profile --refit --name test-cpu --out "$tmp/data/profiles" >"$tmp/refit.out" 2>&1 || fail "refit: $(cat "$tmp/refit.out")"
+grep -q "nothing measured" "$tmp/refit.out" || fail "refit output: $(cat "$tmp/refit.out")"
+[ "$(cat "$tmp/data/profiles/measured/test-cpu/"*.csv | md5sum)" = "$tables_before" ] || fail "refit changed a table"
+python3 -c 'import json, sys; a, b = (json.load(open(f))["calibrated"] for f in sys.argv[1:3]); assert a == b, (a, b)' \
+  "$tmp/before.json" "$prof" || fail "refit on the unchanged tables did not reproduce the profile's factors"
+gen="$tmp/data/profiles/measured/test-cpu/generation_attention_bf16.csv"
+awk -F, -v OFS=, '/^#/ || /^batch/ { print; next } { $NF = $NF * 3; print }' "$gen" >"$tmp/gen3" && cp "$tmp/gen3" "$gen"
+"$pdsim" profile --refit --name test-cpu --out "$tmp/data/profiles" >"$tmp/refit2.out" 2>&1 || fail "refit 2: $(cat "$tmp/refit2.out")"
+python3 - "$tmp/before.json" "$prof" <<'PY' || fail "refit factors"
+import json, sys
+before, after = (json.load(open(f)) for f in sys.argv[1:3])
+b, a = before["calibrated"], after["calibrated"]
+for k in b:
+    if k != "attention_decode":
+        assert a[k] == b[k], (k, a[k], b[k])
+# Every decode row 3x slower: the fit must price them slower (fitted on the same rows).
+assert a["attention_decode"] != b["attention_decode"], a["attention_decode"]
+assert a["attention_decode"]["rows_fit"] == b["attention_decode"]["rows_fit"]
+assert "refitted by `pdsim profile --refit" in after["sources"]["calibrated"], after["sources"]
+assert {k: v for k, v in after.items() if k not in ("calibrated", "sources")} == \
+       {k: v for k, v in before.items() if k not in ("calibrated", "sources")}, "refit changed the ceilings"
+assert list(after) == list(before) + [k for k in after if k not in before], "key order"
+PY
+"$pdsim" profile --refit --name nothing-here --out "$tmp/data/profiles" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q 'gpus/nothing-here.json' "$tmp/err" || fail "refit of a missing profile: want exit 2 naming it: $(cat "$tmp/err")"
+"$pdsim" profile --refit --model tiny-llama-512 --name test-cpu --out "$tmp/data/profiles" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q -- '--refit' "$tmp/err" || fail "refit with --model: want exit 2: $(cat "$tmp/err")"
+"$pdsim" profile --name test-cpu --out "$tmp/data/profiles" 2>"$tmp/err" >/dev/null
+[ $? -eq 2 ] && grep -q -- '--model' "$tmp/err" || fail "profile without --model: want exit 2: $(cat "$tmp/err")"
+
 # Tables another source measured are never overwritten: refused before measuring.
 mkdir -p "$tmp/data/profiles/measured/vendor"
 printf 'm,n,k,latency_us\n1,64,64,10\n' >"$tmp/data/profiles/measured/vendor/gemm_bf16.csv"
