@@ -22,6 +22,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <numeric>
@@ -263,6 +264,36 @@ TEST_CASE("cuda kernels: the decode kernel switch rejects unknown values and reg
                        doctest::Contains("does not apply"), std::runtime_error);
   CHECK_THROWS_WITH_AS(run_decode_with("mma", *b, k::DType::kBF16, 32, 1, 128, 16, {40}, rng),
                        doctest::Contains("does not apply"), std::runtime_error);
+}
+
+// Which kernel auto runs: on compute capability 9.x the tensor-core one where it
+// applies (bf16, head_dim 64/128, <= 16 query heads per kv head), elsewhere the
+// register one; then the register and the shared-memory ones. Each kernel sums
+// in its own order, so auto's output equal bit for bit to one forced kernel's
+// on the same inputs says which ran.
+TEST_CASE("cuda kernels: auto runs the tensor-core decode kernel on 9.x, else the register one") {
+  auto b = cuda_or_skip();
+  if (!b) return;
+  const bool hopper = k::cuda_devices().front().compute_capability / 10 == 9;
+  MESSAGE("device compute capability " << k::cuda_devices().front().compute_capability);
+  struct Case { int heads, kv_heads, hd; k::DType dt; const char* want; };
+  const Case cases[] = {
+      {32, 8, 128, k::DType::kBF16, hopper ? "mma" : "regs"},  // llama-3.1-8b
+      {64, 8, 128, k::DType::kBF16, hopper ? "mma" : "regs"},  // llama-3.1-70b
+      {16, 2, 64, k::DType::kBF16, hopper ? "mma" : "regs"},
+      {32, 8, 128, k::DType::kF32, "regs"},                    // the tensor-core kernel reads bf16
+      {32, 2, 128, k::DType::kBF16, hopper ? "mma" : "smem"},  // 16 rows: too many for the register kernel
+      {32, 1, 128, k::DType::kBF16, "smem"},                   // 32 rows: too many for both
+  };
+  for (const Case& c : cases) {
+    INFO("heads " << c.heads << "/" << c.kv_heads << " hd " << c.hd << " want " << c.want);
+    std::mt19937 rng(29), same_inputs(29);
+    const std::vector<std::int32_t> lens = {1, 17, 300, 2000};
+    const auto got = run_decode_with("auto", *b, c.dt, c.heads, c.kv_heads, c.hd, 16, lens, rng);
+    const auto want = run_decode_with(c.want, *b, c.dt, c.heads, c.kv_heads, c.hd, 16, lens, same_inputs);
+    REQUIRE(got.size() == want.size());
+    CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
+  }
 }
 
 // The scalar elementwise kernels (PDSIM_ELEMENTWISE_KERNEL=scalar) at shapes

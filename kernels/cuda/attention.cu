@@ -60,16 +60,22 @@ using simt::prefill_attention_kernel;
 //   as fp32 and every warp re-reads the tile (~8x the HBM bytes in shared
 //   memory traffic, no load/compute overlap).
 // - decode_attention_mma_kernel (decode_attention_mma.cuh; tensor cores, bf16,
-//   head_dim 64/128, up to 16 query heads per kv head), only on request until
-//   a GPU measures it against the register kernel.
+//   head_dim 64/128, up to 16 query heads per kv head): the default where it
+//   applies on compute capability 9.x, where an H200 measured it faster than
+//   the register kernel (below).
 // PDSIM_DECODE_KERNEL (read at each launch) = auto | smem | regs |
 // regs-scatter | mma picks, like PDSIM_ATTENTION_KERNEL for prefill.
 
-// Whether the current device is sm_80+ (cp.async, bf16 mma.sync); else sets *why.
-bool device_is_sm80_plus(std::string* why) {
+int device_cc_major() {
   int dev = 0, major = 0;
   cudaCheck(cudaGetDevice(&dev));
   cudaCheck(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  return major;
+}
+
+// Whether the current device is sm_80+ (cp.async, bf16 mma.sync); else sets *why.
+bool device_is_sm80_plus(std::string* why) {
+  const int major = device_cc_major();
   if (major >= 8) return true;
   *why = "the device is sm_" + std::to_string(major) + "x (it needs sm_80+)";
   return false;
@@ -206,15 +212,19 @@ void decode_dispatch_rows(const DecodeAttentionParams<T>& p, cudaStream_t stream
 }
 
 // Which decode kernel to run, from PDSIM_DECODE_KERNEL (read at every launch so
-// a test or benchmark can switch it): unset/"auto" -> the register kernel where
-// it applies, else the shared-memory one; "smem" -> always the shared-memory
-// one; "regs" -> the register kernel or an error saying why it does not apply;
+// a test or benchmark can switch it): unset/"auto" -> on compute capability
+// 9.x the tensor-core kernel where it applies, then (there and elsewhere) the
+// register kernel where it applies, else the shared-memory one. Why 9.x only:
+// an H200 (2026-12-04, results/decode-mma-h200.md) ran it in 0.70 of the
+// register kernel's time at the median of both Llama-3.1 decode tables, 0.55
+// at 8 query heads per kv head; no sm_80/sm_89 device has run it.
+// "smem" -> always the shared-memory one; "regs" -> the register kernel or an
+// error saying why it does not apply;
 // "regs-scatter" -> the register kernel with the scattered score reduction
 // (groups of 5-8 query rows; an experiment, slower than "mma" on an H200:
 // see decode_attention_regs.cuh), or an error saying why it does not apply;
-// "mma" -> the tensor-core kernel (decode_attention_mma.cuh; the fastest on
-// an H200, opt-in until the committed tables are re-measured with it), or an
-// error saying why it does not apply.
+// "mma" -> the tensor-core kernel (decode_attention_mma.cuh; auto's first
+// choice on 9.x), or an error saying why it does not apply.
 enum class DecodeKernelChoice { kAuto, kSmem, kRegs, kRegsScatter, kMma };
 DecodeKernelChoice decode_kernel_choice() {
   const char* e = std::getenv("PDSIM_DECODE_KERNEL");
@@ -367,10 +377,11 @@ void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t str
                      "decode attention: split mode needs split_tokens % 32 == 0 and a workspace");
   const DecodeKernelChoice choice = decode_kernel_choice();
   if (p.batch == 0) return;
-  if (choice == DecodeKernelChoice::kMma) {
+  if (choice == DecodeKernelChoice::kMma || (choice == DecodeKernelChoice::kAuto && device_cc_major() == 9)) {
     std::string why;
     if (try_decode_mma(p, stream, &why)) return;
-    PDSIM_CUDA_REQUIRE(false, "PDSIM_DECODE_KERNEL=mma, but the tensor-core decode kernel does not apply: " + why);
+    PDSIM_CUDA_REQUIRE(choice == DecodeKernelChoice::kAuto,
+                       "PDSIM_DECODE_KERNEL=mma, but the tensor-core decode kernel does not apply: " + why);
   }
   if (choice != DecodeKernelChoice::kSmem) {
     std::string why;

@@ -7,11 +7,11 @@
 // sxm.json). Here the G query rows of a kv head are the M rows of an
 // mma.m16n8k16 tile (rows G..15 zero), so each token costs 2 hd / 8 / 16 mma
 // per warp instead: the math leaves the issue slots to the loads.
-// PDSIM_DECODE_KERNEL=mma picks it. An H200 measured it at 0.66-0.75 of the
-// copy bandwidth at G 4 and 8 (register kernel: 0.61-0.68 and 0.35-0.38;
-// results/targets-h200.md) and faster at every G 8 row of the decode table
-// (results/decode-mma-h200.md); it becomes the default with a GPU session
-// that re-measures the committed tables with it.
+// PDSIM_DECODE_KERNEL=mma picks it, and auto does on compute capability 9.x
+// (attention.cu): an H200 measured it at 0.66-0.75 of the copy bandwidth at
+// G 4 and 8 (register kernel: 0.61-0.68 and 0.35-0.38; results/targets-h200.md)
+// and faster at every G 8 row of the decode table, 0.90x at G 4
+// (results/decode-mma-h200.md).
 //
 // Work split as the register kernel: grid (num_splits, kv_heads, batch), one
 // block per (split, kv head, sequence), the same split plan, workspace and

@@ -125,12 +125,14 @@ struct SiluGateParams {
 // tensor-core kernel (throw where it does not apply), unset or "auto" picks;
 // any other value throws.
 template <class T> void launch_prefill_attention(const PrefillAttentionParams<T>& p, cudaStream_t stream);
-// Decode runs the register kernel (K/V straight into registers, built for HBM
-// bandwidth) where head_dim * sizeof(T) % 16 == 0, head_dim <= 256 and
-// heads/kv_heads <= 8, else the shared-memory kernel. PDSIM_DECODE_KERNEL, read
-// at each launch, overrides: "smem" forces the shared-memory kernel, "regs"
-// demands the register one (throws where it does not apply), unset or "auto"
-// picks; any other value throws.
+// Decode runs, on compute capability 9.x, the tensor-core kernel where it
+// applies (bf16, head_dim 64 or 128, heads/kv_heads <= 16); else the register
+// kernel (K/V straight into registers, built for HBM bandwidth) where
+// head_dim * sizeof(T) % 16 == 0, head_dim <= 256 and heads/kv_heads <= 8;
+// else the shared-memory kernel. PDSIM_DECODE_KERNEL, read at each launch,
+// overrides: "smem" forces the shared-memory kernel, "regs", "regs-scatter"
+// and "mma" demand that kernel (throw where it does not apply), unset or
+// "auto" picks; any other value throws.
 template <class T> void launch_decode_attention(const DecodeAttentionParams<T>& p, cudaStream_t stream);
 template <class T> void launch_kv_append(const KvAppendParams<T>& p, cudaStream_t stream);
 template <class T> void launch_rmsnorm(const RmsNormParams<T>& p, cudaStream_t stream);
