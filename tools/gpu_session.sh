@@ -14,13 +14,14 @@
 #   smi         nvidia-smi
 #   tests       the kernel tests over every backend, CUDA included (pdsim_tests -tc='*kernels*')
 #   fallback    only when those failed: runs each kernel variant's own tests (prefill attention:
-#               wgmma, then tensor-core mma, then simt; decode attention: regs, then smem), picks the
+#               wgmma, then tensor-core mma, then simt; decode attention: on 9.x tensor-core mma, then
+#               regs, then smem), picks the
 #               first variant of each that passes (elementwise: the 16-byte kernels, then the scalar
 #               ones), re-runs the kernel tests with that choice, and writes it as
 #               PDSIM_ATTENTION_KERNEL / PDSIM_DECODE_KERNEL / PDSIM_ELEMENTWISE_KERNEL into $BUILD_DIR/kernel-choice.env,
 #               which the profile, validate and ctest steps then use (the device string in the
 #               tables and results names the forced choice). memcheck and racecheck keep the defaults.
-#               The opt-in decode experiments (regs-scatter, mma) are never defaults: a failing
+#               The opt-in decode experiments (regs-scatter; mma off 9.x) are never defaults: a failing
 #               experiment's own test is reported and excluded, and if only experiments failed
 #               the defaults stand (no kernel-choice.env).
 #   bench       the kernel benchmarks (pdsim_kernel_bench), JSON into results/kernel-bench-<gpu>.json
@@ -34,8 +35,10 @@
 #               $BUILD_DIR/split64, compared with the default's table (ratio < 1: 64 is faster)
 #               -> results/decode-min-split64-<gpu>.{md,csv}, and the table itself as
 #               results/decode-min-split64-<gpu>-table.csv
-#   mma_ab      the same with PDSIM_DECODE_KERNEL=mma (the tensor-core decode kernel, an experiment)
-#               -> results/decode-mma-<gpu>.{md,csv,-table.csv}
+#   kernel_ab   the same with the other decode kernel: on compute capability 9.x, where auto runs the
+#               tensor-core kernel, PDSIM_DECODE_KERNEL=regs (the register kernel, the default until
+#               2026-12-04) -> results/decode-regs-<gpu>.{md,csv,-table.csv}; elsewhere, where auto runs the
+#               register kernel, PDSIM_DECODE_KERNEL=mma -> results/decode-mma-<gpu>.*
 #   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
 #               -> results/validation-<gpu>.{md,json}
 #   memcheck    compute-sanitizer memcheck on the kernel tests (after the measurements, which
@@ -139,12 +142,16 @@ if [ -n "$THEIRS_OPT" ]; then THEIRS=$THEIRS_OPT
 elif [ -f "profiles/measured/$BASE/gemm_bf16.csv" ]; then THEIRS=$BASE
 else THEIRS=h100-sxm; fi
 CUDA_ARCHS=${CUDA_ARCHS:-${COMPUTE_CAP:-90}}
+# The decode kernel auto runs (kernels/cuda/attention.cu): the tensor-core one on 9.x, else the register one;
+# kernel_ab measures the other.
+case "$COMPUTE_CAP" in 9*) DECODE_DEFAULT=mma DECODE_OTHER=regs ;; *) DECODE_DEFAULT=regs DECODE_OTHER=mma ;; esac
 PDSIM=$BUILD_DIR/tools/pdsim
 TESTS=$BUILD_DIR/tests/pdsim_tests
 BENCH=$BUILD_DIR/kernels/bench/pdsim_kernel_bench
 SANITIZER=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 KERNEL_CHOICE=$BUILD_DIR/kernel-choice.env  # written by the fallback step, read by the steps after it
-export ROOT OUTDIR BUILD_DIR KIT PREFIX KERNEL_CHOICE NO_GPU IGNORE_SYS JOBS BASE OURS THEIRS CUDA_ARCHS PDSIM TESTS BENCH SANITIZER
+export ROOT OUTDIR BUILD_DIR KIT PREFIX KERNEL_CHOICE NO_GPU IGNORE_SYS JOBS BASE OURS THEIRS CUDA_ARCHS PDSIM TESTS BENCH SANITIZER \
+  DECODE_DEFAULT DECODE_OTHER
 # --full: the larger grid (m to 8192, prompts to 4096, contexts to 8192); cheap on a GPU, and the
 # validate scenario's prompts (lognormal, mean 1024) reach past the default grid. --passes 1: a
 # lent GPU is the session's alone (the second pass is for a shared VM's slow spells) and its
@@ -245,10 +252,15 @@ step_fallback() {
   local ATTENTION_VARIANTS=("wgmma|*wgmma prefill attention over ragged*|*wgmma*"
                             "mma|*tensor-core prefill attention over ragged*|*tensor-core prefill*,*tensor-core and CUDA-core*,*wgmma and mma*"
                             "simt||")
-  local DECODE_VARIANTS=("regs|*register and shared-memory decode*|*register and shared-memory decode*,*decode kernel switch*"
-                         "smem||")
-  # Opt-in decode kernels not yet measured (never a default): name|their own test.
-  local EXPERIMENTS=("regs-scatter|*scattered-score register decode*" "mma|*tensor-core decode kernel*")
+  # Decode: on 9.x the tensor-core kernel first (auto's choice there; the test of auto's choice needs it).
+  local DECODE_VARIANTS=()
+  [ "$DECODE_DEFAULT" = mma ] &&
+    DECODE_VARIANTS+=("mma|*tensor-core decode kernel agrees*|*tensor-core decode kernel agrees*,*auto runs the tensor-core*")
+  DECODE_VARIANTS+=("regs|*register and shared-memory decode*|*register and shared-memory decode*,*decode kernel switch*,*auto runs the tensor-core*"
+                    "smem||")
+  # Opt-in decode kernels (never a default here): name|their own test.
+  local EXPERIMENTS=("regs-scatter|*scattered-score register decode*")
+  [ "$DECODE_DEFAULT" = mma ] || EXPERIMENTS+=("mma|*tensor-core decode kernel agrees*")
   need "$TESTS" "$BUILD_DIR/tests.rc"
   if [ "$(cat "$BUILD_DIR/tests.rc")" = 0 ]; then echo "the kernel tests passed with the default kernels: no fallback"; exit 0; fi
   local excluded="" env_lines="" attention="" decode="" v name own needs
@@ -281,14 +293,14 @@ step_fallback() {
       excluded="$excluded,$own_ew"
     fi
   fi
-  if [ "$attention" = wgmma ] && [ "$decode" = regs ] && [ "$elementwise" = auto ]; then
+  if [ "$attention" = wgmma ] && [ "$decode" = "$DECODE_DEFAULT" ] && [ "$elementwise" = auto ]; then
     "$TESTS" -tc='*kernels*' -tce="${excluded#,}" || {
       echo "the kernel tests fail with the default kernels, experiments aside: the failure is elsewhere (see the tests step)"; exit 1; }
     echo "only experiments failed (${excluded#,}); the default kernels pass: no fallback"
     exit 0
   fi
   [ "$attention" = wgmma ] || env_lines="export PDSIM_ATTENTION_KERNEL=$attention"$'\n'
-  [ "$decode" = regs ] || env_lines="${env_lines}export PDSIM_DECODE_KERNEL=$decode"$'\n'
+  [ "$decode" = "$DECODE_DEFAULT" ] || env_lines="${env_lines}export PDSIM_DECODE_KERNEL=$decode"$'\n'
   [ "$elementwise" = auto ] || env_lines="${env_lines}export PDSIM_ELEMENTWISE_KERNEL=$elementwise"$'\n'
   echo "chosen: prefill attention $attention, decode attention $decode, elementwise $elementwise; re-running the kernel tests without ${excluded#,}"
   local exclude=()
@@ -380,7 +392,7 @@ decode_ab() {  # tag, VAR=value, results name
   cp "$dir/measured/$OURS-$tag/generation_attention_bf16.csv" "results/$out-$BASE-table.csv"
 }
 step_split_ab() { decode_ab split64 PDSIM_DECODE_MIN_SPLIT=64 decode-min-split64; }
-step_mma_ab() { decode_ab mma PDSIM_DECODE_KERNEL=mma decode-mma; }
+step_kernel_ab() { decode_ab "$DECODE_OTHER" "PDSIM_DECODE_KERNEL=$DECODE_OTHER" "decode-$DECODE_OTHER"; }
 
 # The --set options that put both pools of the GPU scenario on the profiled
 # device (none when its profile is missing: the scenario's datasheet h100-sxm).
@@ -440,7 +452,7 @@ step_ctest() {
 }
 
 export -f need pool_sets profile_model step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
-  step_profile8b step_profile70b step_compare decode_ab step_split_ab step_mma_ab step_validate step_timings step_validate_all step_targets step_ctest
+  step_profile8b step_profile70b step_compare decode_ab step_split_ab step_kernel_ab step_validate step_timings step_validate_all step_targets step_ctest
 
 # name  budget_s  min_s  gpu  what
 PLAN=(
@@ -455,7 +467,7 @@ PLAN=(
   "profile70b 150 40 1 pdsim profile --backend cuda --model llama-3.1-70b --tp 1 --name $OURS --out profiles"
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "split_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_MIN_SPLIT=64, compared with the default's -> results/decode-min-split64-$BASE.{md,csv}"
-  "mma_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_KERNEL=mma, compared with the default's -> results/decode-mma-$BASE.{md,csv}"
+  "kernel_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_KERNEL=$DECODE_OTHER (auto runs $DECODE_DEFAULT), compared with the default's -> results/decode-$DECODE_OTHER-$BASE.{md,csv}"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
   "memcheck 90 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
   "racecheck 60 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
@@ -518,7 +530,7 @@ for entry in "${PLAN[@]}"; do
   echo "=== [$name] $(date -u +%H:%M:%S) limit ${limit}s: $what" | tee -a "$LOG"
   t0=$(date +%s%N)
   uses_choice=0
-  case "$name" in profile8b|profile70b|split_ab|mma_ab|validate|timings|validate_all|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
+  case "$name" in profile8b|profile70b|split_ab|kernel_ab|validate|timings|validate_all|ctest) [ -f "$KERNEL_CHOICE" ] && uses_choice=1 ;; esac
   [ "$uses_choice" -eq 1 ] && echo "with the fallback kernels: $(tr '\n' ' ' <"$KERNEL_CHOICE")" | tee -a "$LOG"
   timeout -k 5 "$limit" bash -c "[ $uses_choice -eq 0 ] || . \"\$KERNEL_CHOICE\"; step_$name" 2>&1 | tee -a "$LOG"
   rc=${PIPESTATUS[0]}
@@ -541,8 +553,8 @@ for f in "profiles/measured/$OURS" "profiles/gpus/$OURS.json" "results/validatio
          "results/validation-$BASE-all-layers.md" "results/validation-$BASE-all-layers.json" "results/targets-$BASE.md" \
          "results/kernels-vs-vllm-$BASE.md" "results/kernels-vs-vllm-$BASE.csv" "results/kernel-bench-$BASE.json" \
          "results/decode-min-split64-$BASE.md" "results/decode-min-split64-$BASE.csv" \
-         "results/decode-mma-$BASE.md" "results/decode-mma-$BASE.csv" \
-         "results/decode-min-split64-$BASE-table.csv" "results/decode-mma-$BASE-table.csv"; do
+         "results/decode-$DECODE_OTHER-$BASE.md" "results/decode-$DECODE_OTHER-$BASE.csv" \
+         "results/decode-min-split64-$BASE-table.csv" "results/decode-$DECODE_OTHER-$BASE-table.csv"; do
   [ -e "$ROOT/$f" ] && files+=("$f")
 done
 if [ "${#files[@]}" -gt 0 ]; then
