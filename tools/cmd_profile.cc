@@ -34,8 +34,8 @@
 #include "kernels/backend.h"
 #include "kernels/device_info.h"
 #include "kernels/layer_executor.h"
-#include "sim/core/error.h"
 #include "sim/config/json_object.h"
+#include "sim/core/error.h"
 #include "sim/core/output_file.h"
 #include "sim/cost/calibration.h"
 #include "sim/cost/profiled.h"
@@ -738,13 +738,14 @@ int refit(const ProfileOptions& o, const std::string& command_line) {
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     const std::string f = e.path().filename().string();
     const std::string prefix = "elementwise_", suffix = ".csv";
-    if (f.size() > prefix.size() + suffix.size() && f.compare(0, prefix.size(), prefix) == 0 &&
-        f.compare(f.size() - suffix.size(), suffix.size(), suffix) == 0)
-      t.elem[f.substr(prefix.size(), f.size() - prefix.size() - suffix.size())] = table(f, true);
-  }
-  for (const auto& [op_name, rows] : t.elem)
+    if (f.size() <= prefix.size() + suffix.size() || f.compare(0, prefix.size(), prefix) != 0 ||
+        f.compare(f.size() - suffix.size(), suffix.size(), suffix) != 0)
+      continue;
+    auto rows = table(f, true);
     for (const Row& r : rows)
-      if (r.key.size() != 4) throw InputError(dir + "/elementwise_" + op_name + ".csv", "expected tokens,flops,bytes,kernels,latency_us");
+      if (r.key.size() != 4) throw InputError(dir + "/" + f, "expected the columns tokens,flops,bytes,kernels,latency_us");
+    t.elem[f.substr(prefix.size(), f.size() - prefix.size() - suffix.size())] = std::move(rows);
+  }
   const Calibration cal = calibrate(t, peak_flops, bw, overhead_us, dir);
   p["calibrated"] = cal.json;
   p["sources"]["calibrated"] = "refitted by `" + command_line + "` on " + utc_now() + ", pdsim source " +
