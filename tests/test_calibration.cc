@@ -305,6 +305,57 @@ TEST_CASE("calibration: m_half_rows, min_compute and elementwise factors in a GP
   fs::remove_all(dir);
 }
 
+TEST_CASE("a GPU profile can take its calibrated factors from another profile, one step only") {
+  const std::string gpus = std::string(PDSIM_SOURCE_DIR) + "/profiles/gpus/";
+  // The shipped H200 takes the H100 SXM's (the same die): the very factors, and it says whose.
+  const GpuSpec h200 = load_gpu_file(gpus + "h200.json", "h200");
+  const GpuSpec h100 = load_gpu_file(gpus + "h100-sxm.json", "h100-sxm");
+  REQUIRE(h200.calibrated.present);
+  CHECK(h200.calibrated.from == "h100-sxm");
+  CHECK(h100.calibrated.from.empty());
+  CHECK(h200.calibrated.gemm.compute == h100.calibrated.gemm.compute);
+  CHECK(h200.calibrated.attention_decode.memory == h100.calibrated.attention_decode.memory);
+  CHECK(h200.calibrated.attention_prefill.n_half == h100.calibrated.attention_prefill.n_half);
+  CHECK(h200.calibrated.allreduce.overhead_us == h100.calibrated.allreduce.overhead_us);
+  CHECK(h200.hbm_gbytes_per_s != h100.hbm_gbytes_per_s);  // the ceilings stay the H200's own
+
+  const fs::path dir = fs::temp_directory_path() / ("pdsim_cal_from_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const nlohmann::json base = parse_json_file(gpus + "h100-sxm.json");
+  auto write = [&](const std::string& name, const nlohmann::json& calibrated) {
+    nlohmann::json doc = base;
+    doc["name"] = name;
+    if (calibrated.is_null()) doc.erase("calibrated");
+    else doc["calibrated"] = calibrated;
+    std::ofstream(dir / (name + ".json")) << doc.dump();
+  };
+  auto error_of = [&](const std::string& name) {
+    try {
+      load_gpu_file((dir / (name + ".json")).string(), name);
+    } catch (const InputError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  write("fitted", base["calibrated"]);
+  write("bare", nullptr);
+  write("a", {{"from", "fitted"}, {"why", "same die"}});
+  CHECK(error_of("a").empty());
+  write("b", {{"from", "a"}, {"why", "a chain"}});
+  CHECK(error_of("b").find("followed one step only") != std::string::npos);
+  write("c", {{"from", "bare"}, {"why", "no fit there"}});
+  CHECK(error_of("c").find("$.calibrated.from: names \"bare\", which has no \"calibrated\" factors") != std::string::npos);
+  write("d", {{"from", "nowhere"}, {"why", "typo"}});
+  CHECK(error_of("d").find("$.calibrated.from: must name another GPU profile") != std::string::npos);
+  write("e", {{"from", "e"}, {"why", "itself"}});
+  CHECK(error_of("e").find("$.calibrated.from") != std::string::npos);
+  write("f", {{"from", "fitted"}});
+  CHECK(error_of("f").find("why") != std::string::npos);
+  write("g", {{"from", "fitted"}, {"why", "x"}, {"gemm", base["calibrated"]["gemm"]}});
+  CHECK(error_of("g").find("gemm") != std::string::npos);  // a reference or factors, not both
+  fs::remove_all(dir);
+}
+
 TEST_CASE("a GPU profile's rates and efficiency factors are range-checked") {
   // 1e-300 passed as "positive" and priced batches past the simulated clock.
   const fs::path dir = fs::temp_directory_path() / ("pdsim_gpu_ranges_" + std::to_string(::getpid()));

@@ -75,7 +75,11 @@ Calibration parse_calibration(JsonObject obj) {
 }
 }  // namespace
 
-GpuSpec load_gpu_file(const std::string& path, const std::string& name) {
+namespace {
+// `follow_from`: whether "calibrated": {"from": ...} may name another profile
+// (one step only: the profile it names must have fitted factors of its own,
+// so no chain or cycle is followed).
+GpuSpec load_gpu(const std::string& path, const std::string& name, bool follow_from) {
   const nlohmann::json root = parse_json_file(path);
   JsonObject top(root, path);
   GpuSpec g;
@@ -104,11 +108,31 @@ GpuSpec load_gpu_file(const std::string& path, const std::string& name) {
   eff.finish();
   g.kernel_overhead_us = top.number("kernel_overhead_us");
   if (g.kernel_overhead_us < 0) top.fail("kernel_overhead_us", "must be >= 0");
-  if (auto cal = top.optional_object("calibrated")) g.calibrated = parse_calibration(*cal);
+  if (auto cal = top.optional_object("calibrated")) {
+    if (cal->has("from")) {
+      const std::string from = cal->string("from");
+      cal->string("why");  // required: why another GPU's fit holds for this one
+      cal->finish();
+      const std::string from_path = (std::filesystem::path(path).parent_path() / (from + ".json")).string();
+      if (!follow_from)
+        cal->fail("from", "names \"" + from + "\", but this profile's factors are themselves taken from another "
+                          "(\"from\" is followed one step only)");
+      if (from == name || !std::filesystem::exists(from_path))
+        cal->fail("from", "must name another GPU profile in the same directory (no " + from_path + ")");
+      g.calibrated = load_gpu(from_path, from, false).calibrated;
+      if (!g.calibrated.present) cal->fail("from", "names \"" + from + "\", which has no \"calibrated\" factors");
+      g.calibrated.from = from;
+    } else {
+      g.calibrated = parse_calibration(*cal);
+    }
+  }
   top.object("sources");  // required: provenance of every number; content is free text
   top.finish();
   return g;
 }
+}  // namespace
+
+GpuSpec load_gpu_file(const std::string& path, const std::string& name) { return load_gpu(path, name, true); }
 
 const GpuSpec& GpuCatalog::get(const std::string& name, const std::string& where) {
   const auto it = cache_.find(name);

@@ -34,6 +34,10 @@ struct RooflineFactors {
 // assumptions only).
 struct Calibration {
   bool present = false;
+  // The GPU profile whose fitted factors these are, where the profile took
+  // them from another ("calibrated": {"from": NAME, "why": ...}: the same
+  // chip under another name, e.g. the H200 is the H100's die); else empty.
+  std::string from;
   RooflineFactors gemm, attention_prefill, attention_decode, allreduce;
   // Optional (written by `pdsim profile`): GEMMs of one row (m = 1: a decode
   // step of one sequence, its LM head) use these, fitted on the table's
