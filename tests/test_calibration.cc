@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -354,6 +355,39 @@ TEST_CASE("a GPU profile can take its calibrated factors from another profile, o
   write("g", {{"from", "fitted"}, {"why", "x"}, {"gemm", base["calibrated"]["gemm"]}});
   CHECK(error_of("g").find("gemm") != std::string::npos);  // a reference or factors, not both
   fs::remove_all(dir);
+}
+
+// The oracle for h200's "from": the H200 measured on 2026-12-04 (cuBLAS bf16
+// GEMMs, profiles/measured/h200-pdsim/gemm_bf16.csv, 132 rows of Llama-3.1
+// 8B/70B shapes): the H100's fitted factors on the H200's own datasheet
+// ceilings price them better than the datasheet assumptions did (median
+// |error| 4.6% vs 9.9% on 2026-12-04).
+TEST_CASE("the H100's calibrated factors price a real H200's measured GEMMs better than its datasheet assumptions") {
+  const std::string root = std::string(PDSIM_SOURCE_DIR);
+  const GpuSpec h200 = load_gpu_file(root + "/profiles/gpus/h200.json", "h200");
+  const RooflineCostModel calibrated(h200, 2, "test");
+  const RooflineCostModel assumed(h200, 2, "test", /*use_calibration=*/false);
+  std::ifstream f(root + "/profiles/measured/h200-pdsim/gemm_bf16.csv");
+  REQUIRE(f);
+  std::vector<double> err_cal, err_assumed;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.empty() || line[0] == '#' || line[0] == 'm') continue;  // provenance, header
+    double m = 0, n = 0, k = 0, us = 0;
+    REQUIRE(std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf", &m, &n, &k, &us) == 4);
+    const Op op = gemm_row_op(m, n, k, 2);
+    err_cal.push_back(std::fabs(calibrated.price(op).time_s / (us * 1e-6) - 1));
+    err_assumed.push_back(std::fabs(assumed.price(op).time_s / (us * 1e-6) - 1));
+  }
+  REQUIRE(err_cal.size() == 132);
+  auto median = [](std::vector<double> v) {
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  MESSAGE("H200 cuBLAS GEMMs, median |error|: H100 factors " << median(err_cal) << ", datasheet assumptions "
+                                                             << median(err_assumed));
+  CHECK(median(err_cal) < 0.06);
+  CHECK(median(err_cal) < 0.6 * median(err_assumed));
 }
 
 TEST_CASE("a GPU profile's rates and efficiency factors are range-checked") {
