@@ -73,9 +73,7 @@ Calibration parse_calibration(JsonObject obj) {
   obj.finish();
   return c;
 }
-}  // namespace
 
-namespace {
 // `follow_from`: whether "calibrated": {"from": ...} may name another profile
 // (one step only: the profile it names must have fitted factors of its own,
 // so no chain or cycle is followed).
