@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -367,17 +366,13 @@ TEST_CASE("the H100's calibrated factors price a real H200's measured GEMMs bett
   const GpuSpec h200 = load_gpu_file(root + "/profiles/gpus/h200.json", "h200");
   const RooflineCostModel calibrated(h200, 2, "test");
   const RooflineCostModel assumed(h200, 2, "test", /*use_calibration=*/false);
-  std::ifstream f(root + "/profiles/measured/h200-pdsim/gemm_bf16.csv");
-  REQUIRE(f);
+  const CsvRows csv =
+      read_measured_csv(root + "/profiles/measured/h200-pdsim/gemm_bf16.csv", {"m", "n", "k", "latency_us"});
   std::vector<double> err_cal, err_assumed;
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.empty() || line[0] == '#' || line[0] == 'm') continue;  // provenance, header
-    double m = 0, n = 0, k = 0, us = 0;
-    REQUIRE(std::sscanf(line.c_str(), "%lf,%lf,%lf,%lf", &m, &n, &k, &us) == 4);
-    const Op op = gemm_row_op(m, n, k, 2);
-    err_cal.push_back(std::fabs(calibrated.price(op).time_s / (us * 1e-6) - 1));
-    err_assumed.push_back(std::fabs(assumed.price(op).time_s / (us * 1e-6) - 1));
+  for (const auto& r : csv.rows) {
+    const Op op = gemm_row_op(r[0], r[1], r[2], 2);
+    err_cal.push_back(std::fabs(calibrated.price(op).time_s / (r[3] * 1e-6) - 1));
+    err_assumed.push_back(std::fabs(assumed.price(op).time_s / (r[3] * 1e-6) - 1));
   }
   REQUIRE(err_cal.size() == 132);
   auto median = [](std::vector<double> v) {
