@@ -51,8 +51,8 @@
 #               real_kernel.layers=all: every layer runs on its own weights and KV cache, to see
 #               what the one-layer-x-L approximation of the default run misses (with 1 timed run, as
 #               until 2026-12-04, each prefill batch's single run on a GPU idle between prefills read
-#               ~10% slower at the median than the minimum of 10 runs of the same shape: the likely
-#               cause of its TTFT miss, which the next GPU session can confirm)
+#               ~10% slower at the median than the minimum of 10 runs of the same shape, and TTFT
+#               missed by 13%; with the faster of 2 the H200 met it, -0.1% / +1.5%)
 #               -> results/validation-<gpu>-all-layers.{md,json}
 #   targets     tools/gpu_targets.py: issue 4's GPU targets read off the benchmark JSON and the
 #               validations (met / missed / skipped per kernel variant) -> results/targets-<gpu>.md,
@@ -436,13 +436,13 @@ step_timings() {
 }
 
 step_targets() {
-  need "$ROOT/results/kernel-bench-$BASE.json"
+  # Paths relative to the repository root (the working directory): the report names its inputs as committed.
+  need "results/kernel-bench-$BASE.json"
   local v=()
-  for f in "$ROOT/results/validation-$BASE.json" "$ROOT/results/validation-$BASE-all-layers.json"; do
+  for f in "results/validation-$BASE.json" "results/validation-$BASE-all-layers.json"; do
     [ -f "$f" ] && v+=(--validation "$f")
   done
-  python3 "$ROOT/tools/gpu_targets.py" --bench "$ROOT/results/kernel-bench-$BASE.json" "${v[@]}" \
-    --out "$ROOT/results/targets-$BASE.md"
+  python3 tools/gpu_targets.py --bench "results/kernel-bench-$BASE.json" "${v[@]}" --out "results/targets-$BASE.md"
 }
 
 step_ctest() {
