@@ -227,6 +227,59 @@ TEST_CASE("cuda kernels: the decode split plan covers the context in splits of a
   }
 }
 
+TEST_CASE("cuda kernels: fitting the decode split to the kernel's waves only lengthens splits, and ends no wave nearly empty") {
+  namespace kc = pdsim::kernels::cuda;
+  // Waves x tiles per split, the quantity fit_decode_split_to_waves trades, counted here block by block.
+  auto wave_time = [](long long blocks, long long wave, int split_tokens) {
+    long long waves = 0;
+    for (long long left = blocks; left > 0; left -= wave) ++waves;
+    return static_cast<double>(waves) * (split_tokens / 32);
+  };
+  for (int sm : {108, 132})
+    for (int resident : {1, 2, 3, 4, 8})
+      for (int batch : {1, 2, 3, 8, 13, 32, 64, 100, 128, 256})
+        for (int kv : {1, 8})
+          for (int ctx : {257, 1000, 4096, 32768, 131072}) {
+            const long long wave = static_cast<long long>(resident) * sm;
+            const kc::DecodeSplit plan = kc::plan_decode_split(batch, 4 * kv, kv, 128, ctx, sm);
+            const kc::DecodeSplit fit = kc::fit_decode_split_to_waves(plan, batch, 4 * kv, kv, 128, ctx, wave);
+            INFO("sm=" << sm << " resident=" << resident << " batch=" << batch << " kv=" << kv << " ctx=" << ctx
+                       << " plan " << plan.num_splits << " x " << plan.split_tokens << " -> " << fit.num_splits
+                       << " x " << fit.split_tokens);
+            REQUIRE(fit.num_splits >= 1);
+            CHECK(fit.num_splits <= plan.num_splits);
+            CHECK(2 * fit.num_splits >= plan.num_splits);
+            CHECK(fit.split_tokens % 32 == 0);
+            CHECK(static_cast<long long>(fit.num_splits) * fit.split_tokens >= ctx);
+            CHECK(static_cast<long long>(fit.num_splits - 1) * fit.split_tokens < ctx);
+            CHECK(fit.workspace_floats <= plan.workspace_floats);  // the backend allocates the plan's
+            CHECK(fit.workspace_floats == (fit.num_splits > 1 ? static_cast<std::int64_t>(batch) * 4 * kv *
+                                                                    fit.num_splits * 130
+                                                              : 0));
+            // No split count in [plan/2, plan] is more than 2% faster in wave units.
+            const long long base = static_cast<long long>(batch) * kv;
+            const double got = wave_time(base * fit.num_splits, wave, fit.split_tokens);
+            for (int n = (plan.num_splits + 1) / 2; n <= plan.num_splits; ++n) {
+              const int tokens = (ctx / 32 + (ctx % 32 != 0) + n - 1) / n * 32;
+              const int splits = (ctx + tokens - 1) / tokens;
+              CHECK(got <= 1.02 * wave_time(base * splits, wave, tokens) + 1e-9);
+            }
+          }
+  // The H200's case (132 SMs, the tensor-core kernel's 2 resident blocks per SM: waves of 264): the plan's
+  // 25 splits at batch 8 x 32768 with 8 kv heads make 1600 blocks, 6 waves and 16; 24 make 1536 (under 6).
+  const kc::DecodeSplit plan8 = kc::plan_decode_split(8, 32, 8, 128, 32768, 132);
+  REQUIRE(plan8.num_splits == 25);
+  CHECK(kc::fit_decode_split_to_waves(plan8, 8, 32, 8, 128, 32768, 264).num_splits == 24);
+  // The other 256k shapes there already end their last wave at least half full: unchanged.
+  for (int batch : {2, 32, 64, 128, 256}) {
+    const kc::DecodeSplit plan = kc::plan_decode_split(batch, 32, 8, 128, 262144 / batch, 132);
+    INFO("batch=" << batch);
+    CHECK(kc::fit_decode_split_to_waves(plan, batch, 32, 8, 128, 262144 / batch, 264).num_splits == plan.num_splits);
+  }
+  // Without a wave size (or with one split) the plan stands.
+  CHECK(kc::fit_decode_split_to_waves(plan8, 8, 32, 8, 128, 32768, 0).num_splits == plan8.num_splits);
+}
+
 TEST_CASE("cuda kernels: the decode kernel switch rejects unknown values and regs where it does not apply") {
   auto b = cuda_or_skip();
   if (!b) return;

@@ -39,6 +39,9 @@
 #               tensor-core kernel, PDSIM_DECODE_KERNEL=regs (the register kernel, the default until
 #               2026-12-04) -> results/decode-regs-<gpu>.{md,csv,-table.csv}; elsewhere, where auto runs the
 #               register kernel, PDSIM_DECODE_KERNEL=mma -> results/decode-mma-<gpu>.*
+#   waves_ab    the same with PDSIM_DECODE_SPLIT_WAVES=0 (the split plan without its fit to the pass-1
+#               kernel's waves) -> results/decode-split-nowaves-<gpu>.{md,csv,-table.csv}, then
+#               BM_DecodeAttention without and with the fit, one after the other, appended to the .md
 #   validate    pdsim validate scenarios/llama8b-real-gpu.json on the profiled device
 #               -> results/validation-<gpu>.{md,json}
 #   memcheck    compute-sanitizer memcheck on the kernel tests (after the measurements, which
@@ -392,6 +395,30 @@ decode_ab() {  # tag, VAR=value, results name
   cp "$dir/measured/$OURS-$tag/generation_attention_bf16.csv" "results/$out-$BASE-table.csv"
 }
 step_split_ab() { decode_ab split64 PDSIM_DECODE_MIN_SPLIT=64 decode-min-split64; }
+# The decode split plan without its fit to the kernel's waves (PDSIM_DECODE_SPLIT_WAVES=0, as before
+# 2026-12-04): both decode tables (ratio > 1: the fit is faster), then BM_DecodeAttention (256k tokens per
+# batch, every decode kernel) without and with it, in turn in this one call, appended row by row.
+step_waves_ab() {
+  decode_ab nowaves PDSIM_DECODE_SPLIT_WAVES=0 decode-split-nowaves || exit
+  need "$BENCH"
+  local off="$BUILD_DIR/bench-nowaves.json" on="$BUILD_DIR/bench-waves.json"
+  PDSIM_DECODE_SPLIT_WAVES=0 "$BENCH" --benchmark_filter=BM_DecodeAttention --benchmark_min_time=0.05 \
+    --benchmark_out="$off" --benchmark_out_format=json >/dev/null || exit
+  "$BENCH" --benchmark_filter=BM_DecodeAttention --benchmark_min_time=0.05 \
+    --benchmark_out="$on" --benchmark_out_format=json >/dev/null || exit
+  python3 - "$off" "$on" >>"results/decode-split-nowaves-$BASE.md" <<'PY' || exit
+import json, sys
+rows = [{b["name"]: b for b in json.load(open(f))["benchmarks"] if "bw_frac" in b} for f in sys.argv[1:]]
+print("\n## BM_DecodeAttention (256k tokens per batch), the same call: without the wave fit, then with it\n")
+print("| benchmark | bw_frac without | bw_frac with | time without / with |")
+print("|---|---|---|---|")
+for name, off in rows[0].items():
+    on = rows[1].get(name)
+    if on:
+        print(f"| {name} | {off['bw_frac']:.3f} | {on['bw_frac']:.3f} | {off['real_time'] / on['real_time']:.3f} |")
+PY
+  tail -n 30 "results/decode-split-nowaves-$BASE.md"
+}
 step_kernel_ab() { decode_ab "$DECODE_OTHER" "PDSIM_DECODE_KERNEL=$DECODE_OTHER" "decode-$DECODE_OTHER"; }
 
 # The --set options that put both pools of the GPU scenario on the profiled
@@ -452,7 +479,7 @@ step_ctest() {
 }
 
 export -f need pool_sets profile_model step_kit step_configure step_build step_smi step_tests step_fallback step_memcheck step_racecheck step_bench \
-  step_profile8b step_profile70b step_compare decode_ab step_split_ab step_kernel_ab step_validate step_timings step_validate_all step_targets step_ctest
+  step_profile8b step_profile70b step_compare decode_ab step_split_ab step_waves_ab step_kernel_ab step_validate step_timings step_validate_all step_targets step_ctest
 
 # name  budget_s  min_s  gpu  what
 PLAN=(
@@ -468,6 +495,7 @@ PLAN=(
   "compare 20 3 0 pdsim compare-tables --ours profiles/measured/$OURS --theirs profiles/measured/$THEIRS --out results/kernels-vs-vllm-$BASE"
   "split_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_MIN_SPLIT=64, compared with the default's -> results/decode-min-split64-$BASE.{md,csv}"
   "kernel_ab 40 10 1 both decode attention tables again with PDSIM_DECODE_KERNEL=$DECODE_OTHER (auto runs $DECODE_DEFAULT), compared with the default's -> results/decode-$DECODE_OTHER-$BASE.{md,csv}"
+  "waves_ab 60 20 1 both decode attention tables and BM_DecodeAttention again with PDSIM_DECODE_SPLIT_WAVES=0 (the split plan without its fit to the kernel's waves) -> results/decode-split-nowaves-$BASE.{md,csv}"
   "validate 150 30 1 pdsim validate scenarios/llama8b-real-gpu.json (pools on $OURS) -> results/validation-$BASE.{md,json}"
   "memcheck 90 15 1 compute-sanitizer --tool memcheck pdsim_tests -tc='*kernels*'"
   "racecheck 60 15 1 compute-sanitizer --tool racecheck pdsim_tests -tc='*kernels*attention*'"
@@ -554,7 +582,9 @@ for f in "profiles/measured/$OURS" "profiles/gpus/$OURS.json" "results/validatio
          "results/kernels-vs-vllm-$BASE.md" "results/kernels-vs-vllm-$BASE.csv" "results/kernel-bench-$BASE.json" \
          "results/decode-min-split64-$BASE.md" "results/decode-min-split64-$BASE.csv" \
          "results/decode-$DECODE_OTHER-$BASE.md" "results/decode-$DECODE_OTHER-$BASE.csv" \
-         "results/decode-min-split64-$BASE-table.csv" "results/decode-$DECODE_OTHER-$BASE-table.csv"; do
+         "results/decode-min-split64-$BASE-table.csv" "results/decode-$DECODE_OTHER-$BASE-table.csv" \
+         "results/decode-split-nowaves-$BASE.md" "results/decode-split-nowaves-$BASE.csv" \
+         "results/decode-split-nowaves-$BASE-table.csv"; do
   [ -e "$ROOT/$f" ] && files+=("$f")
 done
 if [ "${#files[@]}" -gt 0 ]; then

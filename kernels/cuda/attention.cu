@@ -30,6 +30,7 @@
 #include "kernels/cuda/decode_attention_regs.cuh"
 #include "kernels/cuda/decode_attention_mma.cuh"
 #include "kernels/cuda/decode_reduce.cuh"
+#include "kernels/cuda/decode_split.h"
 #include "kernels/cuda/ops.cuh"
 #include "kernels/cuda/prefill_attention_mma.cuh"
 #include "kernels/cuda/prefill_attention_sm90.cuh"
@@ -87,6 +88,43 @@ void launch_decode_reduce(const DecodeAttentionParams<T>& p, cudaStream_t stream
   if (p.num_splits <= 1) return;
   decode_reduce_kernel<T><<<static_cast<unsigned>(p.batch) * p.heads, 128, 0, stream>>>(p);
   cudaCheckLaunch();
+}
+
+// PDSIM_DECODE_SPLIT_WAVES=0 (read at each launch, for measuring the plan
+// without it) keeps plan_decode_split's split count; unset or 1 fits it to
+// the pass-1 kernel's waves (fit_splits_to_waves).
+bool decode_split_waves_enabled() {
+  const char* e = std::getenv("PDSIM_DECODE_SPLIT_WAVES");
+  if (e == nullptr || *e == '\0' || std::strcmp(e, "1") == 0) return true;
+  PDSIM_CUDA_REQUIRE(std::strcmp(e, "0") == 0, std::string("PDSIM_DECODE_SPLIT_WAVES must be 0 or 1, got '") + e + "'");
+  return false;
+}
+
+// p with its split count fitted to the waves `kernel` runs in
+// (fit_decode_split_to_waves: the kernel's resident blocks per SM x SMs, from
+// the occupancy API, so it holds for whichever pass-1 kernel runs) and its
+// workspace laid out for the new count (the backend's holds the plan's larger
+// one). Call after set_smem: occupancy counts the opted-in shared memory.
+template <class T, class Kernel>
+DecodeAttentionParams<T> fit_splits_to_waves(DecodeAttentionParams<T> p, Kernel kernel, int threads,
+                                             std::size_t smem) {
+  if (p.num_splits <= 1 || !decode_split_waves_enabled()) return p;
+  int dev = 0, sms = 0, resident = 0;
+  cudaCheck(cudaGetDevice(&dev));
+  cudaCheck(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+  cudaCheck(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, kernel, threads, smem));
+  DecodeSplit plan;
+  plan.num_splits = p.num_splits;
+  plan.split_tokens = p.split_tokens;
+  const DecodeSplit fitted = fit_decode_split_to_waves(plan, p.batch, p.heads, p.kv_heads, p.head_dim,
+                                                       p.max_context_len, static_cast<long long>(resident) * sms);
+  if (fitted.num_splits == p.num_splits) return p;
+  p.num_splits = fitted.num_splits;
+  p.split_tokens = fitted.split_tokens;
+  const long long bhs = static_cast<long long>(p.batch) * p.heads * p.num_splits;
+  p.partial_max = p.partial_acc + bhs * p.head_dim;  // the backend's layout: (B, heads, splits) x (hd, 1, 1)
+  p.partial_sum = p.partial_max + bhs;
+  return p;
 }
 
 // Shared-memory bytes above the 48 KiB default need an opt-in per kernel.
@@ -192,10 +230,11 @@ void decode_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
   const std::size_t smem = simt::decode_smem_bytes(group, hd);
   auto kernel = decode_attention_kernel<T, DPL, ROWS>;
   set_smem(kernel, smem);
-  const dim3 grid(p.num_splits, p.kv_heads, p.batch);
-  kernel<<<grid, kDecodeWarps * 32, smem, stream>>>(p);
+  const auto q = fit_splits_to_waves(p, kernel, kDecodeWarps * 32, smem);
+  const dim3 grid(q.num_splits, q.kv_heads, q.batch);
+  kernel<<<grid, kDecodeWarps * 32, smem, stream>>>(q);
   cudaCheckLaunch();
-  launch_decode_reduce(p, stream);
+  launch_decode_reduce(q, stream);
 }
 
 template <class T, int DPL>
@@ -240,10 +279,12 @@ DecodeKernelChoice decode_kernel_choice() {
 
 template <class T, int TG, int VPL, int GB, bool Scatter>
 void decode_regs_launch(const DecodeAttentionParams<T>& p, cudaStream_t stream) {
-  const dim3 grid(p.num_splits, p.kv_heads, p.batch);
-  decode_regs::decode_regs_kernel<T, TG, VPL, GB, Scatter><<<grid, decode_regs::kThreads, 0, stream>>>(p);
+  auto kernel = decode_regs::decode_regs_kernel<T, TG, VPL, GB, Scatter>;
+  const auto q = fit_splits_to_waves(p, kernel, decode_regs::kThreads, 0);
+  const dim3 grid(q.num_splits, q.kv_heads, q.batch);
+  kernel<<<grid, decode_regs::kThreads, 0, stream>>>(q);
   cudaCheckLaunch();
-  launch_decode_reduce(p, stream);
+  launch_decode_reduce(q, stream);
 }
 
 // Launches the register decode kernel and returns true where it applies
@@ -286,10 +327,11 @@ template <class Cfg>
 void decode_mma_launch(const DecodeAttentionParams<bf16>& p, cudaStream_t stream) {
   auto kernel = decode_mma::decode_attention_mma_kernel<Cfg>;
   set_smem(kernel, Cfg::kSmemBytes);
-  const dim3 grid(p.num_splits, p.kv_heads, p.batch);
-  kernel<<<grid, decode_mma::kThreads, Cfg::kSmemBytes, stream>>>(p);
+  const auto q = fit_splits_to_waves(p, kernel, decode_mma::kThreads, Cfg::kSmemBytes);
+  const dim3 grid(q.num_splits, q.kv_heads, q.batch);
+  kernel<<<grid, decode_mma::kThreads, Cfg::kSmemBytes, stream>>>(q);
   cudaCheckLaunch();
-  launch_decode_reduce(p, stream);
+  launch_decode_reduce(q, stream);
 }
 
 // Launches the tensor-core decode kernel and returns true where it applies

@@ -138,7 +138,7 @@ class CudaBackend final : public Backend {
     // this string), and provenance lines show it.
     std::string out = buf;
     for (const char* var : {"PDSIM_ATTENTION_KERNEL", "PDSIM_DECODE_KERNEL", "PDSIM_DECODE_MIN_SPLIT",
-                            "PDSIM_ELEMENTWISE_KERNEL"}) {
+                            "PDSIM_DECODE_SPLIT_WAVES", "PDSIM_ELEMENTWISE_KERNEL"}) {
       const char* value = std::getenv(var);
       if (value != nullptr && *value != '\0' && std::strcmp(value, "auto") != 0)
         out += std::string(" [") + var + "=" + value + "]";

@@ -49,4 +49,44 @@ inline DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int hea
   return s;
 }
 
+// The plan's blocks run in waves of wave_blocks (the pass-1 kernel's resident
+// blocks per SM x SMs); plan_decode_split's ~12 blocks per SM do not know how
+// many are resident, so its block count can end one block-time past a whole
+// wave with the last wave nearly empty: on an H200 (2026-12-04) the
+// tensor-core kernel (2 blocks per SM) at batch 8 x 32768 tokens ran 1600
+// blocks, 6 waves of 264 and 16 more, at 0.66-0.67 of the copy bandwidth
+// where the other 256k shapes (1536-2048 blocks) reached 0.71-0.76. This
+// lowers the split count to the most splits, between half the plan's and the
+// plan's, whose time in wave units (waves x tiles per split) is within 2% of
+// the best there: fewer, longer splits only, so the plan's workspace still
+// holds it and no split gets shorter than the plan's minimum. wave_blocks <= 0
+// or one split: the plan unchanged.
+inline DecodeSplit fit_decode_split_to_waves(const DecodeSplit& plan, int batch, int heads, int kv_heads,
+                                             int head_dim, int max_context_len, long long wave_blocks) {
+  constexpr int kTile = 32;
+  if (wave_blocks <= 0 || plan.num_splits <= 1) return plan;
+  const long long base = static_cast<long long>(batch) * kv_heads;
+  const int tiles = (max_context_len + kTile - 1) / kTile;
+  auto with_splits = [&](int splits) {
+    DecodeSplit s;
+    const int tiles_per_split = (tiles + splits - 1) / splits;
+    s.split_tokens = tiles_per_split * kTile;
+    s.num_splits = (max_context_len + s.split_tokens - 1) / s.split_tokens;
+    if (s.num_splits > 1)
+      s.workspace_floats = static_cast<std::int64_t>(batch) * heads * s.num_splits * (head_dim + 2);
+    return s;
+  };
+  auto wave_time = [&](const DecodeSplit& s) {  // waves x tiles per split
+    return static_cast<double>((base * s.num_splits + wave_blocks - 1) / wave_blocks) * (s.split_tokens / kTile);
+  };
+  double best = wave_time(plan);
+  for (int n = (plan.num_splits + 1) / 2; n < plan.num_splits; ++n) best = std::min(best, wave_time(with_splits(n)));
+  if (wave_time(plan) <= 1.02 * best) return plan;
+  for (int n = plan.num_splits - 1; n >= 1; --n) {
+    const DecodeSplit s = with_splits(n);
+    if (wave_time(s) <= 1.02 * best) return s;
+  }
+  return plan;
+}
+
 }  // namespace pdsim::kernels::cuda
