@@ -118,12 +118,7 @@ DecodeAttentionParams<T> fit_splits_to_waves(DecodeAttentionParams<T> p, Kernel 
   plan.split_tokens = p.split_tokens;
   const DecodeSplit fitted = fit_decode_split_to_waves(plan, p.batch, p.heads, p.kv_heads, p.head_dim,
                                                        p.max_context_len, static_cast<long long>(resident) * sms);
-  if (fitted.num_splits == p.num_splits) return p;
-  p.num_splits = fitted.num_splits;
-  p.split_tokens = fitted.split_tokens;
-  const long long bhs = static_cast<long long>(p.batch) * p.heads * p.num_splits;
-  p.partial_max = p.partial_acc + bhs * p.head_dim;  // the backend's layout: (B, heads, splits) x (hd, 1, 1)
-  p.partial_sum = p.partial_max + bhs;
+  set_decode_split(p, fitted);
   return p;
 }
 

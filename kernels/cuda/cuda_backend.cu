@@ -295,14 +295,8 @@ class CudaBackend final : public Backend {
       p.max_blocks_per_seq = a.max_blocks_per_seq;
       p.max_context_len = a.max_context_len;
       p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(a.head_dim)));
-      p.num_splits = split.num_splits;
-      p.split_tokens = split.split_tokens;
-      if (ws) {
-        const long long bhs = static_cast<long long>(a.batch) * a.heads * split.num_splits;
-        p.partial_acc = ws;              // (B, heads, splits, hd)
-        p.partial_max = ws + bhs * hd;   // (B, heads, splits)
-        p.partial_sum = p.partial_max + bhs;
-      }
+      p.partial_acc = ws;
+      set_decode_split(p, split);
       launch_decode_attention(p, stream_);
     });
   }

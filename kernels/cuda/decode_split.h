@@ -89,4 +89,18 @@ inline DecodeSplit fit_decode_split_to_waves(const DecodeSplit& plan, int batch,
   return plan;
 }
 
+// Puts `split` into decode params `p` (DecodeAttentionParams<T>) and lays its
+// workspace out from p.partial_acc: (batch, heads, splits) x head_dim partial
+// accumulators, then the maxima, then the sums, as decode_reduce_kernel reads
+// them. The backend's allocation for a plan holds any fit of it (fewer splits).
+template <class Params>
+void set_decode_split(Params& p, const DecodeSplit& split) {
+  p.num_splits = split.num_splits;
+  p.split_tokens = split.split_tokens;
+  if (split.num_splits <= 1 || p.partial_acc == nullptr) return;
+  const long long bhs = static_cast<long long>(p.batch) * p.heads * split.num_splits;
+  p.partial_max = p.partial_acc + bhs * p.head_dim;
+  p.partial_sum = p.partial_max + bhs;
+}
+
 }  // namespace pdsim::kernels::cuda

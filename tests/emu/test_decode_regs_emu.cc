@@ -53,15 +53,20 @@ using kc::emu_test::to_float;
 namespace {
 
 // How the case splits the context: the launcher's plan (plan_decode_split on a
-// 132-SM device), one pass, or split_tokens forced (at least 2 splits, so a
-// short batch gets an empty split).
+// 132-SM device), one pass, split_tokens forced (at least 2 splits, so a
+// short batch gets an empty split), or the plan fitted to waves of
+// wave_blocks blocks (fit_decode_split_to_waves, as the launcher does; the
+// case must be one the fit changes) in the plan's larger workspace, laid out
+// by set_decode_split as the launcher lays it.
 struct SplitMode {
-  enum Kind { kPlan, kOnePass, kForced } kind = kPlan;
+  enum Kind { kPlan, kOnePass, kForced, kFitted } kind = kPlan;
   int split_tokens = 0;  // kForced: a multiple of 32, as launch_decode_attention demands
+  int wave_blocks = 0;   // kFitted
 };
-constexpr SplitMode kPlan{SplitMode::kPlan, 0};
-constexpr SplitMode kOnePass{SplitMode::kOnePass, 0};
-constexpr SplitMode forced(int tokens) { return {SplitMode::kForced, tokens}; }
+constexpr SplitMode kPlan{SplitMode::kPlan, 0, 0};
+constexpr SplitMode kOnePass{SplitMode::kOnePass, 0, 0};
+constexpr SplitMode forced(int tokens) { return {SplitMode::kForced, tokens, 0}; }
+constexpr SplitMode fitted(int wave_blocks) { return {SplitMode::kFitted, 0, wave_blocks}; }
 
 struct Case {
   int heads, kv_heads, head_dim, block_tokens;
@@ -173,24 +178,34 @@ void check_case(const Case& c, std::mt19937& rng) {
   p.max_context_len = max_ctx;
   p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)));
   kc::DecodeSplit split = kc::plan_decode_split(B, c.heads, c.kv_heads, hd, max_ctx, 132);
+  std::int64_t workspace_floats = split.workspace_floats;  // what the backend allocates: the plan's
   if (c.split.kind == SplitMode::kOnePass) {
     split = kc::DecodeSplit{};
     split.split_tokens = max_ctx;
+    workspace_floats = 0;
   } else if (c.split.kind == SplitMode::kForced) {
     split.split_tokens = c.split.split_tokens;
     split.num_splits = std::max(2, (max_ctx + split.split_tokens - 1) / split.split_tokens);
     split.workspace_floats = static_cast<std::int64_t>(B) * c.heads * split.num_splits * (hd + 2);
+    workspace_floats = split.workspace_floats;
+  } else if (c.split.kind == SplitMode::kFitted) {
+    const kc::DecodeSplit fit =
+        kc::fit_decode_split_to_waves(split, B, c.heads, c.kv_heads, hd, max_ctx, c.split.wave_blocks);
+    INFO("plan " << split.num_splits << " x " << split.split_tokens << " tokens");
+    REQUIRE(fit.num_splits < split.num_splits);
+    REQUIRE(fit.num_splits > 1);
+    split = fit;
   }
-  p.num_splits = split.num_splits;
-  p.split_tokens = split.split_tokens;
   // Workspace: partial_acc (B, heads, splits, hd) | partial_max (B, heads, splits) | partial_sum (same).
-  std::vector<float> ws(static_cast<std::size_t>(split.workspace_floats), NAN);
+  std::vector<float> ws(static_cast<std::size_t>(workspace_floats), NAN);
+  p.partial_acc = workspace_floats > 0 ? ws.data() : nullptr;
+  kc::set_decode_split(p, split);
   if (p.num_splits > 1) {
     REQUIRE(split.workspace_floats == static_cast<std::int64_t>(B) * c.heads * p.num_splits * (hd + 2));
+    REQUIRE(split.workspace_floats <= workspace_floats);
     const long long bhs = static_cast<long long>(B) * c.heads * p.num_splits;
-    p.partial_acc = ws.data();
-    p.partial_max = ws.data() + bhs * hd;
-    p.partial_sum = p.partial_max + bhs;
+    CHECK(p.partial_max == ws.data() + bhs * hd);
+    CHECK(p.partial_sum == p.partial_max + bhs);
   }
   INFO(describe(c, p.num_splits, p.split_tokens, sizeof(T)));
 
@@ -270,6 +285,12 @@ TEST_CASE("cuda kernels emulated: register decode attention matches the float64 
   check_case<bf16>({6, 2, 96, 16, {300, 17, 0}, forced(64)}, rng);
   check_case<bf16>({32, 8, 128, 16, {2048, 2048, 2048, 2048}, kPlan}, rng);  // llama-3.1-8b: 8 splits of 256
   check_case<bf16>({8, 2, 128, 16, {4000}, kPlan, 8.0}, rng);           // peaked softmax: large scores, rescales
+  // The plan fitted to the waves of a tiny device, in the plan's workspace: 2 sequences x 2 kv heads x 4
+  // splits of 256 = 16 blocks in waves of 3 -> 3 splits of 352 (12 blocks); 4 kv heads x 11 splits of 288 =
+  // 44 blocks in waves of 7 -> 7 splits of 448 (28 blocks).
+  check_case<bf16>({8, 2, 128, 16, {1000, 999}, fitted(3)}, rng);
+  check_case<float>({16, 2, 64, 16, {1000, 33}, fitted(3)}, rng);
+  check_case<bf16>({8, 4, 128, 16, {3000}, fitted(7)}, rng);
 }
 
 // Head dims that leave lanes of a token group idle or take two vectors per
