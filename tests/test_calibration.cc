@@ -360,8 +360,9 @@ TEST_CASE("a GPU profile can take its calibrated factors from another profile, o
 // GEMMs, profiles/measured/h200-pdsim/gemm_bf16.csv, 132 rows of Llama-3.1
 // 8B/70B shapes): the H100's fitted factors on the H200's own datasheet
 // ceilings price them better than the datasheet assumptions did (median
-// |error| 4.6% vs 9.9% on the first table of 2026-12-04, 4.3% vs 9.2% on the
-// one re-measured that afternoon, now in the file).
+// |error| 4.6% vs 9.9% on the first table of 2026-12-04, 5.2% vs 11.7% on the
+// one in the file, measured that afternoon on another H200 whose GEMMs ran 3%
+// faster at the median).
 TEST_CASE("the H100's calibrated factors price a real H200's measured GEMMs better than its datasheet assumptions") {
   const std::string root = std::string(PDSIM_SOURCE_DIR);
   const GpuSpec h200 = load_gpu_file(root + "/profiles/gpus/h200.json", "h200");
