@@ -487,7 +487,7 @@ PLAN=(
   "configure 90 10 0 cmake -S . -B ${BUILD_DIR#"$ROOT"/} (Ninja if present) Release, CUDA archs $CUDA_ARCHS, CMAKE_PREFIX_PATH=$PREFIX/usr"
   "build 240 30 0 cmake --build ${BUILD_DIR#"$ROOT"/} -j $JOBS --target pdsim pdsim_tests pdsim_kernel_bench"
   "smi 15 3 1 nvidia-smi"
-  "tests 60 10 1 pdsim_tests -tc='*kernels*' (every kernel over CPU and CUDA backends)"
+  "tests 90 10 1 pdsim_tests -tc='*kernels*' (every kernel over CPU and CUDA backends)"
   "fallback 60 10 1 only when the kernel tests failed: the first passing variant of each attention kernel and of the elementwise kernels -> ${KERNEL_CHOICE#"$ROOT"/}"
   "bench 90 10 1 pdsim_kernel_bench --benchmark_out=results/kernel-bench-$BASE.json"
   "profile8b 90 30 1 pdsim profile --backend cuda --model llama-3.1-8b --tp 1 --name $OURS --out profiles"
