@@ -487,9 +487,9 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
 
   // ---- GEMMs, then attention on the model's per-GPU head layout, then the
   // elementwise ops (RMSNorm, RoPE + KV append, SiLU-gate) as the layer
-  // executor runs them, for prefill batches of 1..max_m tokens (used only to
-  // fit the "elementwise" roofline factors: the profiled model prices these
-  // with the roofline). The sweep runs `passes` times and every point keeps
+  // executor runs them, for prefill batches of 1..max_m tokens (the profiled
+  // model's elementwise tables, and what the "elementwise" roofline factors
+  // are fitted on). The sweep runs `passes` times and every point keeps
   // its fastest pass: a slow spell of the host (a VM's neighbours) in one
   // pass then no longer biases a block of consecutive rows (on this project's
   // VM one made decode attention at batch 2..8 read 20-25% slow).
@@ -576,13 +576,14 @@ int profile(const ProfileOptions& o, const GlobalOptions& g, const std::string& 
   // models profiled into this directory, and fitted on all of them: one GPU
   // profile prices every model, so its factors must not be the last model's
   // alone (a 70B run's alone priced an 8B decode step's RoPE + KV append 75%
-  // slow). Not read by the profiled model: the rows the fit used, on record.
+  // slow). The profiled model looks these rows up (sim/cost/profiled.h).
   for (auto& [op_name, rows] : elem_rows) {
     rows = write_merged_csv(
         dir + "/elementwise_" + op_name + ".csv", device_line,
         prov("elementwise op " + op_name + " as the layer executor times it (one layer, a prefill batch of `tokens` "
-             "tokens); flops, bytes and kernels are the op list's (sim/model/ops.cc); the rows the profile's elementwise "
-             "roofline factors are fitted on (the profiled model prices these ops with the roofline)"),
+             "tokens); flops, bytes and kernels are the op list's (sim/model/ops.cc); the profiled model prices these "
+             "ops from these rows (per shape: bytes per token), and the profile's elementwise roofline factors are "
+             "fitted on them"),
         "tokens,flops,bytes,kernels,latency_us", rows,
         // A row is its shape (tokens, FLOPs); bytes and kernels are the op
         // list's and go with it, so a changed op list (2026-12-03: the

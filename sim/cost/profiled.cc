@@ -282,6 +282,26 @@ AllReduceTable build_allreduce_table(const CsvRows& csv, const std::string& path
   return t;
 }
 
+void add_elementwise_rows(ElementwiseTable& table, const std::string& op, const CsvRows& csv) {
+  // (kernels, bytes per token) -> tokens -> seconds
+  std::map<std::pair<int, double>, std::map<double, double>> fastest;
+  for (const auto& row : csv.rows) {
+    const double tokens = row[0], seconds = row[4] * 1e-6;
+    auto [it, fresh] = fastest[{static_cast<int>(row[3]), row[2] / tokens}].emplace(tokens, seconds);
+    if (!fresh) it->second = std::min(it->second, seconds);
+  }
+  for (const auto& [key, points] : fastest) {
+    std::vector<double> x, y;
+    for (const auto& [tokens, seconds] : points) x.push_back(tokens), y.push_back(seconds);
+    ElementwiseTable::Line line{op, key.first, key.second, LogCurve::from(std::move(x), std::move(y))};
+    line.t.make_monotone();
+    table.lines.push_back(std::move(line));
+  }
+  std::sort(table.lines.begin(), table.lines.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.op, a.kernels, a.bytes_per_token) < std::tie(b.op, b.kernels, b.bytes_per_token);
+  });
+}
+
 namespace {
 GemmTable read_gemm(const std::string& path) {
   return build_gemm_table(read_measured_csv(path, {"m", "n", "k", "latency_us"}), path);
@@ -338,6 +358,20 @@ MeasuredTables read_measured_tables(const std::string& dir, const std::string& g
   t.context = read_attention(dir + "/context_attention_bf16.csv", "isl");
   t.generation = read_attention(dir + "/generation_attention_bf16.csv", "kv_len");
   t.allreduce = read_allreduce(dir + "/allreduce.csv");
+  // elementwise_<op>.csv, in name order (a directory's order is the file system's).
+  const std::string prefix = "elementwise_", suffix = ".csv";
+  std::vector<std::pair<std::string, std::string>> elementwise;  // op, path
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > prefix.size() + suffix.size() && name.rfind(prefix, 0) == 0 &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      elementwise.emplace_back(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()),
+                               entry.path().string());
+  }
+  std::sort(elementwise.begin(), elementwise.end());
+  for (const auto& [op, path] : elementwise)
+    add_elementwise_rows(t.elementwise, op,
+                         read_measured_csv(path, {"tokens", "flops", "bytes", "kernels", "latency_us"}));
   return t;
 }
 
@@ -522,6 +556,38 @@ ProfiledCostModel::Lookup ProfiledCostModel::allreduce(int gpus, double bytes) c
           "roofline-fallback"};
 }
 
+ProfiledCostModel::Lookup ProfiledCostModel::elementwise(const Op& op) const {
+  auto one_call = [&](double bytes) {  // the op at `bytes` per call, its FLOPs in proportion
+    Op o = op;
+    o.count = 1;
+    if (op.bytes > 0) o.flops = op.flops * bytes / op.bytes;
+    o.bytes = bytes;
+    return roofline_.price(o).time_s;
+  };
+  const double tokens = static_cast<double>(op.m);
+  const ElementwiseTable::Line* line = nullptr;
+  double best_d = 1e300;
+  if (tokens > 0 && op.bytes > 0) {
+    const double per_token = op.bytes / tokens;
+    for (const auto& l : tables_->elementwise.lines) {  // a few lines per op
+      if (l.op != op.name || l.kernels != op.kernels) continue;
+      const double d = std::fabs(std::log(l.bytes_per_token / per_token));
+      if (d < best_d) best_d = d, line = &l;
+    }
+  }
+  if (line == nullptr) return {one_call(op.bytes), "roofline"};
+  const bool same_shape = best_d < 1e-9;
+  if (same_shape && line->t.contains(tokens)) {
+    bool exact = false;
+    const double t = line->t.at(tokens, &exact);
+    return {t, exact ? "measured" : "interpolated"};
+  }
+  // The line at the nearest measured tokens, scaled by the roofline from that point to the op.
+  const double tokens_e = std::clamp(tokens, line->t.xs.front(), line->t.xs.back());
+  return {line->t.at(tokens_e, nullptr) * one_call(op.bytes) / one_call(line->bytes_per_token * tokens_e),
+          "roofline-fallback"};
+}
+
 OpPrice ProfiledCostModel::price(const Op& op) const {
   OpPrice p = roofline_.price(op);
   Lookup l;
@@ -545,6 +611,8 @@ OpPrice ProfiledCostModel::price(const Op& op) const {
       l = allreduce(op.group_gpus, op.bytes);
       break;
     case OpClass::kElementwise:
+      l = elementwise(op);
+      break;
     case OpClass::kP2P:
       return p;  // no table: roofline, source "roofline"
   }

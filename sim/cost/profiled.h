@@ -7,6 +7,8 @@
 //   context_attention_bf16.csv       batch,isl,heads,kv_heads,head_dim   (equal prompts, no cached prefix)
 //   generation_attention_bf16.csv    batch,kv_len,heads,kv_heads,head_dim (one new token per sequence)
 //   allreduce.csv                    gpus,bytes
+//   elementwise_<op>.csv             tokens,flops,bytes,kernels (optional: pdsim profile writes them,
+//                                    one per elementwise op of the op list, e.g. kv_append_rope)
 // Lookup:
 //   GEMM: exact (n,k) line, log-log interpolation in m; absent (n,k): nearest
 //     measured line in log space, scaled by the FLOP ratio.
@@ -17,10 +19,18 @@
 //     an equal-length batch: prefill length L with seqs*L(L+1)/2 = causal pairs
 //     (exact for prompts without cached prefix), decode length = mean KV tokens.
 //   All-reduce: per GPU count, log-log interpolation in bytes.
+//   Elementwise: per op name, kernel count (an op list that launches
+//     another number of kernels is another implementation) and HBM bytes
+//     per token (one line per model shape and TP degree: at equal bytes,
+//     1024 rows of 4096 and 512 of 8192 differ by 10% on an H200), log-log
+//     interpolation in tokens (Op::m). Another bytes per token: the line
+//     nearest in log bytes per token at the same tokens, scaled by the
+//     roofline's ratio ("roofline-fallback").
 // Outside a table's range: the roofline, scaled to meet the table at its edge
 //   (t = t_table(edge) x roofline(query) / roofline(edge)), marked
-//   "roofline-fallback". Elementwise ops and P2P have no table: the roofline,
-//   marked "roofline".
+//   "roofline-fallback". P2P, and elementwise ops without a table of their
+//   name and kernel count (the vLLM tables have none): the roofline, marked
+//   "roofline".
 // Each table is made non-decreasing along every axis when loaded, so
 // predictions are monotone in tokens and context: along the length (GEMM: m)
 // axis by isotonic regression in log time (a run of points that would
@@ -87,12 +97,23 @@ struct AllReduceTable {
   std::string file;
 };
 
+struct ElementwiseTable {
+  struct Line {
+    std::string op;  // the op list's name (sim/model/ops.cc)
+    int kernels = 0;
+    double bytes_per_token = 0;
+    LogCurve t;  // seconds over tokens
+  };
+  std::vector<Line> lines;  // sorted by (op, kernels, bytes_per_token)
+};
+
 // All measured tables of one GPU. Immutable once loaded; shared.
 struct MeasuredTables {
   std::string gpu, dir;
   GemmTable gemm_bf16, gemm_fp8;  // gemm_fp8 empty when the GPU has no fp8 table
   AttentionTable context, generation;
   AllReduceTable allreduce;
+  ElementwiseTable elementwise;  // empty when the directory has no elementwise_<op>.csv
 };
 
 // Raw rows of one measured CSV: '#' lines are provenance, then a header that
@@ -109,6 +130,9 @@ CsvRows read_measured_csv(const std::string& path, const std::vector<std::string
 GemmTable build_gemm_table(const CsvRows& csv, const std::string& file);
 AttentionTable build_attention_table(const CsvRows& csv, const std::string& file);
 AllReduceTable build_allreduce_table(const CsvRows& csv, const std::string& file);
+// Adds op `op`'s rows (tokens,flops,bytes,kernels,latency_us) to `table`; rows
+// of equal kernels, bytes per token and tokens (two models of one shape) keep the faster.
+void add_elementwise_rows(ElementwiseTable& table, const std::string& op, const CsvRows& csv);
 
 // The op that one table row measures (count 1, one kernel), for the roofline:
 // a GEMM; attention over `batch` equal sequences of `length` tokens (bf16
@@ -145,6 +169,9 @@ class ProfiledCostModel : public CostModel {
   // tokens; decode: KV tokens read per sequence).
   Lookup attention(bool decode, double batch, double length, int heads, int kv_heads, int head_dim) const;
   Lookup allreduce(int gpus, double bytes) const;
+  // One call of elementwise op `op` (its name, kernels, tokens m, bytes and FLOPs); source "roofline"
+  // when no table of its name and kernel count exists.
+  Lookup elementwise(const Op& op) const;
 
  private:
   double roof_gemm(double m, double n, double k) const;

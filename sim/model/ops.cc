@@ -140,6 +140,7 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
     op.bytes = 2.0 * ab * Td * qk + kvb * 2.0 * kv_heads * hd * Td;
     op.count = L;
     op.kernels = 2;
+    op.m = T;
     out.push_back(op);
   }
   out.push_back(gemm("o_proj", T, h, q_heads * hd, L, wb, ab));
@@ -150,6 +151,7 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
     op.flops = (model.gated() ? 6.0 : 4.0) * elems;
     op.bytes = ab * elems * (model.gated() ? 3.0 : 2.0);
     op.count = L;
+    op.m = T;
     out.push_back(op);
   }
   out.push_back(gemm("mlp_down", T, h, ffn, L, wb, ab));
@@ -163,6 +165,7 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
     op.bytes = ab * Td * hdd * (2 * 4);
     op.count = L;
     op.kernels = 2;
+    op.m = T;
     out.push_back(op);
   }
   if (tp > 1) {
@@ -176,6 +179,7 @@ void build_ops(const ModelSpec& model, const Parallelism& par, const BatchStats&
     Op op{"embedding", OpClass::kElementwise};
     op.bytes = 2.0 * ab * Td * hdd;
     op.count = 1;
+    op.m = T;
     out.push_back(op);
   }
   if (b.logit_rows > 0) {

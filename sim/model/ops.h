@@ -65,7 +65,8 @@ struct Op {
   double bytes = 0;     // HBM bytes per instance (for comm ops: message bytes)
   int count = 1;        // how many times it runs in the batch (e.g. once per layer)
   int kernels = 1;      // kernel launches per instance (for launch overhead)
-  // GEMM shape (per GPU) for table-driven cost models; zero otherwise.
+  // GEMM shape (per GPU) for table-driven cost models; elementwise ops: m =
+  // the token rows they run over (their measured tables are per token); zero otherwise.
   std::int64_t m = 0, n = 0, k = 0;
   int group_gpus = 1;   // GPUs taking part in a collective
   // Attention shape (per GPU) for table-driven cost models; zero otherwise.
