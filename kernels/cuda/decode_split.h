@@ -20,6 +20,22 @@ struct DecodeSplit {
 // the CUDA backend lets PDSIM_DECODE_MIN_SPLIT override it for measurement.
 constexpr int kDefaultMinSplitTokens = 256;
 
+constexpr int kDecodeSplitTile = 32;  // split lengths are whole 32-token tiles (the shared-memory kernel's)
+
+// The context of max_context_len tokens cut into about `splits` splits of
+// whole tiles (fewer when the tiles do not divide evenly: no empty split at
+// max_context_len), and their workspace. REQUIRES: splits >= 1.
+inline DecodeSplit decode_split_into(int batch, int heads, int head_dim, int max_context_len, long long splits) {
+  DecodeSplit s;
+  const int tiles = std::max(1, (max_context_len + kDecodeSplitTile - 1) / kDecodeSplitTile);
+  const int tiles_per_split = static_cast<int>((tiles + splits - 1) / splits);
+  s.split_tokens = tiles_per_split * kDecodeSplitTile;
+  s.num_splits = std::max(1, (max_context_len + s.split_tokens - 1) / s.split_tokens);
+  if (s.num_splits > 1)
+    s.workspace_floats = static_cast<std::int64_t>(batch) * heads * s.num_splits * (head_dim + 2);
+  return s;
+}
+
 // Splits for the register kernel (the shared-memory one runs the same plan):
 // batch * kv_heads * num_splits blocks should give every SM ~12 blocks (a few
 // waves at the ~3 resident blocks per SM of the G = 8 kernel, so the last wave
@@ -29,24 +45,18 @@ constexpr int kDefaultMinSplitTokens = 256;
 // REQUIRES: min_split_tokens a positive multiple of 32.
 inline DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int head_dim, int max_context_len,
                                      int sm_count, int min_split_tokens = kDefaultMinSplitTokens) {
-  constexpr int kTile = 32;                // tokens per tile of the shared-memory kernel
+  constexpr int kTile = kDecodeSplitTile;
   const int kMinSplitTokens = min_split_tokens;
   constexpr long long kBlocksPerSm = 12;
-  DecodeSplit s;
-  const int tiles = (max_context_len + kTile - 1) / kTile;
-  s.split_tokens = std::max(1, tiles) * kTile;
   const long long base = static_cast<long long>(batch) * kv_heads;
-  if (max_context_len <= kMinSplitTokens || base <= 0) return s;  // one pass, no workspace
+  if (max_context_len <= kMinSplitTokens || base <= 0)  // one pass, no workspace
+    return decode_split_into(batch, heads, head_dim, max_context_len, 1);
+  const int tiles = (max_context_len + kTile - 1) / kTile;
   const long long target = kBlocksPerSm * (sm_count > 0 ? sm_count : 100);
   // Nearest whole number of splits to target / base (1 when base alone is close to the target).
   const long long want = (target + base / 2) / base;
   const long long splits = std::max(1LL, std::min(want, static_cast<long long>(tiles / (kMinSplitTokens / kTile))));
-  const int tiles_per_split = static_cast<int>((tiles + splits - 1) / splits);
-  s.split_tokens = tiles_per_split * kTile;
-  s.num_splits = (max_context_len + s.split_tokens - 1) / s.split_tokens;
-  if (s.num_splits > 1)
-    s.workspace_floats = static_cast<std::int64_t>(batch) * heads * s.num_splits * (head_dim + 2);
-  return s;
+  return decode_split_into(batch, heads, head_dim, max_context_len, splits);
 }
 
 // The plan's blocks run in waves of wave_blocks (the pass-1 kernel's resident
@@ -63,21 +73,12 @@ inline DecodeSplit plan_decode_split(int batch, int heads, int kv_heads, int hea
 // or one split: the plan unchanged.
 inline DecodeSplit fit_decode_split_to_waves(const DecodeSplit& plan, int batch, int heads, int kv_heads,
                                              int head_dim, int max_context_len, long long wave_blocks) {
-  constexpr int kTile = 32;
   if (wave_blocks <= 0 || plan.num_splits <= 1) return plan;
   const long long base = static_cast<long long>(batch) * kv_heads;
-  const int tiles = (max_context_len + kTile - 1) / kTile;
-  auto with_splits = [&](int splits) {
-    DecodeSplit s;
-    const int tiles_per_split = (tiles + splits - 1) / splits;
-    s.split_tokens = tiles_per_split * kTile;
-    s.num_splits = (max_context_len + s.split_tokens - 1) / s.split_tokens;
-    if (s.num_splits > 1)
-      s.workspace_floats = static_cast<std::int64_t>(batch) * heads * s.num_splits * (head_dim + 2);
-    return s;
-  };
+  auto with_splits = [&](int splits) { return decode_split_into(batch, heads, head_dim, max_context_len, splits); };
   auto wave_time = [&](const DecodeSplit& s) {  // waves x tiles per split
-    return static_cast<double>((base * s.num_splits + wave_blocks - 1) / wave_blocks) * (s.split_tokens / kTile);
+    return static_cast<double>((base * s.num_splits + wave_blocks - 1) / wave_blocks) *
+           (s.split_tokens / kDecodeSplitTile);
   };
   double best = wave_time(plan);
   for (int n = (plan.num_splits + 1) / 2; n < plan.num_splits; ++n) best = std::min(best, wave_time(with_splits(n)));
