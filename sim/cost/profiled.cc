@@ -283,20 +283,16 @@ AllReduceTable build_allreduce_table(const CsvRows& csv, const std::string& path
 }
 
 void add_elementwise_rows(ElementwiseTable& table, const std::string& op, const CsvRows& csv) {
-  // (kernels, bytes per token) -> tokens -> seconds
-  std::map<std::pair<int, double>, std::map<double, double>> fastest;
-  for (const auto& row : csv.rows) {
+  std::map<std::pair<int, double>, Points> fastest;  // (kernels, bytes per token) -> tokens -> seconds
+  for (std::size_t r = 0; r < csv.rows.size(); ++r) {
+    const auto& row = csv.rows[r];
     const double tokens = row[0], seconds = row[4] * 1e-6;
-    auto [it, fresh] = fastest[{static_cast<int>(row[3]), row[2] / tokens}].emplace(tokens, seconds);
-    if (!fresh) it->second = std::min(it->second, seconds);
+    auto [it, fresh] =
+        fastest[{static_cast<int>(row[3]), row[2] / tokens}].emplace(tokens, std::make_pair(seconds, csv.lines[r]));
+    if (!fresh && seconds < it->second.first) it->second = {seconds, csv.lines[r]};
   }
-  for (const auto& [key, points] : fastest) {
-    std::vector<double> x, y;
-    for (const auto& [tokens, seconds] : points) x.push_back(tokens), y.push_back(seconds);
-    ElementwiseTable::Line line{op, key.first, key.second, LogCurve::from(std::move(x), std::move(y))};
-    line.t.make_monotone();
-    table.lines.push_back(std::move(line));
-  }
+  for (const auto& [key, points] : fastest)
+    table.lines.push_back({op, key.first, key.second, curve_of(points)});
   std::sort(table.lines.begin(), table.lines.end(), [](const auto& a, const auto& b) {
     return std::tie(a.op, a.kernels, a.bytes_per_token) < std::tie(b.op, b.kernels, b.bytes_per_token);
   });
