@@ -735,17 +735,11 @@ int refit(const ProfileOptions& o, const std::string& command_line) {
   t.ctx = table("context_attention_bf16.csv", true);
   t.gen = table("generation_attention_bf16.csv", true);
   t.allreduce_rows = static_cast<int>(table("allreduce.csv", false).size());
-  std::error_code ec;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
-    const std::string f = e.path().filename().string();
-    const std::string prefix = "elementwise_", suffix = ".csv";
-    if (f.size() <= prefix.size() + suffix.size() || f.compare(0, prefix.size(), prefix) != 0 ||
-        f.compare(f.size() - suffix.size(), suffix.size(), suffix) != 0)
-      continue;
+  for (const auto& [op, f] : elementwise_table_files(dir)) {
     auto rows = table(f, true);
     for (const Row& r : rows)
       if (r.key.size() != 4) throw InputError(dir + "/" + f, "expected the columns tokens,flops,bytes,kernels,latency_us");
-    t.elem[f.substr(prefix.size(), f.size() - prefix.size() - suffix.size())] = std::move(rows);
+    t.elem[op] = std::move(rows);
   }
   const Calibration cal = calibrate(t, peak_flops, bw, overhead_us, dir);
   p["calibrated"] = cal.json;

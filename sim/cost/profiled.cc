@@ -282,6 +282,20 @@ AllReduceTable build_allreduce_table(const CsvRows& csv, const std::string& path
   return t;
 }
 
+std::vector<std::pair<std::string, std::string>> elementwise_table_files(const std::string& dir) {
+  const std::string prefix = "elementwise_", suffix = ".csv";
+  std::vector<std::pair<std::string, std::string>> files;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.size() > prefix.size() + suffix.size() && name.rfind(prefix, 0) == 0 &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      files.emplace_back(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()), name);
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 void add_elementwise_rows(ElementwiseTable& table, const std::string& op, const CsvRows& csv) {
   std::map<std::pair<int, double>, Points> fastest;  // (kernels, bytes per token) -> tokens -> seconds
   for (std::size_t r = 0; r < csv.rows.size(); ++r) {
@@ -354,20 +368,9 @@ MeasuredTables read_measured_tables(const std::string& dir, const std::string& g
   t.context = read_attention(dir + "/context_attention_bf16.csv", "isl");
   t.generation = read_attention(dir + "/generation_attention_bf16.csv", "kv_len");
   t.allreduce = read_allreduce(dir + "/allreduce.csv");
-  // elementwise_<op>.csv, in name order (a directory's order is the file system's).
-  const std::string prefix = "elementwise_", suffix = ".csv";
-  std::vector<std::pair<std::string, std::string>> elementwise;  // op, path
-  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
-    const std::string name = entry.path().filename().string();
-    if (name.size() > prefix.size() + suffix.size() && name.rfind(prefix, 0) == 0 &&
-        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-      elementwise.emplace_back(name.substr(prefix.size(), name.size() - prefix.size() - suffix.size()),
-                               entry.path().string());
-  }
-  std::sort(elementwise.begin(), elementwise.end());
-  for (const auto& [op, path] : elementwise)
+  for (const auto& [op, file] : elementwise_table_files(dir))
     add_elementwise_rows(t.elementwise, op,
-                         read_measured_csv(path, {"tokens", "flops", "bytes", "kernels", "latency_us"}));
+                         read_measured_csv(dir + "/" + file, {"tokens", "flops", "bytes", "kernels", "latency_us"}));
   return t;
 }
 

@@ -42,6 +42,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/cost/cost_model.h"
@@ -130,6 +131,9 @@ CsvRows read_measured_csv(const std::string& path, const std::vector<std::string
 GemmTable build_gemm_table(const CsvRows& csv, const std::string& file);
 AttentionTable build_attention_table(const CsvRows& csv, const std::string& file);
 AllReduceTable build_allreduce_table(const CsvRows& csv, const std::string& file);
+// The elementwise tables in `dir`: (op, file name) of every elementwise_<op>.csv,
+// sorted by op (a directory's order is the file system's); none when `dir` is absent.
+std::vector<std::pair<std::string, std::string>> elementwise_table_files(const std::string& dir);
 // Adds op `op`'s rows (tokens,flops,bytes,kernels,latency_us) to `table`; rows
 // of equal kernels, bytes per token and tokens (two models of one shape) keep the faster.
 void add_elementwise_rows(ElementwiseTable& table, const std::string& op, const CsvRows& csv);
